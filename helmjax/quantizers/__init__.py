@@ -1,0 +1,5 @@
+"""Perceptual quantizers: JPEG in JAX (`jpeg`), real codecs (Pillow JPEG, LAME MP3), and a registry."""
+
+from helmjax.quantizers.registry import Quantized, QuantizerSpec, apply, available, get, quantizer, register
+
+__all__ = ["Quantized", "QuantizerSpec", "apply", "available", "get", "quantizer", "register"]

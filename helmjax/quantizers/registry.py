@@ -1,0 +1,103 @@
+"""A registry of quantizers: name -> function, so sweeps plug in built-in codecs and users' own.
+
+A quantizer maps a batch of examples and a level to a `Quantized` result:
+
+    fn(data: np.ndarray, level: int, **options) -> Quantized
+
+`data` is uint8 NHWC for images (float32 (N, T) for audio); the result keeps shape and dtype. `bits_per_item`
+is the real coded size of each example in bits (file size for a codec), or None where the quantizer has no
+coded form. Levels are integers (JPEG quality, MP3 kbps, bit depth); the lossless baseline is never passed
+to a quantizer (the sweep uses the data as is).
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from helmjax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantized:
+    data: np.ndarray
+    bits_per_item: Optional[np.ndarray]  # (N,) real coded bits per example, or None
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizerSpec:
+    name: str
+    fn: Callable[..., Quantized]
+    modality: str  # "image" or "audio"
+    level_name: str  # what a level means: "quality", "kbps", "bits"
+    level_range: tuple  # inclusive (low, high) of valid integer levels
+    description: str = ""
+
+
+_REGISTRY: dict = {}
+
+
+def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image", level_name: str = "quality",
+             level_range: Sequence[int] = (1, 100), description: str = "", overwrite: bool = False) -> QuantizerSpec:
+    """Registers `fn` under `name`; users call this from their own code to run their quantizer in a sweep."""
+    if not overwrite and name in _REGISTRY and _REGISTRY[name].fn is not fn:
+        raise UserError(f"quantizer {name!r} is already registered; pick another name or pass overwrite=True")
+    spec = QuantizerSpec(name, fn, modality, level_name, tuple(level_range), description)
+    _REGISTRY[name] = spec
+    return spec
+
+
+def quantizer(name: str, **kwargs) -> Callable:
+    """Decorator form of `register`."""
+    def wrap(fn):
+        register(name, fn, **kwargs)
+        return fn
+    return wrap
+
+
+def get(name: str) -> QuantizerSpec:
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown quantizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def available() -> list:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def check_level(spec: QuantizerSpec, level: Any) -> int:
+    """Validates one level for `spec` (an int in its range); bad input is a one-line UserError."""
+    low, high = spec.level_range
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= int(level) <= high:
+        raise UserError(f"{spec.level_name} {level!r} is out of range for quantizer {spec.name!r}: "
+                        f"use an integer in [{low}, {high}] or 'raw' for the lossless baseline")
+    return int(level)
+
+
+def apply(name: str, data: np.ndarray, level: int, **options) -> Quantized:
+    spec = get(name)
+    return spec.fn(data, check_level(spec, level), **options)
+
+
+_BUILTINS_LOADED = False
+
+
+def _load_builtins():
+    """Imports the built-in quantizer modules (each registers itself); lazily, so heavy codecs load on use."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    import importlib
+    for module in ("pillow_jpeg", "jpeg", "bitdepth", "mp3"):
+        try:
+            importlib.import_module(f"helmjax.quantizers.{module}")
+        except ModuleNotFoundError as e:
+            # A built-in whose optional dependency is missing is simply not offered.
+            if e.name and e.name.startswith("helmjax"):
+                continue
+            if e.name in ("lameenc", "soundfile"):
+                continue
+            raise
