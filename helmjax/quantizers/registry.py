@@ -32,17 +32,21 @@ class QuantizerSpec:
     level_name: str  # what a level means: "quality", "kbps", "bits"
     level_range: tuple  # inclusive (low, high) of valid integer levels
     description: str = ""
+    # Optional (level, sample_rate) -> dict of facts about a level recorded with each result row (for audio:
+    # the codec's actual output sample rate, ...).
+    level_info: Optional[Callable[..., dict]] = None
 
 
 _REGISTRY: dict = {}
 
 
 def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image", level_name: str = "quality",
-             level_range: Sequence[int] = (1, 100), description: str = "", overwrite: bool = False) -> QuantizerSpec:
+             level_range: Sequence[int] = (1, 100), description: str = "", overwrite: bool = False,
+             level_info: Optional[Callable[..., dict]] = None) -> QuantizerSpec:
     """Registers `fn` under `name`; users call this from their own code to run their quantizer in a sweep."""
     if not overwrite and name in _REGISTRY and _REGISTRY[name].fn is not fn:
         raise UserError(f"quantizer {name!r} is already registered; pick another name or pass overwrite=True")
-    spec = QuantizerSpec(name, fn, modality, level_name, tuple(level_range), description)
+    spec = QuantizerSpec(name, fn, modality, level_name, tuple(level_range), description, level_info)
     _REGISTRY[name] = spec
     return spec
 
