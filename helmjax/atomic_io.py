@@ -1,0 +1,58 @@
+"""Atomic file writes: temp file in the same directory, fsync, rename. A kill never leaves half a file."""
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Callable
+
+import numpy as np
+
+
+def write_with(path: pathlib.Path, write: Callable[[Any], None], mode: str = "wb"):
+    """Calls `write(file)` on a temp file beside `path`, then renames it into place."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes(path: pathlib.Path, data: bytes):
+    write_with(path, lambda f: f.write(data))
+
+
+def write_text(path: pathlib.Path, text: str):
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: pathlib.Path, obj: Any):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_npz(path: pathlib.Path, **arrays: np.ndarray):
+    write_with(path, lambda f: np.savez(f, **arrays))
+
+
+def write_npy(path: pathlib.Path, array: np.ndarray):
+    write_with(path, lambda f: np.save(f, array))
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, pathlib.Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,127 @@
+"""Experiments as data: load `experiments/<name>.py`, apply typed `--set key=value` overrides, validate early.
+
+Every experiment module defines `get_config()` returning a locked `ml_collections.ConfigDict` with the fields
+`name`, `data`, `quantizer`, `model`, `train`, `grid` (level x arch x seed) and `tolerance`. A typo in a key or
+a value of the wrong type is a one-line `UserError`, raised before anything is written.
+"""
+
+import ast
+import importlib.util
+import pathlib
+import sys
+from typing import Any, Iterable, List, Sequence
+
+import ml_collections
+
+from helmjax.errors import UserError
+
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+
+
+def experiment_names(directory: pathlib.Path = EXPERIMENTS_DIR) -> List[str]:
+    return sorted(p.stem for p in directory.glob("*.py") if not p.name.startswith("_"))
+
+
+def load_experiment(name: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_collections.ConfigDict:
+    path = directory / f"{name}.py"
+    if not path.is_file():
+        raise UserError(f"unknown experiment {name!r}; available: {', '.join(experiment_names(directory))} "
+                        f"(files in {directory})")
+    if str(directory.parent) not in sys.path:  # experiment files share `experiments/_common.py`
+        sys.path.insert(0, str(directory.parent))
+    spec = importlib.util.spec_from_file_location(f"helmjax_experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.lock()
+    return config
+
+
+def parse_value(text: str) -> Any:
+    """A Python literal when the text is one (numbers, booleans, lists, None), else the text as a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _check_type(key: str, old: Any, new: Any) -> Any:
+    if old is None or new is None:
+        return new
+    if isinstance(old, bool):
+        if isinstance(new, bool):
+            return new
+    elif isinstance(old, int):
+        if isinstance(new, int) and not isinstance(new, bool):
+            return new
+    elif isinstance(old, float):
+        if isinstance(new, (int, float)) and not isinstance(new, bool):
+            return float(new)
+    elif isinstance(old, str):
+        if isinstance(new, str):
+            return new
+        return str(new) if isinstance(new, (int, float)) and not isinstance(new, bool) else _type_error(key, old, new)
+    elif isinstance(old, (list, tuple)):
+        if isinstance(new, (list, tuple)):
+            return type(old)(new)
+        if isinstance(new, str) and "," in new:  # `--set grid.level=raw,1,50`
+            return type(old)(parse_value(v.strip()) for v in new.split(",") if v.strip())
+        return type(old)([new])  # `--set grid.seed=3` means the one-element list [3]
+    elif isinstance(new, type(old)):
+        return new
+    return _type_error(key, old, new)
+
+
+def _type_error(key, old, new):
+    raise UserError(f"--set {key}={new!r}: expected a {type(old).__name__} like {old!r}, "
+                    f"got a {type(new).__name__}")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> ml_collections.ConfigDict:
+    """Returns a copy of `config` with each `key=value` applied; the copy stays locked."""
+    config = ml_collections.ConfigDict(config.to_dict(), type_safe=False)
+    config.lock()
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item!r} is not of the form key=value (e.g. --set train.epochs=5)")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        parent, _, leaf = key.rpartition(".")
+        node = config
+        for part in parent.split(".") if parent else []:
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                raise UserError(f"--set {key}: unknown key {part!r}; known keys: {', '.join(flat_keys(config))}")
+            node = node[part]
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise UserError(f"--set {key}: unknown key; known keys: {', '.join(flat_keys(config))}")
+        old = node[leaf]
+        if isinstance(old, ml_collections.ConfigDict):
+            raise UserError(f"--set {key}: is a group; set one of its fields: "
+                            f"{', '.join(key + '.' + k for k in old.keys())}")
+        with config.unlocked():
+            node[leaf] = _check_type(key, old, parse_value(text))
+    return config
+
+
+def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in config.items():
+        if isinstance(v, ml_collections.ConfigDict):
+            keys += flat_keys(v, f"{prefix}{k}.")
+        else:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def parse_filters(filters: Sequence[str]) -> dict:
+    """`--only level=raw,20 --only arch=A` -> {"level": {"raw", 20}, "arch": {"A"}}."""
+    chosen = {}
+    for item in filters:
+        if "=" not in item:
+            raise UserError(f"--only {item!r} is not of the form axis=value[,value...] (e.g. --only arch=A,B)")
+        axis, values = item.split("=", 1)
+        axis = axis.strip()
+        if axis not in ("level", "arch", "seed"):
+            raise UserError(f"--only {item!r}: unknown grid axis {axis!r}; use level, arch or seed")
+        chosen.setdefault(axis, set()).update(parse_value(v.strip()) for v in values.split(","))
+    return chosen

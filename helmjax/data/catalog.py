@@ -1,0 +1,53 @@
+"""Datasets by name: which loader builds each one and what it needs, so configs and `--list` can name them."""
+
+import dataclasses
+import importlib
+import inspect
+
+from helmjax.data.dataset import ArrayDataset
+from helmjax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    module: str
+    function: str
+    modality: str  # "image" or "audio"
+    needs: str  # what the user must have, in words (for --list and error messages)
+
+
+DATASETS = {
+    "camera": DatasetEntry("helmjax.data.camera", "make_camera", "image",
+                           "nothing (procedural, generated in-process)"),
+    "cifar10_subset": DatasetEntry("helmjax.data.cifar10", "load_subset", "image",
+                                   "$HELMJAX_DATA_DIR/cifar10/cifar10_lossless_subset.npz"),
+    "cifar10": DatasetEntry("helmjax.data.cifar10", "load", "image",
+                            "a prepared tfds cifar10, or $HELMJAX_DATA_DIR/cifar10/cifar10_jpeg75.tar.gz"),
+    "image_folder": DatasetEntry("helmjax.data.image_folder", "load_image_folder", "image",
+                                 "a folder or tar of class subfolders (data.root)"),
+    "fsdd": DatasetEntry("helmjax.data.fsdd", "load_fsdd", "audio", "$HELMJAX_DATA_DIR/fsdd/recordings/*.wav"),
+    "guitar_fx": DatasetEntry("helmjax.data.guitar_fx", "make_guitar_fx", "audio",
+                              "nothing (procedural guitar effects, generated in-process)"),
+    "idmt": DatasetEntry("helmjax.data.audio_folder", "load_idmt", "audio",
+                         "IDMT-SMT-Audio-Effects as distributed (data.root)"),
+    "audio_folder": DatasetEntry("helmjax.data.audio_folder", "load_audio_folder", "audio",
+                                 "a folder of class subfolders of WAV/FLAC/MP3 files (data.root)"),
+}
+
+
+def entry(name: str) -> DatasetEntry:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load(name: str, **options) -> ArrayDataset:
+    """Builds dataset `name` with `options` (the config's data fields other than `name`)."""
+    e = entry(name)
+    loader = getattr(importlib.import_module(e.module), e.function)
+    accepted = inspect.signature(loader).parameters
+    unknown = sorted(k for k in options if k not in accepted)
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        raise UserError(f"dataset {name!r} takes no option(s) {', '.join(unknown)}; "
+                        f"it accepts: {', '.join(accepted) or 'none'}")
+    return loader(**options)

@@ -1,0 +1,122 @@
+"""A dataset quantized at one level: the arrays to train on and what the level costs (bits per pixel / second).
+
+Quantized copies are cached in the workdir keyed by (dataset contents, quantizer, level, options, split), written
+atomically, so a re-run or a resumed sweep never recompresses, and a corrupt cache file is rebuilt.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import pathlib
+from typing import Optional, Union
+
+import numpy as np
+
+from helmjax import atomic_io
+from helmjax.data.dataset import ArrayDataset
+from helmjax.errors import UserError
+from helmjax.quantizers import registry
+
+RAW = "raw"
+APPLY_TO = ("both", "train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelData:
+    level: Union[int, str]
+    x_train: np.ndarray
+    x_test: np.ndarray
+    info: dict  # bpp (images) or bits_per_second (audio), bytes_per_item, sample_rate, ...
+
+
+def fingerprint(ds: ArrayDataset) -> str:
+    """Content hash of a dataset (its arrays), so the cache key changes whenever the data does."""
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()[:20]
+
+
+def _cache_path(cache_dir: pathlib.Path, key: dict) -> pathlib.Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_dir / f"{key['quantizer']}-{key['level']}-{key['split']}-{digest}.npz"
+
+
+def _load_cached(path: pathlib.Path, like: np.ndarray):
+    try:
+        with np.load(path) as f:
+            data, bits = f["data"], f["bits"]
+        if data.shape != like.shape or data.dtype != like.dtype:
+            raise ValueError(f"shape {data.shape} {data.dtype} != {like.shape} {like.dtype}")
+        return data, bits
+    except Exception as e:  # truncated or corrupt (a kill during a write by an older version, a full disk)
+        logging.warning("quantized cache %s is unreadable (%s); recomputing it", path, e)
+        return None
+
+
+def quantize_split(x: np.ndarray, quantizer: str, level: int, options: dict, cache_dir: Optional[pathlib.Path],
+                   key_base: dict, split: str):
+    """(quantized x, bits per item) for one split, through the cache when `cache_dir` is given."""
+    path = None
+    if cache_dir is not None:
+        key = dict(key_base, quantizer=quantizer, level=level, split=split, options=options)
+        path = _cache_path(pathlib.Path(cache_dir), key)
+        if path.exists():
+            cached = _load_cached(path, x)
+            if cached is not None:
+                return cached
+    result = registry.apply(quantizer, x, level, **options)
+    if result.data.shape != x.shape or result.data.dtype != x.dtype:
+        raise UserError(f"quantizer {quantizer!r} returned {result.data.shape} {result.data.dtype} for input "
+                        f"{x.shape} {x.dtype}; a quantizer must keep shape and dtype")
+    bits = result.bits_per_item if result.bits_per_item is not None else np.full(len(x), np.nan)
+    if path is not None:
+        atomic_io.write_npz(path, data=result.data, bits=np.asarray(bits, np.float64))
+    return result.data, bits
+
+
+def raw_info(ds: ArrayDataset) -> dict:
+    if ds.sample_rate:  # 16-bit PCM
+        return {"bpp": None, "bits_per_second": 16.0 * ds.sample_rate, "sample_rate": ds.sample_rate,
+                "bytes_per_item": 2.0 * ds.x_train.shape[1]}
+    pixels_channels = int(np.prod(ds.x_train.shape[1:]))
+    channels = ds.x_train.shape[-1] if ds.x_train.ndim == 4 else 1
+    return {"bpp": 8.0 * channels, "bits_per_second": None, "sample_rate": None,
+            "bytes_per_item": float(pixels_channels)}
+
+
+def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec, level: int, options: dict) -> dict:
+    mean_bits = float(np.mean(bits)) if len(bits) else float("nan")
+    info = {"bytes_per_item": mean_bits / 8.0, "bpp": None, "bits_per_second": None, "sample_rate": None}
+    if spec.modality == "audio":
+        duration = ds.x_train.shape[1] / ds.sample_rate
+        info["bits_per_second"] = mean_bits / duration
+        info["sample_rate"] = ds.sample_rate
+        if spec.level_info is not None:  # e.g. LAME's actual output sample rate at this bitrate
+            info.update(spec.level_info(level, ds.sample_rate))
+    else:
+        info["bpp"] = mean_bits / (ds.x_train.shape[1] * ds.x_train.shape[2])
+    return info
+
+
+def quantize(ds: ArrayDataset, level: Union[int, str], quantizer: str, options: dict, apply_to: str = "both",
+             cache_dir: Optional[pathlib.Path] = None, dataset_key: Optional[str] = None) -> LevelData:
+    """The dataset at `level` ("raw" = as is); `apply_to` says which splits are compressed."""
+    if level == RAW:
+        return LevelData(RAW, ds.x_train, ds.x_test, raw_info(ds))
+    if apply_to not in APPLY_TO:
+        raise UserError(f"quantizer.apply_to={apply_to!r}; use one of {', '.join(APPLY_TO)}")
+    spec = registry.get(quantizer)
+    options = dict(options)
+    if spec.modality == "audio":
+        options.setdefault("sample_rate", ds.sample_rate)
+    key_base = {"dataset": dataset_key or fingerprint(ds)}
+    x_train, x_test, bits = ds.x_train, ds.x_test, None
+    if apply_to in ("both", "train"):
+        x_train, bits = quantize_split(ds.x_train, quantizer, level, options, cache_dir, key_base, "train")
+    if apply_to in ("both", "test"):
+        x_test, test_bits = quantize_split(ds.x_test, quantizer, level, options, cache_dir, key_base, "test")
+        bits = test_bits if bits is None else np.concatenate([bits, test_bits])
+    return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options))

@@ -1,0 +1,162 @@
+"""One training run in its own directory: resume from the latest checkpoint, log metrics, keep the best.
+
+The directory holds `config.json`, `metrics.jsonl` (one line per epoch), orbax checkpoints (`ckpt/latest`,
+`ckpt/best`), `test_correct.npy` and, once finished, `result.json` (the done marker). The best epoch is chosen on
+validation accuracy, never on test; test accuracy is measured once, with the best-validation parameters.
+"""
+
+import dataclasses
+import json
+import pathlib
+import threading
+import time
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from helmjax import atomic_io
+from helmjax.checkpoints import RunCheckpoints
+from helmjax.train import Trainer, check_finite
+
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+class StopRequested(Exception):
+    """SIGTERM/Ctrl-C arrived: the run stopped at a clean point; its latest checkpoint is complete."""
+
+
+@dataclasses.dataclass
+class StopFlag:
+    """Set from a signal handler; checked between steps."""
+    event: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def set(self):
+        self.event.set()
+
+    def __bool__(self):
+        return self.event.is_set()
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitData:
+    """Device arrays of one run: train (without the validation part), validation and test."""
+    x_train: jax.Array
+    y_train: jax.Array
+    x_val: jax.Array
+    y_val: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+
+
+def read_metrics(run_dir: pathlib.Path) -> list:
+    """Epoch rows of `metrics.jsonl`; a torn last line (a kill mid-write) is ignored."""
+    path = pathlib.Path(run_dir) / METRICS_FILE
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def read_result(run_dir: pathlib.Path) -> Optional[dict]:
+    path = pathlib.Path(run_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # never happens with atomic writes; treat as not done
+
+
+def _append_metrics(run_dir: pathlib.Path, row: dict):
+    with open(pathlib.Path(run_dir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed: int, epochs: int,
+              stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None,
+              on_step: Optional[Callable[[int, int], None]] = None) -> dict:
+    """Trains (or resumes) one run to `epochs`; returns its result fields (accuracies, best epoch, timing).
+
+    Raises `StopRequested` when `stop` is set, after leaving the latest complete checkpoint in place, and
+    `TrainingDiverged` on a NaN/inf loss.
+    """
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = RunCheckpoints(run_dir)
+    try:
+        init_rng, train_rng = jax.random.split(jax.random.key(seed))
+        state = trainer.init(np.asarray(data.x_train[:1]), init_rng)
+        start_epoch, train_seconds = 0, 0.0
+        restored = checkpoints.restore_latest(state)
+        if restored is not None:
+            start_epoch, state, meta = restored
+            train_seconds = float(meta.get("train_seconds", 0.0))
+        # Rows past the resume point belong to an epoch that will be trained again.
+        history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
+        atomic_io.write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+        best_val = max((r["val_acc"] for r in history), default=-1.0)
+
+        for epoch in range(start_epoch + 1, epochs + 1):
+            t0 = time.perf_counter()
+
+            def step_hook(i, n):
+                if stop:
+                    raise StopRequested()
+                if on_step is not None:
+                    on_step(i, n)
+
+            state, train_loss, train_acc = trainer.train_epoch(state, data.x_train, data.y_train,
+                                                               jax.random.fold_in(train_rng, epoch), step_hook)
+            check_finite(train_loss, epoch)
+            val_loss, val_acc, _ = trainer.evaluate(state, data.x_val, data.y_val)
+            seconds = time.perf_counter() - t0
+            train_seconds += seconds
+            row = {"epoch": epoch, "step": int(state.step), "train_loss": train_loss, "train_acc": train_acc,
+                   "val_loss": val_loss, "val_acc": val_acc, "epoch_seconds": seconds,
+                   "lr": float(trainer.learning_rate(int(state.step)))}
+            _append_metrics(run_dir, row)
+            meta = {"epoch": epoch, "train_seconds": train_seconds}
+            if val_acc > best_val:
+                best_val = val_acc
+                _drop_steps_from(checkpoints.best, epoch)  # stale "future" best from before a kill
+                checkpoints.save_best(epoch, state, meta)
+            checkpoints.save_latest(epoch, state, meta)
+            if on_epoch is not None:
+                on_epoch(row)
+            if stop:
+                raise StopRequested()
+
+        history = read_metrics(run_dir)
+        if not history:
+            raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
+        best_row = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
+        restored = checkpoints.restore_best(state)
+        if restored is None or restored[0] != best_row["epoch"]:
+            raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
+        _, best_state, _ = restored
+        _, test_acc, test_correct = trainer.evaluate(best_state, data.x_test, data.y_test)
+        atomic_io.write_npy(run_dir / "test_correct.npy", test_correct)
+        return {"val_acc": best_row["val_acc"], "test_acc": test_acc, "best_epoch": best_row["epoch"],
+                "epochs": len(history), "train_seconds": train_seconds, "num_test": int(len(test_correct)),
+                "final_train_loss": history[-1]["train_loss"]}
+    finally:
+        checkpoints.close()
+
+
+def _drop_steps_from(manager, epoch: int):
+    manager.reload()
+    for step in manager.all_steps():
+        if step >= epoch:
+            manager.delete(step)
+
+
+def failed_result(error: str) -> dict:
+    return {"val_acc": None, "test_acc": None, "best_epoch": None, "epochs": None, "train_seconds": None,
+            "num_test": None, "status": "failed", "error": error}

@@ -1,0 +1,320 @@
+"""A sweep: every (level, arch, seed) of an experiment's grid, trained in its own run directory.
+
+Layout of `<workdir>/<experiment>/`: `sweep.json` (the config), `runs/<run>/` (see `runner`), `cache/` (quantized
+copies), `examples.npz` (a few test images per level), `results.jsonl` / `results.csv` (one row per finished run,
+rebuilt from the runs' `result.json` files, so they are never half-written), and the report. Finished runs are
+skipped on a re-run; interrupted ones resume from their latest checkpoint.
+"""
+
+import csv
+import dataclasses
+import fcntl
+import io
+import json
+import logging
+import os
+import pathlib
+import time
+from typing import Iterable, List, Optional, Union
+
+import jax
+import ml_collections
+import numpy as np
+
+from helmjax import atomic_io, models
+from helmjax.data import catalog
+from helmjax.data.dataset import ArrayDataset
+from helmjax.errors import UserError
+from helmjax.quantized_data import RAW, LevelData, fingerprint, quantize
+from helmjax.quantizers import registry
+from helmjax.runner import (SplitData, StopFlag, StopRequested, failed_result, read_result, train_run,
+                            RESULT_FILE)
+from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings
+
+LEVEL_PREFIX = {"quality": "q", "kbps": "kbps", "bits": "b"}
+RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bits_per_second",
+                  "sample_rate", "bytes_per_item", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
+                  "epochs", "train_seconds", "num_test", "status", "error"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    level: Union[int, str]
+    arch: str
+    seed: int
+    name: str
+
+
+def level_tag(level_name: str, level) -> str:
+    return RAW if level == RAW else f"{LEVEL_PREFIX.get(level_name, level_name)}{level}"
+
+
+def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> List[RunSpec]:
+    """The grid in run order (level, then arch, then seed), filtered by `only` ({axis: allowed values})."""
+    level_name = registry.get(config.quantizer.name).level_name
+    runs = []
+    for level in config.grid.level:
+        for arch in config.grid.arch:
+            for seed in config.grid.seed:
+                values = {"level": level, "arch": arch, "seed": seed}
+                if only and any(values[a] not in allowed for a, allowed in only.items()):
+                    continue
+                runs.append(RunSpec(level, arch, seed, f"{level_tag(level_name, level)}-{arch}-s{seed}"))
+    return runs
+
+
+def train_settings(config: ml_collections.ConfigDict) -> TrainSettings:
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{k: v for k, v in config.train.to_dict().items() if k in fields})
+
+
+def validate(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> List[RunSpec]:
+    """Checks everything a user can get wrong before anything is written; returns the runs to do."""
+    spec = registry.get(config.quantizer.name)
+    data = catalog.entry(config.data.name)
+    if spec.modality != data.modality:
+        raise UserError(f"quantizer {spec.name!r} is for {spec.modality} but dataset {config.data.name!r} is "
+                        f"{data.modality}; pick a matching quantizer")
+    if not config.grid.level:
+        raise UserError("grid.level is empty; give at least one level, e.g. --set grid.level=raw,20,50")
+    for level in config.grid.level:
+        if level != RAW:
+            registry.check_level(spec, level)
+    family = config.model.family
+    for arch in config.grid.arch:
+        if arch not in models.archs(family):
+            raise UserError(f"unknown {family} architecture {arch!r}; use one of {', '.join(models.archs(family))}")
+    for seed in config.grid.seed:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise UserError(f"grid.seed has {seed!r}; seeds are integers >= 0")
+    if config.train.optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {config.train.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise UserError("train.epochs and train.batch_size must be >= 1")
+    if not 0.0 < config.train.val_fraction < 1.0:
+        raise UserError(f"train.val_fraction={config.train.val_fraction} must be in (0, 1)")
+    runs = grid_runs(config, only)
+    if not runs:
+        raise UserError("the --only filter leaves no run of the grid; check its values against --list")
+    return runs
+
+
+class SweepLock:
+    """An exclusive lock on the sweep directory, so two processes cannot write the same sweep."""
+
+    def __init__(self, sweep_dir: pathlib.Path):
+        self.path = sweep_dir / ".lock"
+
+    def __enter__(self):
+        self.file = open(self.path, "w")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise UserError(f"{self.path.parent} is in use by another run.py; wait for it, or use another "
+                            f"--workdir") from None
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def split_validation(ds: ArrayDataset, fraction: float, seed: int):
+    """Indices (train, val) of the training set; the same examples at every level, stratified by class."""
+    rng = np.random.RandomState(seed)
+    val = []
+    for c in np.unique(ds.y_train):
+        members = np.flatnonzero(ds.y_train == c)
+        rng.shuffle(members)
+        val.append(members[: max(1, int(round(fraction * len(members))))])
+    val = np.sort(np.concatenate(val))
+    train = np.setdiff1d(np.arange(len(ds.y_train)), val)
+    return train, val
+
+
+def featurize(config: ml_collections.ConfigDict, ds: ArrayDataset, x: np.ndarray) -> np.ndarray:
+    """Model input from stored data: images as they are (uint8), audio as a log-mel spectrogram."""
+    features = config.get("features")
+    if not features or features.get("name") in (None, "none"):
+        return x
+    from helmjax import features as feature_lib  # audio only: keeps image sweeps free of it
+    options = {k: v for k, v in features.to_dict().items() if k != "name"}
+    return np.asarray(feature_lib.log_mel_spectrogram(x, ds.sample_rate, **options))
+
+
+def result_row(config, spec: RunSpec, level_data_info: dict, params: int, fields: dict) -> dict:
+    level_name = registry.get(config.quantizer.name).level_name
+    row = {"run": spec.name, "experiment": config.name, "dataset": config.data.name,
+           "quantizer": config.quantizer.name, "level_name": level_name, "level": spec.level,
+           level_name: spec.level, "arch": spec.arch, "params": params, "seed": spec.seed, "status": "done",
+           "error": None}
+    row.update({k: level_data_info.get(k) for k in ("bpp", "bits_per_second", "sample_rate", "bytes_per_item")})
+    row.update(fields)
+    return row
+
+
+def collect_results(sweep_dir: pathlib.Path, config) -> List[dict]:
+    """Rows of every finished (or failed) run, in grid order."""
+    rows = []
+    for spec in grid_runs(config):
+        result = read_result(sweep_dir / "runs" / spec.name)
+        if result is not None:
+            rows.append(result)
+    return rows
+
+
+def write_results(sweep_dir: pathlib.Path, rows: List[dict]):
+    level_names = sorted({r["level_name"] for r in rows})
+    columns = RESULT_COLUMNS[:6] + level_names + RESULT_COLUMNS[6:]
+    atomic_io.write_text(sweep_dir / "results.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in columns})
+    atomic_io.write_text(sweep_dir / "results.csv", buf.getvalue())
+
+
+def _model_knobs(config) -> dict:
+    return {k: v for k, v in config.model.to_dict().items() if k != "family"}
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    sweep_dir: pathlib.Path
+    rows: List[dict]
+    trained: List[str]
+    skipped: List[str]
+    failed: List[str]
+
+
+def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, only: Optional[dict] = None,
+              stop: Optional[StopFlag] = None, progress: bool = True, log=print) -> SweepOutcome:
+    """Runs (or resumes) the sweep; returns its rows. Raises `StopRequested` after a clean stop."""
+    runs = validate(config, only)
+    sweep_dir = pathlib.Path(workdir) / config.name
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with SweepLock(sweep_dir):
+        atomic_io.write_json(sweep_dir / "sweep.json", _sweep_record(config))
+        todo = [r for r in runs if read_result(sweep_dir / "runs" / r.name) is None]
+        skipped = [r.name for r in runs if r not in todo]
+        if skipped:
+            log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
+        trained, failed = [], []
+        if todo:
+            trained, failed = _train_runs(config, sweep_dir, runs, todo, stop, progress, log)
+        rows = collect_results(sweep_dir, config)
+        write_results(sweep_dir, rows)
+    return SweepOutcome(sweep_dir, rows, trained, skipped, failed)
+
+
+def _sweep_record(config) -> dict:
+    record = config.to_dict()
+    spec = registry.get(config.quantizer.name)
+    record.update(level_name=spec.level_name, dataset=config.data.name, quantizer_name=spec.name)
+    return record
+
+
+def load_data(config, sweep_dir: pathlib.Path) -> ArrayDataset:
+    options = {k: v for k, v in config.data.to_dict().items() if k not in ("name", "split_seed")}
+    if config.data.name in ("cifar10",):
+        options.setdefault("cache_dir", str(sweep_dir.parent / "cache" / "datasets"))
+    return catalog.load(config.data.name, **options)
+
+
+def _train_runs(config, sweep_dir, runs, todo, stop, progress, log):
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    ds = load_data(config, sweep_dir)
+    log(f"dataset {config.data.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.num_classes} classes"
+        + (f", {ds.skipped} unreadable files skipped" if ds.skipped else "") + f" ({time.perf_counter() - t0:.1f} s)")
+    key = fingerprint(ds)
+    train_idx, val_idx = split_validation(ds, config.train.val_fraction, config.data.get("split_seed", 0))
+    settings = train_settings(config)
+    family = config.model.family
+    is_image = catalog.entry(config.data.name).modality == "image"
+    trainers = {}
+    quantizer_options = {k: v for k, v in config.quantizer.to_dict().items() if k not in ("name", "apply_to")}
+    cache_dir = sweep_dir / "cache"
+    _write_examples(config, ds, sweep_dir, quantizer_options)
+
+    trained, failed = [], []
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress, position=0)
+    for level in config.grid.level:
+        level_runs = [r for r in todo if r.level == level]
+        if not level_runs:
+            continue
+        tq = time.perf_counter()
+        level_data = quantize(ds, level, config.quantizer.name, quantizer_options, config.quantizer.apply_to,
+                              cache_dir, key)
+        info = level_data.info
+        log(f"level {level_tag(registry.get(config.quantizer.name).level_name, level)}: "
+            + (f"{info['bpp']:.3f} bits/pixel" if info.get("bpp") is not None else
+               f"{info['bits_per_second'] / 1000:.1f} kbit/s")
+            + f" ({time.perf_counter() - tq:.1f} s)")
+        x_train = featurize(config, ds, level_data.x_train)
+        x_test = featurize(config, ds, level_data.x_test)
+        for spec in level_runs:
+            if spec.arch not in trainers:
+                model = models.build(family, spec.arch, ds.num_classes, **_model_knobs(config))
+                trainers[spec.arch] = Trainer(model, settings, is_image)
+            trainer = trainers[spec.arch]
+            data = SplitData(trainer.put(x_train[train_idx]), trainer.put(ds.y_train[train_idx].astype(np.int32)),
+                             trainer.put(x_train[val_idx]), trainer.put(ds.y_train[val_idx].astype(np.int32)),
+                             trainer.put(x_test), trainer.put(ds.y_test.astype(np.int32)))
+            run_dir = sweep_dir / "runs" / spec.name
+            bar.set_description(f"run {spec.name}")
+            epoch_bar = tqdm(total=config.train.epochs, desc=f"  {spec.name} epochs", unit="ep", leave=False,
+                             disable=not progress, position=1)
+            done_epochs = len([1 for _ in _existing_epochs(run_dir)])
+            epoch_bar.update(min(done_epochs, config.train.epochs))
+
+            def on_epoch(row):
+                epoch_bar.update(1)
+                epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                                      val=f"{row['val_acc']:.3f}")
+
+            atomic_io.write_json(run_dir / "config.json", {"run": spec.name, "level": spec.level, "arch": spec.arch,
+                                                           "seed": spec.seed, "config": config.to_dict()})
+            params = None
+            try:
+                state_shape = jax.eval_shape(lambda: trainer.init(np.asarray(x_train[:1]), jax.random.key(0)))
+                params = models.param_count(state_shape.params)
+                fields = train_run(run_dir, trainer, data, seed=spec.seed, epochs=config.train.epochs, stop=stop,
+                                   on_epoch=on_epoch)
+                row = result_row(config, spec, info, params, fields)
+                trained.append(spec.name)
+            except TrainingDiverged as e:
+                row = result_row(config, spec, info, params, failed_result(str(e)))
+                failed.append(spec.name)
+                log(f"run {spec.name} failed: {e}")
+            finally:
+                epoch_bar.close()
+            atomic_io.write_json(run_dir / RESULT_FILE, row)
+            bar.update(1)
+            if row["status"] == "done":
+                bar.write(f"  {spec.name}: test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']}, "
+                          f"val {row['val_acc']:.4f}, {row['train_seconds']:.1f} s)")
+    bar.close()
+    return trained, failed
+
+
+def _existing_epochs(run_dir: pathlib.Path) -> Iterable[int]:
+    from helmjax.runner import read_metrics
+    return (r["epoch"] for r in read_metrics(run_dir))
+
+
+def _write_examples(config, ds: ArrayDataset, sweep_dir: pathlib.Path, quantizer_options: dict, count: int = 8):
+    """A few test images at every level, for the report's example grid (images only; cheap)."""
+    if ds.x_test.ndim != 4 or (sweep_dir / "examples.npz").exists():
+        return
+    picks = ds.x_test[:count]
+    arrays = {"raw": picks}
+    for level in config.grid.level:
+        if level != RAW:
+            arrays[f"level_{level}"] = registry.apply(config.quantizer.name, picks, level, **quantizer_options).data
+    atomic_io.write_npz(sweep_dir / "examples.npz", **arrays)

@@ -1,0 +1,246 @@
+"""Training one classifier: a pure jitted step, evaluation, augmentation and the epoch loop.
+
+The dataset lives on the device (uint8 for images, float32 for features); each step gathers its batch by index
+inside the jitted function, so no batch crosses from the host per step. The batch axis is sharded over a `data`
+mesh axis spanning every device; parameters are replicated. Randomness comes from the run key folded with the
+epoch and step, so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+import dataclasses
+import math
+from typing import Any, Callable, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from helmjax.errors import UserError
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum), "adam", "adadelta"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    lr_decay: float = 1e-6  # Keras-style per-step decay: lr / (1 + decay * step)
+    rho: float = 0.95  # adadelta
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    epochs: int = 200
+    augment: bool = True  # random shift up to `shift_fraction` of H and W, and a horizontal flip
+    shift_fraction: float = 0.1
+    standardize: bool = False  # per-image standardisation (zero mean, unit variance) instead of x / 255
+    max_steps_per_epoch: int = 0  # > 0 caps an epoch (smoke tests); 0 = one pass over the training set
+
+
+OPTIMIZERS = ("sgd", "adam", "adadelta")
+
+
+def learning_rate_schedule(settings: TrainSettings) -> optax.Schedule:
+    if settings.lr_decay:
+        return lambda step: settings.lr / (1.0 + settings.lr_decay * step)
+    return optax.constant_schedule(settings.lr)
+
+
+def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
+    schedule = learning_rate_schedule(settings)
+    if settings.optimizer == "sgd":
+        return optax.sgd(schedule, momentum=settings.momentum or None, nesterov=settings.nesterov)
+    if settings.optimizer == "adam":
+        return optax.adam(schedule)
+    if settings.optimizer == "adadelta":
+        return optax.adadelta(schedule, rho=settings.rho, eps=1e-7)
+    raise UserError(f"unknown optimizer {settings.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+def data_mesh() -> jax.sharding.Mesh:
+    """A 1-D mesh named `data` over every device of every process."""
+    return jax.make_mesh((jax.device_count(),), ("data",))
+
+
+def to_model_input(x: jax.Array, standardize: bool) -> jax.Array:
+    """The one place where stored data becomes model input: uint8 -> float32 in [0, 1] (or standardised)."""
+    if x.dtype == jnp.uint8:
+        x = x.astype(jnp.float32) / 255.0
+    else:
+        x = x.astype(jnp.float32)
+    if standardize:
+        axes = tuple(range(1, x.ndim))
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        std = jnp.maximum(jnp.std(x, axis=axes, keepdims=True), 1.0 / math.sqrt(np.prod(x.shape[1:])))
+        x = (x - mean) / std
+    return x
+
+
+def augment(images: jax.Array, rng: jax.Array, shift_fraction: float) -> jax.Array:
+    """Random shift (edge-replicating, like Keras' fill_mode='nearest') and horizontal flip of NHWC images."""
+    n, h, w, _ = images.shape
+    dy_max, dx_max = int(round(h * shift_fraction)), int(round(w * shift_fraction))
+    shift_rng, flip_rng = jax.random.split(rng)
+    padded = jnp.pad(images, ((0, 0), (dy_max, dy_max), (dx_max, dx_max), (0, 0)), mode="edge")
+    offsets = jax.random.randint(shift_rng, (n, 2), 0, jnp.array([2 * dy_max + 1, 2 * dx_max + 1]))
+
+    def crop(image, offset):
+        return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, image.shape[-1]))
+
+    shifted = jax.vmap(crop)(padded, offsets)
+    flip = jax.random.bernoulli(flip_rng, 0.5, (n, 1, 1, 1))
+    return jnp.where(flip, shifted[:, :, ::-1, :], shifted)  # axis 2 is width: a true horizontal flip
+
+
+def init_state(model: nn.Module, sample_input: jax.Array, tx: optax.GradientTransformation,
+               rng: jax.Array) -> TrainState:
+    variables = model.init({"params": rng, "dropout": rng}, sample_input, train=False)
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
+
+
+def _apply(model, state_params, batch_stats, x, train, rng=None):
+    variables = {"params": state_params}
+    if batch_stats:
+        variables["batch_stats"] = batch_stats
+    if train and batch_stats:
+        logits, updates = model.apply(variables, x, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+    if train:
+        return model.apply(variables, x, train=True, rngs={"dropout": rng}), batch_stats
+    return model.apply(variables, x, train=False), batch_stats
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
+                    is_image: bool) -> Callable:
+    """(state, data_x, data_y, indices, rng) -> (state, metrics); metrics are sums so they average right."""
+
+    def step(state: TrainState, data_x, data_y, indices, rng):
+        x = jnp.take(data_x, indices, axis=0)
+        y = jnp.take(data_y, indices, axis=0)
+        aug_rng, dropout_rng = jax.random.split(rng)
+        if is_image and settings.augment:
+            x = augment(x, aug_rng, settings.shift_fraction)
+        x = to_model_input(x, settings.standardize)
+
+        def loss_fn(params):
+            logits, batch_stats = _apply(model, params, state.batch_stats, x, True, dropout_rng)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return jnp.mean(loss), (logits, loss, batch_stats)
+
+        (_, (logits, losses, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss_sum": jnp.sum(losses), "correct": jnp.sum(jnp.argmax(logits, -1) == y),
+                   "count": jnp.asarray(y.shape[0], jnp.int32)}
+        return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
+
+    return step
+
+
+def make_eval_step(model: nn.Module, settings: TrainSettings) -> Callable:
+    """(state, data_x, data_y, indices, mask) -> (loss_sum, correct per example); padded rows are masked."""
+
+    def step(state: TrainState, data_x, data_y, indices, mask):
+        x = to_model_input(jnp.take(data_x, indices, axis=0), settings.standardize)
+        y = jnp.take(data_y, indices, axis=0)
+        logits, _ = _apply(model, state.params, state.batch_stats, x, False)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        correct = (jnp.argmax(logits, -1) == y) & mask
+        return jnp.sum(jnp.where(mask, losses, 0.0)), correct
+
+    return step
+
+
+@dataclasses.dataclass
+class Trainer:
+    """Compiled steps and device-resident data for one (model, settings, data shape); reusable across runs."""
+    model: nn.Module
+    settings: TrainSettings
+    is_image: bool
+    mesh: jax.sharding.Mesh = dataclasses.field(default_factory=data_mesh)
+
+    def __post_init__(self):
+        self.tx = make_optimizer(self.settings)
+        self.learning_rate = learning_rate_schedule(self.settings)
+        replicated = NamedSharding(self.mesh, P())
+        sharded = NamedSharding(self.mesh, P("data"))
+        self._replicated, self._sharded = replicated, sharded
+        self.train_step = jax.jit(make_train_step(self.model, self.tx, self.settings, self.is_image),
+                                  in_shardings=(replicated, replicated, replicated, sharded, replicated),
+                                  out_shardings=(replicated, replicated), donate_argnums=(0,))
+        self.eval_step = jax.jit(make_eval_step(self.model, self.settings),
+                                 in_shardings=(replicated, replicated, replicated, sharded, sharded),
+                                 out_shardings=(replicated, sharded))
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh.devices.size
+
+    def put(self, array: np.ndarray) -> jax.Array:
+        """Places a whole dataset array on the devices (replicated), once per run."""
+        return jax.device_put(array, self._replicated)
+
+    def init(self, sample_input: np.ndarray, rng: jax.Array) -> TrainState:
+        x = to_model_input(jnp.asarray(sample_input[:1]), self.settings.standardize)
+        state = init_state(self.model, x, self.tx, rng)
+        return jax.device_put(state, self._replicated)
+
+    def train_epoch(self, state: TrainState, data_x: jax.Array, data_y: jax.Array, epoch_rng: jax.Array,
+                    on_step: Optional[Callable] = None):
+        """One shuffled pass (the last partial batch is dropped); returns (state, mean loss, accuracy)."""
+        n = data_x.shape[0]
+        batch = self.settings.batch_size
+        if batch % self.num_devices:
+            raise UserError(f"train.batch_size={batch} must be a multiple of the {self.num_devices} devices")
+        steps = n // batch
+        if steps == 0:
+            raise UserError(f"train.batch_size={batch} is larger than the {n} training examples; lower it")
+        if self.settings.max_steps_per_epoch:
+            steps = min(steps, self.settings.max_steps_per_epoch)
+        perm_rng, step_rng = jax.random.split(epoch_rng)
+        order = np.asarray(jax.random.permutation(perm_rng, n))[: steps * batch].reshape(steps, batch)
+        sums = None
+        for i in range(steps):
+            state, metrics = self.train_step(state, data_x, data_y, order[i], jax.random.fold_in(step_rng, i))
+            sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
+            if on_step is not None:
+                on_step(i, steps)
+        sums = jax.device_get(sums)
+        count = max(int(sums["count"]), 1)
+        return state, float(sums["loss_sum"]) / count, float(sums["correct"]) / count
+
+    def evaluate(self, state: TrainState, data_x: jax.Array, data_y: jax.Array):
+        """Mean loss, accuracy and per-example correctness over the whole array (padded to full batches)."""
+        n = data_x.shape[0]
+        batch = self.settings.eval_batch_size
+        batch = max(self.num_devices, batch - batch % self.num_devices)
+        loss_sum, correct = 0.0, []
+        for start in range(0, n, batch):
+            idx = np.arange(start, start + batch)
+            mask = idx < n
+            idx = np.where(mask, idx, 0)
+            batch_loss, batch_correct = self.eval_step(state, data_x, data_y, idx, mask)
+            loss_sum += float(batch_loss)
+            correct.append(np.asarray(batch_correct)[mask])
+        correct = np.concatenate(correct) if correct else np.zeros(0, bool)
+        return loss_sum / max(n, 1), float(correct.mean()) if n else float("nan"), correct
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run is marked failed with this reason."""
+
+
+def check_finite(loss: float, epoch: int):
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training loss became {loss} at epoch {epoch}; lower train.lr or check the data")

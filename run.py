@@ -1,0 +1,93 @@
+"""helmjax's command line: run (or resume) an experiment's sweep, list experiments, or rebuild its report.
+
+    python run.py                                  # the embedded demo, no download
+    python run.py --experiment=cifar_q_sweep --set train.epochs=50 --only arch=A,F
+    python run.py --list
+    python run.py --experiment=demo_q_sweep --analyze
+"""
+
+import pathlib
+import signal
+import sys
+
+from absl import app, flags, logging
+
+from helmjax import config as config_lib
+from helmjax.errors import UserError
+
+EXPERIMENT = flags.DEFINE_string("experiment", "demo_q_sweep", "Experiment name: a file experiments/<name>.py.")
+WORKDIR = flags.DEFINE_string("workdir", "./runs", "Where sweeps, caches and reports are written.")
+SET = flags.DEFINE_multi_string("set", [], "Typed config override key=value (repeatable), e.g. train.epochs=5.")
+ONLY = flags.DEFINE_multi_string("only", [], "Run part of the grid: axis=v1,v2 with axis level, arch or seed.")
+LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
+ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
+PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+
+
+def list_experiments():
+    from helmjax.data import catalog
+    for name in config_lib.experiment_names():
+        try:
+            c = config_lib.load_experiment(name)
+            size = len(c.grid.level) * len(c.grid.arch) * len(c.grid.seed)
+            print(f"{name:24s} {size:4d} runs ({len(c.grid.level)} levels x {len(c.grid.arch)} archs x "
+                  f"{len(c.grid.seed)} seeds)  data: {c.data.name}: {catalog.entry(c.data.name).needs}")
+        except Exception as e:  # one broken experiment file must not hide the others
+            print(f"{name:24s} (cannot load: {e})")
+
+
+def write_report(sweep_dir: pathlib.Path):
+    """The analysis report, when that module is present; returns its summary text."""
+    try:
+        from helmjax import report
+    except ImportError:
+        return None
+    analysis_path = report.write_report(sweep_dir)
+    from helmjax import analysis
+    return report.summary_text(analysis.analyze(sweep_dir)) + f"\nreport: {analysis_path}"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; flags look like --experiment=NAME")
+    if LIST.value:
+        list_experiments()
+        return 0
+    config = config_lib.apply_overrides(config_lib.load_experiment(EXPERIMENT.value), SET.value)
+    only = config_lib.parse_filters(ONLY.value)
+    from helmjax import results_table, sweep
+    sweep_dir = pathlib.Path(WORKDIR.value) / config.name
+    if ANALYZE.value:
+        if not (sweep_dir / "sweep.json").exists():
+            raise UserError(f"no sweep in {sweep_dir}; run it first: python run.py --experiment={EXPERIMENT.value}")
+        rows = sweep.collect_results(sweep_dir, config)
+        sweep.write_results(sweep_dir, rows)
+    else:
+        stop = sweep.StopFlag()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, keep the last checkpoint, exit cleanly
+            signal.signal(sig, lambda *_: stop.set())
+        try:
+            outcome = sweep.run_sweep(config, pathlib.Path(WORKDIR.value), only=only, stop=stop,
+                                      progress=PROGRESS.value)
+        except sweep.StopRequested:
+            print("stopped on request; run the same command again to resume", file=sys.stderr)
+            return 130
+        rows = outcome.rows
+    print(results_table.format_table(rows, config.tolerance))
+    summary = write_report(sweep_dir)
+    if summary:
+        print(summary)
+    return 0
+
+
+def run(argv):
+    try:
+        sys.exit(main(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.WARNING)
+    app.run(run)
