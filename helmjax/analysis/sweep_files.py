@@ -1,0 +1,155 @@
+"""Reading a sweep directory (what the sweep runner writes) into plain Python values.
+
+The runner's contract: `results.jsonl` (or `results.csv`), `sweep.json`, `runs/<run>/metrics.jsonl`,
+`runs/<run>/test_correct.npy` and an optional `examples.npz`. Reading is forgiving: a sweep may be partial,
+interrupted mid-write or hand-edited, so bad lines become warnings, never crashes.
+"""
+
+import csv
+import json
+import math
+import pathlib
+from typing import Any, List, Optional, Union
+
+import numpy as np
+
+from helmjax.errors import UserError
+
+RAW = "raw"  # the level name of the lossless baseline
+
+Level = Union[int, float, str]
+
+
+def parse_level(value: Any) -> Optional[Level]:
+    """A level as the runner writes it ("raw", 20, "20", 20.0) -> "raw" or a number; None if unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == RAW:
+            return RAW
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return None
+        return int(value) if float(value).is_integer() else float(value)
+    return None
+
+
+def _coerce_csv_value(text: str) -> Any:
+    """CSV cells are strings; turn them back into what the JSONL row would hold."""
+    if text in ("", "None", "null"):
+        return None
+    if text.lower() == "nan":
+        return math.nan
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def as_float(value: Any) -> float:
+    """A number, or NaN for None/unreadable (failed runs carry None or NaN accuracies)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def read_rows(sweep_dir: pathlib.Path, warnings: List[str]) -> List[dict]:
+    """The result rows, one per run (the last row wins when a run was written twice)."""
+    jsonl = sweep_dir / "results.jsonl"
+    csv_path = sweep_dir / "results.csv"
+    rows: List[dict] = []
+    if jsonl.exists():
+        for number, line in enumerate(jsonl.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                warnings.append(f"results.jsonl line {number} is not valid JSON (an interrupted write?); skipped")
+                continue
+            if not isinstance(row, dict):
+                warnings.append(f"results.jsonl line {number} is not a JSON object; skipped")
+                continue
+            rows.append(row)
+    elif csv_path.exists():
+        with csv_path.open(newline="") as f:
+            rows = [{k: _coerce_csv_value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    else:
+        raise UserError(f"no results.jsonl or results.csv in {sweep_dir}: run the sweep first "
+                        f"(python run.py --experiment=<name>) or pass the experiment's sweep directory")
+    by_run = {}
+    for index, row in enumerate(rows):
+        name = str(row.get("run") or f"row{index + 1}")
+        if name in by_run:
+            warnings.append(f"run {name} appears more than once in the results; the last row is used")
+        by_run[name] = dict(row, run=name)
+    return list(by_run.values())
+
+
+def read_config(sweep_dir: pathlib.Path, warnings: List[str]) -> dict:
+    path = sweep_dir / "sweep.json"
+    if not path.exists():
+        warnings.append("sweep.json is missing: the grid is unknown, so missing runs cannot be listed")
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        warnings.append(f"sweep.json is not valid JSON ({e}); ignored")
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def read_metrics(run_dir: pathlib.Path) -> List[dict]:
+    """Per-epoch metrics of one run; unreadable lines are skipped (the last may be half-written)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    epochs = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            epochs.append(row)
+    return epochs
+
+
+def read_test_correct(run_dir: pathlib.Path) -> Optional[np.ndarray]:
+    path = run_dir / "test_correct.npy"
+    if not path.exists():
+        return None
+    try:
+        correct = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return np.asarray(correct, bool).reshape(-1)
+
+
+def read_examples(sweep_dir: pathlib.Path) -> dict:
+    """Example images per level: {"raw": (k,H,W,C) uint8, 20: ...}; empty when the sweep saved none."""
+    path = sweep_dir / "examples.npz"
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError):
+        return {}
+    examples = {}
+    for name, images in arrays.items():
+        level = RAW if name == RAW else parse_level(name[len("level_"):]) if name.startswith("level_") else None
+        if level is not None:
+            examples[level] = images
+    return examples

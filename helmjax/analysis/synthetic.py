@@ -1,0 +1,134 @@
+"""Synthetic sweep directories in the sweep runner's exact format, with a known knee and known noise.
+
+Used by the tests (the fit and sweet spot must recover what went in) and to try the report without
+training: `write_sweep(path)` produces results.jsonl/.csv, sweep.json, per-run metrics and per-example test
+correctness, and example images.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import pathlib
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from helmjax.analysis.sweep_files import RAW
+
+COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "quality", "kbps", "bits", "bpp",
+           "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
+           "epochs", "train_seconds", "status", "error", "num_test"]
+
+
+@dataclasses.dataclass
+class SyntheticSweep:
+    """What goes into the synthetic sweep: the true curve is a hinge in ln(level) with a plateau."""
+    levels: Sequence = (1, 5, 10, 15, 20, 25, 50, 75, 100)
+    include_raw: bool = True
+    archs: Dict[str, int] = dataclasses.field(default_factory=lambda: {"A": 701_386, "F": 1_686_090})
+    plateau: Dict[str, float] = dataclasses.field(default_factory=lambda: {"A": 0.80, "F": 0.78})
+    knee: float = 20.0
+    slope: float = 0.15  # accuracy per unit of ln(level) below the knee
+    floor: float = 0.1  # chance accuracy: the curve never goes below it
+    seeds: Sequence[int] = (0, 1, 2)
+    seed_noise: float = 0.004  # standard deviation of training noise over seeds
+    num_test: int = 2000
+    epochs: int = 30
+    level_name: str = "quality"
+    quantizer: str = "pillow_jpeg"
+    experiment: str = "synthetic_q_sweep"
+    dataset: str = "synthetic"
+    tolerance: float = 1.0
+    failed: Sequence = ()  # (level, arch, seed) written as failed runs
+    missing: Sequence = ()  # (level, arch, seed) left out of the results
+    rng_seed: int = 0
+
+    def true_accuracy(self, arch: str, level) -> float:
+        plateau = self.plateau[arch]
+        if level == RAW:
+            return plateau
+        rise = self.slope * min(0.0, math.log(level) - math.log(self.knee))
+        return max(self.floor, plateau + rise)
+
+
+def _rate(level_name: str, level):
+    """A plausible coded rate: (bpp, bits_per_second, sample_rate)."""
+    if level_name == "kbps":
+        sample_rate = 8000 if level == RAW else 8000 if level <= 8 else 16000 if level <= 16 else 22050
+        return None, (16.0 * sample_rate if level == RAW else 1000.0 * level), sample_rate
+    if level == RAW:
+        return 24.0, None, None
+    if level_name == "bits":
+        return 3.0 * level, None, None
+    return 0.25 + 6.0 * (level / 100.0) ** 2 + 0.8 * level / 100.0, None, None
+
+
+def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Path:
+    """Writes the sweep into `directory` (created) and returns it."""
+    spec = spec or SyntheticSweep()
+    directory = pathlib.Path(directory)
+    (directory / "runs").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.rng_seed)
+    difficulty = rng.random(spec.num_test)  # shared across runs, so per-example correctness is correlated
+    levels = ([RAW] if spec.include_raw else []) + list(spec.levels)
+    failed = {(l, a, s) for l, a, s in spec.failed}
+    missing = {(l, a, s) for l, a, s in spec.missing}
+    rows = []
+    for level in levels:
+        bpp, bits_per_second, sample_rate = _rate(spec.level_name, level)
+        for arch, params in spec.archs.items():
+            for seed in spec.seeds:
+                if (level, arch, seed) in missing:
+                    continue
+                name = f"{'raw' if level == RAW else spec.level_name[0] + str(level)}-{arch}-s{seed}"
+                run_dir = directory / "runs" / name
+                run_dir.mkdir(exist_ok=True)
+                row = {"run": name, "experiment": spec.experiment, "dataset": spec.dataset,
+                       "quantizer": spec.quantizer, "level_name": spec.level_name, "level": level,
+                       spec.level_name: level, "bpp": bpp, "bits_per_second": bits_per_second,
+                       "sample_rate": sample_rate, "arch": arch, "params": params, "seed": seed,
+                       "epochs": spec.epochs, "train_seconds": 1.5, "num_test": spec.num_test}
+                if (level, arch, seed) in failed:
+                    row.update(val_acc=math.nan, test_acc=math.nan, best_epoch=None, status="failed",
+                               error="NaN loss at step 120: lower the learning rate")
+                    rows.append(row)
+                    continue
+                target = float(np.clip(spec.true_accuracy(arch, level) + rng.normal(0, spec.seed_noise), 0, 1))
+                jitter = difficulty + 0.15 * rng.random(spec.num_test)
+                k = int(round(target * spec.num_test))
+                correct = np.zeros(spec.num_test, bool)
+                correct[np.argsort(jitter)[:k]] = True
+                np.save(run_dir / "test_correct.npy", correct)
+                tau = 2.0 + 6.0 * (1.0 if level == RAW else min(1.0, level / 100.0))
+                val = target * (1 - np.exp(-np.arange(1, spec.epochs + 1) / tau)) + rng.normal(0, 0.002, spec.epochs)
+                with (run_dir / "metrics.jsonl").open("w") as f:
+                    for epoch, acc in enumerate(val, 1):
+                        f.write(json.dumps({"epoch": epoch, "step": 100 * epoch, "train_loss": 1.0 / epoch,
+                                            "train_acc": float(acc) + 0.05, "val_loss": 1.2 / epoch,
+                                            "val_acc": float(acc), "epoch_seconds": 0.05, "lr": 0.01}) + "\n")
+                row.update(val_acc=float(val.max()), test_acc=k / spec.num_test, best_epoch=int(np.argmax(val)) + 1,
+                           status="done", error=None)
+                rows.append(row)
+    with (directory / "results.jsonl").open("w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    with (directory / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: row.get(key) for key in COLUMNS})
+    grid = {"level": levels, "arch": list(spec.archs), "seed": list(spec.seeds)}
+    (directory / "sweep.json").write_text(json.dumps({
+        "experiment": spec.experiment, "dataset": spec.dataset, "quantizer": spec.quantizer,
+        "level_name": spec.level_name, "num_classes": 10, "tolerance": spec.tolerance, "grid": grid}, indent=2))
+    if spec.level_name != "kbps":
+        images = {}
+        base = rng.integers(0, 256, size=(3, 32, 32, 3)).astype(np.float32)
+        smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2) + np.roll(base, (1, 1), (1, 2))) / 4
+        images["raw"] = smooth.astype(np.uint8)
+        for level in spec.levels:
+            step = max(1, int(round(64 / level))) if spec.level_name == "quality" else 2 ** (8 - int(level))
+            images[f"level_{level}"] = (np.floor(smooth / step) * step).astype(np.uint8)
+        np.savez(directory / "examples.npz", **images)
+    return directory

@@ -1,0 +1,234 @@
+"""The pictures of a sweep's analysis: accuracy vs level with the fit and q* (the paper's Figure 3), accuracy
+vs parameters (Figure 4), coded rate vs level, convergence epoch vs level, and example images per level.
+
+Matplotlib is imported lazily (Agg backend) so `helmjax.analysis` and the CLI stay light. Every function
+takes an `Analysis` and a path, writes one PNG and returns its path (None when there is nothing to draw).
+"""
+
+import math
+import pathlib
+from typing import Dict, Optional
+
+import numpy as np
+
+from helmjax.analysis import RAW, Analysis
+from helmjax.analysis.curve import HingeFit, hinge_curve
+
+DPI = 120
+RAW_OFFSET = 1.8  # the lossless baseline sits this factor to the right of the highest level on log axes
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _numeric_levels(analysis: Analysis) -> list:
+    return [level for level in analysis.levels if level != RAW]
+
+
+def _x_of(analysis: Analysis):
+    """Position of each level on a log axis; "raw" goes just right of the highest level, labelled."""
+    numeric = _numeric_levels(analysis)
+    raw_x = (max(numeric) if numeric else 1.0) * RAW_OFFSET
+    return lambda level: raw_x if level == RAW else float(level)
+
+
+def _level_axis(ax, analysis: Analysis):
+    numeric = _numeric_levels(analysis)
+    x_of = _x_of(analysis)
+    ticks = numeric + ([RAW] if RAW in analysis.levels else [])
+    if numeric and (max(numeric) / max(min(numeric), 1e-9) > 4 or RAW in analysis.levels):
+        ax.set_xscale("log")
+    ax.set_xticks([x_of(level) for level in ticks])
+    ax.set_xticklabels([RAW if level == RAW else f"{level:g}" for level in ticks], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlabel(analysis.level_label)
+
+
+def _save(fig, path) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def _colours(n: int):
+    cmap = _pyplot().get_cmap("viridis")
+    return [cmap(i / max(n - 1, 1) * 0.9) for i in range(n)]
+
+
+def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
+    """One panel per arch: mean +- std over seeds, the hinge and c*ln(q) fits, the raw baseline, q*, knee."""
+    if not analysis.accuracy:
+        return None
+    plt = _pyplot()
+    archs = [arch for arch in analysis.archs if any(row["arch"] == arch for row in analysis.accuracy)]
+    columns = min(3, len(archs))
+    rows = math.ceil(len(archs) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False, sharey=True)
+    x_of = _x_of(analysis)
+    for ax, arch in zip(axes.ravel(), archs):
+        table = [row for row in analysis.accuracy if row["arch"] == arch]
+        compressed = [row for row in table if row["level"] != RAW]
+        raw = [row for row in table if row["level"] == RAW]
+        ax.errorbar([x_of(r["level"]) for r in compressed], [100 * r["mean"] for r in compressed],
+                    yerr=[100 * r["std"] for r in compressed], fmt="o", color="C0", capsize=3,
+                    label="mean ± sd over seeds")
+        result = analysis.per_arch.get(arch)
+        numeric = [r["level"] for r in compressed]
+        if raw:
+            ax.errorbar([x_of(RAW)], [100 * raw[0]["mean"]], yerr=[100 * raw[0]["std"]], fmt="s", color="black",
+                        capsize=3)
+            ax.axhline(100 * raw[0]["mean"], color="black", lw=0.8, ls="--", label="lossless baseline")
+        if result is not None and numeric:
+            grid = np.geomspace(min(numeric), max(numeric), 200)
+            if result.hinge_fit:
+                fit = HingeFit(**result.hinge_fit)
+                ax.plot(grid, 100 * hinge_curve(fit, grid), color="C1", lw=1.5, label="hinge fit")
+                if fit.shape == "knee":
+                    ax.axvline(fit.knee, color="C1", lw=0.8, ls=":")
+                    if result.knee_ci:
+                        ax.axvspan(*result.knee_ci, color="C1", alpha=0.12, label=f"knee {fit.knee:.3g} (CI)")
+            if result.log_fit and min(numeric) > 0:
+                ax.plot(grid, 100 * result.log_fit["c"] * np.log(grid), color="C2", lw=1, ls="--",
+                        label=f"c·ln q, c={result.log_fit['c']:.3f}")
+            if result.q_star is not None and result.q_star != RAW:
+                ax.axvline(x_of(result.q_star), color="C3", lw=1.5,
+                           label=f"sweet spot {analysis.level_text(result.q_star)}")
+        params = analysis.params.get(arch)
+        ax.set_title(f"arch {arch}" + (f" ({params:,} params)" if params else ""), fontsize=10)
+        _level_axis(ax, analysis)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy (%)")
+    for ax in axes.ravel()[len(archs):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{analysis.experiment}: accuracy vs {analysis.level_name} ({analysis.dataset})")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def accuracy_vs_params(analysis: Analysis, path) -> Optional[pathlib.Path]:
+    """The paper's Figure 4: one line per level, accuracy against model size."""
+    if len(analysis.params) < 2:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    levels = _numeric_levels(analysis)
+    colours = dict(zip(levels, _colours(len(levels))))
+    colours[RAW] = "black"
+    for level in analysis.levels:
+        table = sorted((row for row in analysis.accuracy if row["level"] == level and row["arch"] in analysis.params),
+                       key=lambda row: analysis.params[row["arch"]])
+        if not table:
+            continue
+        ax.errorbar([analysis.params[r["arch"]] for r in table], [100 * r["mean"] for r in table],
+                    yerr=[100 * r["std"] for r in table], marker="o", capsize=2, color=colours[level],
+                    ls="--" if level == RAW else "-", label=analysis.level_text(level))
+    for arch, params in analysis.params.items():
+        ax.annotate(arch, (params, 0), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                    textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{analysis.experiment}: accuracy vs model size, per {analysis.level_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title=analysis.level_name, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _save(fig, path)
+
+
+def rate_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
+    """Coded rate (bits per pixel or bits per second) against the level, raw rate and each arch's q* marked."""
+    points = [row for row in analysis.rates if row["rate"] is not None and row["level"] != RAW]
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    x_of = _x_of(analysis)
+    ax.plot([x_of(r["level"]) for r in points], [r["rate"] for r in points], "o-", color="C0", label="coded rate")
+    if analysis.raw_rate is not None:
+        ax.axhline(analysis.raw_rate, color="black", ls="--", lw=0.8, label=f"lossless: {analysis.raw_rate:g}")
+    rate_of = {r["level"]: r["rate"] for r in points}
+    for index, (arch, result) in enumerate(analysis.per_arch.items()):
+        if result.q_star in rate_of:
+            ax.plot([x_of(result.q_star)], [rate_of[result.q_star]], marker="v", ms=10, ls="none",
+                    color=f"C{(index + 3) % 10}", label=f"q* of {arch}: {rate_of[result.q_star]:.3g}")
+    ax.set_yscale("log")
+    _level_axis(ax, analysis)
+    ax.set_ylabel(analysis.rate_label)
+    ax.set_title(f"{analysis.experiment}: {analysis.rate_label} vs {analysis.level_name}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def convergence_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
+    """Mean convergence epoch over seeds, one line per arch."""
+    table = [row for row in analysis.accuracy if row["convergence_epoch"] is not None]
+    if not table:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    x_of = _x_of(analysis)
+    for index, arch in enumerate(analysis.archs):
+        rows = [row for row in table if row["arch"] == arch]
+        if rows:
+            ax.plot([x_of(r["level"]) for r in rows], [r["convergence_epoch"] for r in rows], "o-",
+                    color=f"C{index % 10}", label=arch)
+    _level_axis(ax, analysis)
+    ax.set_ylabel("convergence epoch (first 10-epoch mean > 0.99 max)")
+    ax.set_title(f"{analysis.experiment}: convergence vs {analysis.level_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title="arch", title_fontsize=8)
+    return _save(fig, path)
+
+
+def example_grid(analysis: Analysis, examples: Dict, path, max_levels: int = 8) -> Optional[pathlib.Path]:
+    """Rows: example images; columns: raw then levels from high to low (at most `max_levels` of them)."""
+    numeric = sorted((level for level in examples if level != RAW), key=float, reverse=True)
+    if len(numeric) > max_levels:
+        picks = np.unique(np.round(np.linspace(0, len(numeric) - 1, max_levels)).astype(int))
+        numeric = [numeric[i] for i in picks]
+    columns = ([RAW] if RAW in examples else []) + numeric
+    if not columns:
+        return None
+    count = min(len(examples[level]) for level in columns)
+    count = min(count, 4)
+    if count == 0:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(count, len(columns), figsize=(1.5 * len(columns), 1.55 * count), squeeze=False)
+    rate_of = {row["level"]: row["rate"] for row in analysis.rates}
+    for column, level in enumerate(columns):
+        for row in range(count):
+            image = np.asarray(examples[level][row])
+            ax = axes[row, column]
+            ax.imshow(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image,
+                      cmap="gray" if image.ndim == 2 or image.shape[-1] == 1 else None, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        rate = rate_of.get(level)
+        title = analysis.level_text(level) + (f"\n{rate:.2f} bpp" if rate is not None and analysis.rate_name == "bpp"
+                                              else "")
+        axes[0, column].set_title(title, fontsize=8)
+    fig.suptitle(f"{analysis.experiment}: examples per {analysis.level_name}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_plots(analysis: Analysis, directory, examples: Optional[Dict] = None) -> Dict[str, pathlib.Path]:
+    """All plots into `directory`; returns name -> path of those that had something to draw."""
+    directory = pathlib.Path(directory)
+    made = {
+        "accuracy_vs_level": accuracy_vs_level(analysis, directory / "accuracy_vs_level.png"),
+        "accuracy_vs_params": accuracy_vs_params(analysis, directory / "accuracy_vs_params.png"),
+        "rate_vs_level": rate_vs_level(analysis, directory / "rate_vs_level.png"),
+        "convergence_vs_level": convergence_vs_level(analysis, directory / "convergence_vs_level.png"),
+        "examples": example_grid(analysis, examples or {}, directory / "examples.png"),
+    }
+    return {name: path for name, path in made.items() if path is not None}
