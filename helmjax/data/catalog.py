@@ -3,6 +3,7 @@
 import dataclasses
 import importlib
 import inspect
+from typing import Callable, Optional
 
 from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
@@ -14,6 +15,7 @@ class DatasetEntry:
     function: str
     modality: str  # "image" or "audio"
     needs: str  # what the user must have, in words (for --list and error messages)
+    loader: Optional[Callable[..., ArrayDataset]] = None  # set for datasets registered from users' code
 
 
 DATASETS = {
@@ -35,6 +37,14 @@ DATASETS = {
 }
 
 
+def register(name: str, loader: Callable[..., ArrayDataset], *, modality: str = "image",
+             needs: str = "user-defined") -> DatasetEntry:
+    """Adds a dataset from the user's own code; experiments then name it in `data.name`."""
+    e = DatasetEntry(loader.__module__, loader.__name__, modality, needs, loader)
+    DATASETS[name] = e
+    return e
+
+
 def entry(name: str) -> DatasetEntry:
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
@@ -44,7 +54,7 @@ def entry(name: str) -> DatasetEntry:
 def load(name: str, **options) -> ArrayDataset:
     """Builds dataset `name` with `options` (the config's data fields other than `name`)."""
     e = entry(name)
-    loader = getattr(importlib.import_module(e.module), e.function)
+    loader = e.loader or getattr(importlib.import_module(e.module), e.function)
     accepted = inspect.signature(loader).parameters
     unknown = sorted(k for k in options if k not in accepted)
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):

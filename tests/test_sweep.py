@@ -1,0 +1,129 @@
+"""End-to-end sweeps on a tiny dataset: results, checkpoints, skipping finished runs, clean stops, bad input."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helmjax import config as config_lib
+from helmjax import sweep
+from helmjax.errors import UserError
+from helmjax.results_table import format_table, sweet_spot
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_config(*extra):
+    c = config_lib.load_experiment("cifar_q_sweep_small")
+    return config_lib.apply_overrides(c, ["data.name=stripes", "grid.level=raw,10,90", "train.epochs=2",
+                                          "train.batch_size=32", "train.eval_batch_size=64", *extra])
+
+
+def test_smoke_sweep_writes_results_checkpoints_and_skips_finished_runs(tmp_path):
+    c = tiny_config()
+    out = sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+    assert out.trained == ["raw-A-s0", "q10-A-s0", "q90-A-s0"]
+    rows = [json.loads(l) for l in (tmp_path / c.name / "results.jsonl").read_text().splitlines()]
+    assert [r["quality"] for r in rows] == ["raw", 10, 90]
+    for r in rows:
+        assert r["status"] == "done" and 0.0 <= r["test_acc"] <= 1.0 and r["epochs"] == 2
+        assert r["params"] > 0 and r["best_epoch"] in (1, 2)
+        run_dir = tmp_path / c.name / "runs" / r["run"]
+        assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "2").is_dir()
+        assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert rows[0]["bpp"] == 24.0 and 0 < rows[1]["bpp"] < rows[2]["bpp"]
+    header = (tmp_path / c.name / "results.csv").read_text().splitlines()[0].split(",")
+    for column in ("quality", "bpp", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch", "epochs",
+                   "train_seconds"):
+        assert column in header
+    examples = np.load(tmp_path / c.name / "examples.npz")
+    assert set(examples.files) == {"raw", "level_10", "level_90"}
+
+    stamp = (tmp_path / c.name / "runs" / "raw-A-s0" / "result.json").stat().st_mtime_ns
+    again = sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+    assert again.trained == [] and len(again.skipped) == 3
+    assert (tmp_path / c.name / "runs" / "raw-A-s0" / "result.json").stat().st_mtime_ns == stamp
+    assert again.rows == out.rows
+
+
+def test_only_filter_runs_part_and_the_rest_later(tmp_path):
+    c = tiny_config()
+    first = sweep.run_sweep(c, tmp_path, only={"level": {"raw"}}, progress=False, log=lambda *_: None)
+    assert first.trained == ["raw-A-s0"]
+    rest = sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+    assert rest.trained == ["q10-A-s0", "q90-A-s0"] and rest.skipped == ["raw-A-s0"]
+
+
+def test_stop_before_any_step_leaves_no_result_and_resumes(tmp_path):
+    c = tiny_config("grid.level=raw")
+    stop = sweep.StopFlag()
+    stop.set()
+    with pytest.raises(sweep.StopRequested):
+        sweep.run_sweep(c, tmp_path, stop=stop, progress=False, log=lambda *_: None)
+    assert not (tmp_path / c.name / "runs" / "raw-A-s0" / "result.json").exists()
+    assert sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None).trained == ["raw-A-s0"]
+
+
+def test_quantized_data_is_cached(tmp_path):
+    c = tiny_config("grid.level=10")
+    sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+    cached = sorted(p.name for p in (tmp_path / c.name / "cache").iterdir())
+    assert len(cached) == 2 and all(n.startswith("pillow_jpeg-10-") for n in cached)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("grid.level=raw,0", "out of range"),
+    ("grid.level=raw,101", "use an integer in \\[1, 100\\]"),
+    ("grid.arch=A,Q", "unknown image architecture 'Q'"),
+    ("quantizer.name=nope", "unknown quantizer 'nope'"),
+    ("data.name=nope", "unknown dataset 'nope'"),
+    ("train.optimizer=rmsprop", "unknown optimizer"),
+])
+def test_bad_grid_is_rejected_before_anything_is_written(tmp_path, override, message):
+    with pytest.raises(UserError, match=message):
+        sweep.run_sweep(tiny_config(override), tmp_path, progress=False, log=lambda *_: None)
+    assert not any(tmp_path.iterdir())
+
+
+def test_second_process_on_the_same_sweep_is_refused(tmp_path):
+    c = tiny_config()
+    (tmp_path / c.name).mkdir()
+    with sweep.SweepLock(tmp_path / c.name):
+        with pytest.raises(UserError, match="in use by another run.py"):
+            sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+
+
+def test_sweet_spot_is_the_lowest_level_within_tolerance_of_raw():
+    acc = {"raw": 0.80, 100: 0.81, 50: 0.79, 20: 0.78, 10: 0.70, 5: 0.79, 1: 0.5}
+    assert sweet_spot(acc, 0.025) == 20  # 5 is within tolerance but 10 below it is not: the curve broke at 10
+    assert sweet_spot({100: 0.8}, 0.01) is None
+    rows = [dict(run="r", level_name="quality", level=l, arch="A", status="done", test_acc=a, bpp=1.0)
+            for l, a in acc.items()]
+    assert "sweet spot quality 20" in format_table(rows, 0.025)
+
+
+def _run_cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_bad_set_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    out = _run_cli("--experiment=cifar_q_sweep_small", "--set", "train.epochz=3", f"--workdir={tmp_path}/w",
+                   cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "unknown key" in out.stderr
+    assert not (tmp_path / "w").exists()
+    out = _run_cli("--experiment=nope", cwd=tmp_path)
+    assert out.returncode == 2 and "unknown experiment 'nope'" in out.stderr
+
+
+def test_cli_list_names_every_experiment_and_its_grid(tmp_path):
+    out = _run_cli("--list", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "cifar_q_sweep " in out.stdout and "180 runs (10 levels x 6 archs x 3 seeds)" in out.stdout
+    assert "cifar_q_sweep_small" in out.stdout and "demo_q_sweep" in out.stdout

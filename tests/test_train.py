@@ -1,0 +1,89 @@
+"""The jitted train step learns, augmentation keeps orientation, and a resumed run equals an uninterrupted one."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from helmjax import models
+from helmjax.runner import SplitData, StopFlag, StopRequested, train_run
+from helmjax.train import Trainer, TrainSettings, augment, check_finite, TrainingDiverged
+from tests.conftest import make_stripes
+
+SETTINGS = TrainSettings(optimizer="adam", lr=3e-3, lr_decay=0.0, batch_size=32, eval_batch_size=64,
+                         augment=False)
+
+
+def _trainer(settings=SETTINGS):
+    return Trainer(models.build("image", "A", 4, width=0.25, dropout=0.0), settings, is_image=True)
+
+
+def _split(trainer, ds):
+    put = trainer.put
+    return SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]), put(ds.y_train[192:]),
+                     put(ds.x_test), put(ds.y_test))
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch():
+    ds = make_stripes()
+    trainer = _trainer()
+    state = trainer.init(ds.x_train, jax.random.key(0))
+    x, y = trainer.put(ds.x_train[:32]), trainer.put(ds.y_train[:32])
+    idx = np.arange(32)
+    losses = []
+    for i in range(8):
+        state, metrics = trainer.train_step(state, x, y, idx, jax.random.key(i))
+        losses.append(float(metrics["loss_sum"]) / int(metrics["count"]))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_augment_shifts_by_at_most_ten_percent_and_flips_width():
+    image = np.zeros((1, 20, 20, 1), np.float32)
+    image[0, :, :3] = 1.0  # a bar on the left edge
+    outs = np.stack([np.asarray(augment(image, jax.random.key(k), 0.1))[0, ..., 0] for k in range(40)])
+    left, right = outs[:, 10, :10].sum(1), outs[:, 10, 10:].sum(1)
+    assert ((left > 0) ^ (right > 0)).all()  # the bar stays a vertical bar, on one side (flip is horizontal)
+    assert (right > 0).any() and (left > 0).any()
+    widths = (outs[:, 10] > 0).sum(1)
+    assert widths.min() >= 1 and widths.max() <= 5  # a 3-px bar shifted by at most 2 px (10% of 20), edge-filled
+
+
+def test_nan_loss_is_an_error():
+    with pytest.raises(TrainingDiverged, match="lower train.lr"):
+        check_finite(float("nan"), 3)
+
+
+def test_resumed_run_gives_bit_identical_metrics(tmp_path):
+    ds = make_stripes()
+    settings = TrainSettings(optimizer="sgd", lr=0.05, batch_size=32, eval_batch_size=64, augment=True)
+    trainer = _trainer(settings)
+    data = _split(trainer, ds)
+    straight = train_run(tmp_path / "straight", trainer, data, seed=3, epochs=4)
+    train_run(tmp_path / "resumed", trainer, data, seed=3, epochs=2)  # "killed" after epoch 2
+    resumed = train_run(tmp_path / "resumed", trainer, data, seed=3, epochs=4)
+    rows = lambda d: [json.loads(l) for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda r: {k: v for k, v in r.items() if k != "epoch_seconds"}
+    assert [strip(r) for r in rows("straight")] == [strip(r) for r in rows("resumed")]
+    assert straight["test_acc"] == resumed["test_acc"] and straight["best_epoch"] == resumed["best_epoch"]
+    correct = np.load(tmp_path / "resumed" / "test_correct.npy")
+    assert correct.shape == (len(ds.x_test),) and correct.mean() == pytest.approx(resumed["test_acc"])
+
+
+def test_stop_flag_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path):
+    ds = make_stripes()
+    trainer = _trainer()
+    data = _split(trainer, ds)
+    stop = StopFlag()
+    seen = []
+
+    def on_epoch(row):
+        seen.append(row["epoch"])
+        stop.set()  # as SIGTERM would, during epoch 1
+
+    with pytest.raises(StopRequested):
+        train_run(tmp_path / "r", trainer, data, seed=0, epochs=3, stop=stop, on_epoch=on_epoch)
+    assert seen == [1]
+    assert (tmp_path / "r" / "ckpt" / "latest" / "1").is_dir()
+    result = train_run(tmp_path / "r", trainer, data, seed=0, epochs=3)
+    assert result["epochs"] == 3
