@@ -11,6 +11,7 @@ optimiser to diverge, and it runs batched over bootstrap replicates. All logs ar
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import numpy as np
@@ -98,10 +99,11 @@ def fit_hinge(levels, accuracies) -> Optional[HingeFit]:
     knee, plateau, slope = float(batch["knee"][0]), float(batch["plateau"][0]), float(batch["slope"][0])
     fitted = plateau + slope * np.minimum(0.0, np.log(levels) - np.log(knee))
     drop = plateau - float(fitted[np.argmin(levels)])
-    top = float(levels.max())
+    # A plateau needs two levels on it: a knee past the middle (in log) of the two highest levels is none.
+    second, top = np.unique(levels)[-2:]
     if drop < FLAT_DROP:
         shape = "flat"
-    elif np.log(top) - np.log(knee) < 2 * (np.log(top) - np.log(levels.min())) / KNEE_GRID_POINTS:
+    elif knee >= math.sqrt(second * top):
         shape = "rising"
     else:
         shape = "knee"
