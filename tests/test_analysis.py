@@ -244,3 +244,12 @@ def test_bootstrap_building_blocks():
 def test_analysis_does_not_import_matplotlib():
     code = "import sys, helmjax.analysis; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tolerance_is_read_as_a_fraction_below_one_and_as_points_from_one():
+    from helmjax.analysis.findings import tolerance_fraction
+    assert tolerance_fraction(0.03) == 0.03
+    assert tolerance_fraction(2.0) == 0.02
+    assert tolerance_fraction(None) == 0.01
+    assert bootstrap.lowest_of_top_run([1, 5, 10, 20], [False, True, False, True]) == 20
+    assert bootstrap.lowest_of_top_run([1, 5], [True, False]) is None

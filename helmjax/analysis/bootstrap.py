@@ -64,6 +64,23 @@ def lowest_passing(levels: Sequence, passes: Sequence[bool]):
     return None
 
 
+def lowest_of_top_run(levels: Sequence, passes: Sequence[bool]):
+    """The lowest level from which every higher level passes too (levels ascending); None if the top fails."""
+    best = None
+    for level, ok in zip(reversed(list(levels)), reversed(list(passes))):
+        if not ok:
+            break
+        best = level
+    return best
+
+
+def _top_run_index(passes: np.ndarray) -> np.ndarray:
+    """(B, L) booleans -> (B,) index where the run of passes reaching the top level starts; L if the top fails."""
+    fails_at_or_above = np.cumsum(~passes[:, ::-1], axis=1)[:, ::-1] > 0
+    return np.where(fails_at_or_above.any(axis=1),
+                    passes.shape[1] - np.argmax(fails_at_or_above[:, ::-1], axis=1), 0)
+
+
 def _first_pass_index(passes: np.ndarray) -> np.ndarray:
     """(B, L) booleans -> (B,) index of the first passing level, L where none passes."""
     return np.where(passes.any(axis=1), np.argmax(passes, axis=1), passes.shape[1])
@@ -90,8 +107,12 @@ def significance_sweet_spot(levels: Sequence, diff_point: Dict, diff_replicates:
 
 
 def tolerance_sweet_spot(levels: Sequence, means: Dict, reference_mean: float, tolerance: float):
-    """The lowest level whose mean accuracy is within `tolerance` of the reference mean."""
-    return lowest_passing(list(levels), [means[level] >= reference_mean - tolerance for level in levels])
+    """The lowest level from which every higher level has mean accuracy within `tolerance` of the reference.
+
+    (The same rule as the sweep's printed table; with a tolerance of a point or more, unlike a 5% test, one
+    plateau level rarely fails by chance.)
+    """
+    return lowest_of_top_run(list(levels), [means[level] >= reference_mean - tolerance for level in levels])
 
 
 def tolerance_sweet_spot_ci(levels: Sequence, level_replicates: Dict, reference_replicates: np.ndarray,
@@ -100,7 +121,7 @@ def tolerance_sweet_spot_ci(levels: Sequence, level_replicates: Dict, reference_
     if not levels:
         return (None, None)
     passes = np.stack([level_replicates[level] >= reference_replicates - tolerance for level in levels], axis=1)
-    return _level_interval(levels, _first_pass_index(passes), confidence)
+    return _level_interval(levels, _top_run_index(passes), confidence)
 
 
 def _level_interval(levels: List, index: np.ndarray, confidence: float) -> tuple:

@@ -38,8 +38,8 @@ METHOD = {
                   "one-sided {conf:.0%} bootstrap upper bound of acc(L) - acc(reference) is >= 0. "
                   "Its interval reruns the rule on each replicate (the replicate difference keeps the same margin) "
                   "and takes the {conf:.0%} percentile interval of the resulting q*",
-    "tolerance": "simple rule: the lowest level whose mean accuracy is within {tol:g} accuracy points of the "
-                 "reference",
+    "tolerance": "simple rule (as in the sweep's printed table): the lowest level from which every higher level "
+                 "has mean accuracy within {tol:g} accuracy points of the reference",
     "fit": "acc = c * ln(q) by least squares through the origin (the paper's upper-bound curve), and a hinge "
            "acc = plateau + slope * min(0, ln q - ln knee) with slope >= 0 (rising in log q up to the knee, flat "
            "after); both on the per-level means; R^2 against the mean; the knee's interval refits each replicate",
@@ -276,10 +276,8 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
     config = read_config(sweep_dir, warnings)
     first = rows[0] if rows else {}
     level_name = str(config.get("level_name") or first.get("level_name") or "quality")
-    tolerance_points = as_float(config.get("tolerance", DEFAULT_TOLERANCE_POINTS))
-    if not math.isfinite(tolerance_points):
-        tolerance_points = DEFAULT_TOLERANCE_POINTS
-    tolerance = tolerance_points / 100.0
+    tolerance = tolerance_fraction(config.get("tolerance"))
+    tolerance_points = 100.0 * tolerance
     rng = np.random.default_rng(seed)
 
     runs, failed = _parse_runs(rows, level_name, warnings)
@@ -402,6 +400,15 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
         method={k: v.format(conf=confidence, tol=tolerance_points) for k, v in METHOD.items()},
         bootstrap={"resamples": resamples, "confidence": confidence, "seed": seed, "num_test": num_test,
                    "tolerance_points": tolerance_points})
+
+
+def tolerance_fraction(value) -> float:
+    """sweep.json's tolerance as a fraction of accuracy: values below 1 are fractions (0.01 = one point), values
+    of 1 or more are accuracy points (a tolerance of 100% or more would mean nothing)."""
+    number = as_float(value)
+    if not math.isfinite(number) or number < 0:
+        return DEFAULT_TOLERANCE_POINTS / 100.0
+    return number if number < 1.0 else number / 100.0
 
 
 def _run_label(entry) -> str:
