@@ -72,8 +72,7 @@ def lowpassed(x, cutoff_hz, sample_rate=44100):
 
 def test_level_info_records_the_actual_rate_and_bitrate():
     info = mp3.level_info(64, 44100)
-    assert info["sample_rate_actual"] == 44100 and info["kbps_actual"] == 64 and info["delay"] == 1105
-    assert 64000 <= info["bits_per_second"] < 70000
+    assert info == {"sample_rate_actual": 44100, "kbps_actual": 64, "delay": 1105}
     assert mp3.level_info(96, 8000)["kbps_actual"] == 64
     assert registry.get("mp3").level_info(8, 44100)["sample_rate_actual"] == 8000
 

@@ -171,14 +171,14 @@ def round_trip(waveform: np.ndarray, kbps: int, *, sample_rate: int, quality: in
 def level_info(kbps: int, sample_rate: int, quality: int = DEFAULT_QUALITY) -> dict:
     """What a level really means at `sample_rate`, for the sweep's result rows.
 
-    Returns {"sample_rate_actual": LAME's output rate, "kbps_actual": the frame bitrate (LAME caps the rate,
-    e.g. 64 kbps at 8 kHz), "delay": encoder + decoder delay in decoded samples, "bits_per_second": file
-    bits per second of audio on a 1 s probe (includes the header frame, so a little above kbps_actual)}.
+    Returns {"sample_rate_actual": LAME's output (decoded) rate, "kbps_actual": the frame-header bitrate (LAME
+    caps requests, e.g. at 64 kbps for 8 kHz input), "delay": encoder + decoder delay in decoded samples}.
+    The real bits per second of a dataset come from its files' sizes (`Quantized.bits_per_item`), not from here.
     """
     kbps, sample_rate = check_kbps(kbps), check_sample_rate(sample_rate)
-    result = round_trip(_probe(sample_rate), kbps, sample_rate=sample_rate, quality=quality)
-    return {"sample_rate_actual": result.sample_rate_actual, "kbps_actual": result.kbps_actual,
-            "delay": result.delay, "bits_per_second": result.bits_per_second}
+    data = encode(np.zeros(1152, np.float32), kbps, sample_rate=sample_rate, quality=quality)
+    return {"sample_rate_actual": decode(data)[1], "kbps_actual": frame_kbps(data),
+            "delay": codec_delay(kbps, sample_rate, quality)}
 
 
 def _compress_chunk(waveforms: np.ndarray, kbps: int, sample_rate: int, quality: int) -> tuple:
