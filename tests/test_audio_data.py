@@ -153,3 +153,25 @@ def test_guitar_fx_classes_are_distinguishable():
     accuracy = float(np.mean(predicted == ds.y_test))
     assert accuracy > 0.5, accuracy  # chance is 0.083; about 0.78 measured
     assert len(set(predicted.tolist())) >= 10  # not a few classes carrying it
+
+
+def test_smoke_audio_sweep_end_to_end(tmp_path):
+    """guitar_fx -> MP3 at two bitrates -> log-mel -> audio model A, through the real sweep runner."""
+    import ml_collections
+    from helmjax import config as config_lib
+    from helmjax import sweep
+
+    c = config_lib.load_experiment("demo_q_sweep").to_dict()
+    c.update(name="audio_smoke", tolerance=0.05)
+    c["data"] = dict(name="guitar_fx", seed=0, n_per_class=6, sample_rate=8000, duration_s=0.5, split_seed=0)
+    c["quantizer"] = dict(name="mp3", workers=1, apply_to="both")
+    c["features"] = dict(name="log_mel", n_mels=32, n_fft=256, hop_length=64)
+    c["model"] = dict(family="audio", width=0.25)
+    c["train"].update(optimizer="adam", lr=1e-3, batch_size=16, eval_batch_size=64, epochs=1, augment=False)
+    c["grid"] = dict(level=["raw", 8, 32], arch=["A"], seed=[0])
+    out = sweep.run_sweep(ml_collections.ConfigDict(c), tmp_path, progress=False, log=lambda *_: None)
+    assert out.trained == ["raw-A-s0", "kbps8-A-s0", "kbps32-A-s0"] and not out.failed
+    rows = {r["level"]: r for r in out.rows}
+    assert rows["raw"]["bits_per_second"] == 16 * 8000  # 16-bit PCM
+    assert 8000 <= rows[8]["bits_per_second"] < rows[32]["bits_per_second"] < 48000  # file bits, headers included
+    assert all(r["status"] == "done" and 0.0 <= r["test_acc"] <= 1.0 for r in out.rows)
