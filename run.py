@@ -22,6 +22,9 @@ ONLY = flags.DEFINE_multi_string("only", [], "Run part of the grid: axis=v1,v2 w
 LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
 ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+WORKER = flags.DEFINE_string("worker", "0/1", "i/n: this worker takes every n-th run of the grid from i.")
+DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (TPU VM pods, "
+                                "Slurm, multi-node GPU): all hosts train each run together.")
 
 
 def list_experiments():
@@ -55,7 +58,10 @@ def main(argv):
         return 0
     config = config_lib.apply_overrides(config_lib.load_experiment(EXPERIMENT.value), SET.value)
     only = config_lib.parse_filters(ONLY.value)
-    from helmjax import results_table, sweep
+    from helmjax import distributed, results_table, sweep
+    worker = distributed.parse_worker(WORKER.value)
+    if DISTRIBUTED.value:
+        distributed.initialize()
     sweep_dir = pathlib.Path(WORKDIR.value) / config.name
     if ANALYZE.value:
         if not (sweep_dir / "sweep.json").exists():
@@ -67,12 +73,16 @@ def main(argv):
         for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, keep the last checkpoint, exit cleanly
             signal.signal(sig, lambda *_: stop.set())
         try:
-            outcome = sweep.run_sweep(config, pathlib.Path(WORKDIR.value), only=only, stop=stop,
-                                      progress=PROGRESS.value)
+            outcome = sweep.run_sweep(config, pathlib.Path(WORKDIR.value), only=only, worker=worker, stop=stop,
+                                      progress=PROGRESS.value and distributed.is_primary())
         except sweep.StopRequested:
             print("stopped on request; run the same command again to resume", file=sys.stderr)
             return 130
         rows = outcome.rows
+        if outcome.busy:
+            print(f"{len(outcome.busy)} runs are being trained by other workers: {', '.join(outcome.busy)}")
+    if not distributed.is_primary():
+        return 0
     print(results_table.format_table(rows, config.tolerance))
     summary = write_report(sweep_dir)
     if summary:

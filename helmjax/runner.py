@@ -17,6 +17,7 @@ import numpy as np
 
 from helmjax import atomic_io
 from helmjax.checkpoints import RunCheckpoints
+from helmjax.distributed import is_primary
 from helmjax.train import Trainer, check_finite
 
 RESULT_FILE = "result.json"
@@ -100,7 +101,8 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
             train_seconds = float(meta.get("train_seconds", 0.0))
         # Rows past the resume point belong to an epoch that will be trained again.
         history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
-        atomic_io.write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+        if is_primary():
+            atomic_io.write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
         best_val = max((r["val_acc"] for r in history), default=-1.0)
 
         for epoch in range(start_epoch + 1, epochs + 1):
@@ -121,7 +123,8 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
             row = {"epoch": epoch, "step": int(state.step), "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val_loss, "val_acc": val_acc, "epoch_seconds": seconds,
                    "lr": float(trainer.learning_rate(int(state.step)))}
-            _append_metrics(run_dir, row)
+            if is_primary():
+                _append_metrics(run_dir, row)
             meta = {"epoch": epoch, "train_seconds": train_seconds}
             if val_acc > best_val:
                 best_val = val_acc
@@ -142,7 +145,8 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
             raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
         _, best_state, _ = restored
         _, test_acc, test_correct = trainer.evaluate(best_state, data.x_test, data.y_test)
-        atomic_io.write_npy(run_dir / "test_correct.npy", test_correct)
+        if is_primary():
+            atomic_io.write_npy(run_dir / "test_correct.npy", test_correct)
         return {"val_acc": best_row["val_acc"], "test_acc": test_acc, "best_epoch": best_row["epoch"],
                 "epochs": len(history), "train_seconds": train_seconds, "num_test": int(len(test_correct)),
                 "final_train_loss": history[-1]["train_loss"]}

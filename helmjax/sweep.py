@@ -15,7 +15,7 @@ import logging
 import os
 import pathlib
 import time
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 import jax
 import ml_collections
@@ -24,6 +24,7 @@ import numpy as np
 from helmjax import atomic_io, models
 from helmjax.data import catalog
 from helmjax.data.dataset import ArrayDataset
+from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
 from helmjax.quantized_data import RAW, LevelData, fingerprint, quantize
 from helmjax.quantizers import registry
@@ -100,21 +101,14 @@ def validate(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> 
 
 
 class SweepLock:
-    """An exclusive lock on the sweep directory, so two processes cannot write the same sweep."""
+    """A short exclusive lock on the sweep directory while its shared files (sweep.json, results) are written."""
 
     def __init__(self, sweep_dir: pathlib.Path):
         self.path = sweep_dir / ".lock"
 
     def __enter__(self):
-        self.file = open(self.path, "w")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.close()
-            raise UserError(f"{self.path.parent} is in use by another run.py; wait for it, or use another "
-                            f"--workdir") from None
-        self.file.write(str(os.getpid()))
-        self.file.flush()
+        self.file = open(self.path, "a")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
@@ -189,26 +183,43 @@ class SweepOutcome:
     trained: List[str]
     skipped: List[str]
     failed: List[str]
+    busy: List[str] = dataclasses.field(default_factory=list)  # claimed by another worker
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, only: Optional[dict] = None,
-              stop: Optional[StopFlag] = None, progress: bool = True, log=print) -> SweepOutcome:
-    """Runs (or resumes) the sweep; returns its rows. Raises `StopRequested` after a clean stop."""
+              worker: Tuple[int, int] = (0, 1), stop: Optional[StopFlag] = None, progress: bool = True,
+              log=print) -> SweepOutcome:
+    """Runs (or resumes) the sweep; returns its rows. Raises `StopRequested` after a clean stop.
+
+    `worker=(i, n)` takes every n-th run of the grid starting at i; runs another process is training (a claim
+    is held) are left to it.
+    """
     runs = validate(config, only)
+    index, count = worker
+    mine = [r for k, r in enumerate(runs) if k % count == index]
     sweep_dir = pathlib.Path(workdir) / config.name
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with SweepLock(sweep_dir):
-        atomic_io.write_json(sweep_dir / "sweep.json", _sweep_record(config))
-        todo = [r for r in runs if read_result(sweep_dir / "runs" / r.name) is None]
-        skipped = [r.name for r in runs if r not in todo]
-        if skipped:
-            log(f"{len(skipped)} of {len(runs)} runs already finished; skipping them")
-        trained, failed = [], []
-        if todo:
-            trained, failed = _train_runs(config, sweep_dir, runs, todo, stop, progress, log)
-        rows = collect_results(sweep_dir, config)
-        write_results(sweep_dir, rows)
-    return SweepOutcome(sweep_dir, rows, trained, skipped, failed)
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the sweep directory {sweep_dir} ({e.strerror}); pick a writable --workdir")
+    if not os.access(sweep_dir, os.W_OK):
+        raise UserError(f"the sweep directory {sweep_dir} is not writable; pick another --workdir")
+    primary = is_primary()
+    if primary:
+        with SweepLock(sweep_dir):
+            atomic_io.write_json(sweep_dir / "sweep.json", _sweep_record(config))
+    todo = [r for r in mine if read_result(sweep_dir / "runs" / r.name) is None]
+    skipped = [r.name for r in mine if r not in todo]
+    if skipped:
+        log(f"{len(skipped)} of {len(mine)} runs already finished; skipping them")
+    trained, failed, busy = [], [], []
+    if todo:
+        trained, failed, busy = _train_runs(config, sweep_dir, todo, stop, progress, log)
+    rows = collect_results(sweep_dir, config)
+    if primary:
+        with SweepLock(sweep_dir):
+            write_results(sweep_dir, collect_results(sweep_dir, config))
+    return SweepOutcome(sweep_dir, rows, trained, skipped, failed, busy)
 
 
 def _sweep_record(config) -> dict:
@@ -225,7 +236,7 @@ def load_data(config, sweep_dir: pathlib.Path) -> ArrayDataset:
     return catalog.load(config.data.name, **options)
 
 
-def _train_runs(config, sweep_dir, runs, todo, stop, progress, log):
+def _train_runs(config, sweep_dir, todo, stop, progress, log):
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
@@ -235,14 +246,14 @@ def _train_runs(config, sweep_dir, runs, todo, stop, progress, log):
     key = fingerprint(ds)
     train_idx, val_idx = split_validation(ds, config.train.val_fraction, config.data.get("split_seed", 0))
     settings = train_settings(config)
-    family = config.model.family
     is_image = catalog.entry(config.data.name).modality == "image"
     trainers = {}
     quantizer_options = {k: v for k, v in config.quantizer.to_dict().items() if k not in ("name", "apply_to")}
     cache_dir = sweep_dir / "cache"
-    _write_examples(config, ds, sweep_dir, quantizer_options)
+    if is_primary():
+        _write_examples(config, ds, sweep_dir, quantizer_options)
 
-    trained, failed = [], []
+    trained, failed, busy = [], [], []
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress, position=0)
     for level in config.grid.level:
         level_runs = [r for r in todo if r.level == level]
@@ -259,48 +270,67 @@ def _train_runs(config, sweep_dir, runs, todo, stop, progress, log):
         x_train = featurize(config, ds, level_data.x_train)
         x_test = featurize(config, ds, level_data.x_test)
         for spec in level_runs:
-            if spec.arch not in trainers:
-                model = models.build(family, spec.arch, ds.num_classes, **_model_knobs(config))
-                trainers[spec.arch] = Trainer(model, settings, is_image)
-            trainer = trainers[spec.arch]
-            data = SplitData(trainer.put(x_train[train_idx]), trainer.put(ds.y_train[train_idx].astype(np.int32)),
-                             trainer.put(x_train[val_idx]), trainer.put(ds.y_train[val_idx].astype(np.int32)),
-                             trainer.put(x_test), trainer.put(ds.y_test.astype(np.int32)))
             run_dir = sweep_dir / "runs" / spec.name
-            bar.set_description(f"run {spec.name}")
-            epoch_bar = tqdm(total=config.train.epochs, desc=f"  {spec.name} epochs", unit="ep", leave=False,
-                             disable=not progress, position=1)
-            done_epochs = len([1 for _ in _existing_epochs(run_dir)])
-            epoch_bar.update(min(done_epochs, config.train.epochs))
-
-            def on_epoch(row):
-                epoch_bar.update(1)
-                epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                                      val=f"{row['val_acc']:.3f}")
-
-            atomic_io.write_json(run_dir / "config.json", {"run": spec.name, "level": spec.level, "arch": spec.arch,
-                                                           "seed": spec.seed, "config": config.to_dict()})
-            params = None
+            claim = RunClaim(run_dir)
+            if not claim.acquire():
+                busy.append(spec.name)
+                bar.write(f"  {spec.name}: being trained by another worker; leaving it to that one")
+                bar.update(1)
+                continue
             try:
-                state_shape = jax.eval_shape(lambda: trainer.init(np.asarray(x_train[:1]), jax.random.key(0)))
-                params = models.param_count(state_shape.params)
-                fields = train_run(run_dir, trainer, data, seed=spec.seed, epochs=config.train.epochs, stop=stop,
-                                   on_epoch=on_epoch)
-                row = result_row(config, spec, info, params, fields)
-                trained.append(spec.name)
-            except TrainingDiverged as e:
-                row = result_row(config, spec, info, params, failed_result(str(e)))
-                failed.append(spec.name)
-                log(f"run {spec.name} failed: {e}")
+                if read_result(run_dir) is None:  # another worker may have finished it meanwhile
+                    row = _train_one(config, spec, run_dir, ds, x_train, x_test, train_idx, val_idx, info,
+                                     trainers, settings, is_image, stop, progress)
+                    (trained if row["status"] == "done" else failed).append(spec.name)
+                    if row["status"] == "done":
+                        bar.write(f"  {spec.name}: test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']}, "
+                                  f"val {row['val_acc']:.4f}, {row['train_seconds']:.1f} s)")
+                    else:
+                        bar.write(f"  {spec.name}: failed: {row['error']}")
             finally:
-                epoch_bar.close()
-            atomic_io.write_json(run_dir / RESULT_FILE, row)
+                claim.release()
             bar.update(1)
-            if row["status"] == "done":
-                bar.write(f"  {spec.name}: test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']}, "
-                          f"val {row['val_acc']:.4f}, {row['train_seconds']:.1f} s)")
     bar.close()
-    return trained, failed
+    return trained, failed, busy
+
+
+def _train_one(config, spec: RunSpec, run_dir: pathlib.Path, ds: ArrayDataset, x_train, x_test, train_idx,
+               val_idx, info: dict, trainers: dict, settings: TrainSettings, is_image: bool, stop, progress) -> dict:
+    """Trains one claimed run and writes its `result.json` (done or failed); returns that row."""
+    from tqdm.auto import tqdm
+
+    if spec.arch not in trainers:
+        model = models.build(config.model.family, spec.arch, ds.num_classes, **_model_knobs(config))
+        trainers[spec.arch] = Trainer(model, settings, is_image)
+    trainer = trainers[spec.arch]
+    data = SplitData(trainer.put(x_train[train_idx]), trainer.put(ds.y_train[train_idx].astype(np.int32)),
+                     trainer.put(x_train[val_idx]), trainer.put(ds.y_train[val_idx].astype(np.int32)),
+                     trainer.put(x_test), trainer.put(ds.y_test.astype(np.int32)))
+    epoch_bar = tqdm(total=config.train.epochs, desc=f"  {spec.name} epochs", unit="ep", leave=False,
+                     disable=not progress, position=1)
+    epoch_bar.update(min(sum(1 for _ in _existing_epochs(run_dir)), config.train.epochs))
+
+    def on_epoch(row):
+        epoch_bar.update(1)
+        epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                              val=f"{row['val_acc']:.3f}")
+
+    primary = is_primary()
+    if primary:
+        atomic_io.write_json(run_dir / "config.json", {"run": spec.name, "level": spec.level, "arch": spec.arch,
+                                                       "seed": spec.seed, "config": config.to_dict()})
+    params = trainer.param_count(x_train[:1])
+    try:
+        fields = train_run(run_dir, trainer, data, seed=spec.seed, epochs=config.train.epochs, stop=stop,
+                           on_epoch=on_epoch)
+        row = result_row(config, spec, info, params, fields)
+    except TrainingDiverged as e:
+        row = result_row(config, spec, info, params, failed_result(str(e)))
+    finally:
+        epoch_bar.close()
+    if primary:
+        atomic_io.write_json(run_dir / RESULT_FILE, row)
+    return row
 
 
 def _existing_epochs(run_dir: pathlib.Path) -> Iterable[int]:

@@ -68,7 +68,7 @@ def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
 
 def data_mesh() -> jax.sharding.Mesh:
     """A 1-D mesh named `data` over every device of every process."""
-    return jax.make_mesh((jax.device_count(),), ("data",))
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def to_model_input(x: jax.Array, standardize: bool) -> jax.Array:
@@ -181,20 +181,30 @@ class Trainer:
                                   out_shardings=(replicated, replicated), donate_argnums=(0,))
         self.eval_step = jax.jit(make_eval_step(self.model, self.settings),
                                  in_shardings=(replicated, replicated, replicated, sharded, sharded),
-                                 out_shardings=(replicated, sharded))
+                                 out_shardings=(replicated, replicated))
 
     @property
     def num_devices(self) -> int:
         return self.mesh.devices.size
 
     def put(self, array: np.ndarray) -> jax.Array:
-        """Places a whole dataset array on the devices (replicated), once per run."""
-        return jax.device_put(array, self._replicated)
+        """Places a whole dataset array on the devices (replicated), once per run; works across hosts."""
+        array = np.asarray(array)
+        return jax.make_array_from_callback(array.shape, self._replicated, lambda index: array[index])
+
+    def shard_batch(self, array: np.ndarray) -> jax.Array:
+        """A global batch-axis array from the same host value on every process; each device gets its slice."""
+        return jax.make_array_from_callback(array.shape, self._sharded, lambda index: array[index])
 
     def init(self, sample_input: np.ndarray, rng: jax.Array) -> TrainState:
         x = to_model_input(jnp.asarray(sample_input[:1]), self.settings.standardize)
         state = init_state(self.model, x, self.tx, rng)
-        return jax.device_put(state, self._replicated)
+        return jax.tree_util.tree_map(lambda a: self.put(np.asarray(a)), state)
+
+    def param_count(self, sample_input: np.ndarray) -> int:
+        x = to_model_input(jnp.asarray(sample_input[:1]), self.settings.standardize)
+        shapes = jax.eval_shape(lambda: self.model.init(jax.random.key(0), x, train=False))
+        return int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(shapes["params"])))
 
     def train_epoch(self, state: TrainState, data_x: jax.Array, data_y: jax.Array, epoch_rng: jax.Array,
                     on_step: Optional[Callable] = None):
@@ -212,7 +222,8 @@ class Trainer:
         order = np.asarray(jax.random.permutation(perm_rng, n))[: steps * batch].reshape(steps, batch)
         sums = None
         for i in range(steps):
-            state, metrics = self.train_step(state, data_x, data_y, order[i], jax.random.fold_in(step_rng, i))
+            state, metrics = self.train_step(state, data_x, data_y, self.shard_batch(order[i]),
+                                             jax.random.fold_in(step_rng, i))
             sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
             if on_step is not None:
                 on_step(i, steps)
@@ -230,7 +241,8 @@ class Trainer:
             idx = np.arange(start, start + batch)
             mask = idx < n
             idx = np.where(mask, idx, 0)
-            batch_loss, batch_correct = self.eval_step(state, data_x, data_y, idx, mask)
+            batch_loss, batch_correct = self.eval_step(state, data_x, data_y, self.shard_batch(idx),
+                                                       self.shard_batch(mask))
             loss_sum += float(batch_loss)
             correct.append(np.asarray(batch_correct)[mask])
         correct = np.concatenate(correct) if correct else np.zeros(0, bool)

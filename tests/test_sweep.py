@@ -11,6 +11,7 @@ import pytest
 
 from helmjax import config as config_lib
 from helmjax import sweep
+from helmjax.distributed import RunClaim
 from helmjax.errors import UserError
 from helmjax.results_table import format_table, sweet_spot
 
@@ -89,12 +90,25 @@ def test_bad_grid_is_rejected_before_anything_is_written(tmp_path, override, mes
     assert not any(tmp_path.iterdir())
 
 
-def test_second_process_on_the_same_sweep_is_refused(tmp_path):
-    c = tiny_config()
-    (tmp_path / c.name).mkdir()
-    with sweep.SweepLock(tmp_path / c.name):
-        with pytest.raises(UserError, match="in use by another run.py"):
-            sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+def test_a_run_claimed_by_another_worker_is_left_to_it(tmp_path):
+    c = tiny_config("grid.level=raw,10")
+    other = RunClaim(tmp_path / c.name / "runs" / "raw-A-s0")
+    assert other.acquire()
+    try:
+        out = sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
+    finally:
+        other.release()
+    assert out.busy == ["raw-A-s0"] and out.trained == ["q10-A-s0"]
+    # the claim is gone (as when a worker dies): the next pass picks the run up
+    assert sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None).trained == ["raw-A-s0"]
+
+
+def test_workers_split_the_grid(tmp_path):
+    c = tiny_config("grid.level=raw,10,90")
+    a = sweep.run_sweep(c, tmp_path, worker=(0, 2), progress=False, log=lambda *_: None)
+    b = sweep.run_sweep(c, tmp_path, worker=(1, 2), progress=False, log=lambda *_: None)
+    assert a.trained == ["raw-A-s0", "q90-A-s0"] and b.trained == ["q10-A-s0"]
+    assert len(b.rows) == 3
 
 
 def test_sweet_spot_is_the_lowest_level_within_tolerance_of_raw():
