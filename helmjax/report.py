@@ -89,10 +89,13 @@ def _arch_sentences(analysis: Analysis, arch: str) -> List[str]:
         if result.n_approx_at_q_star:
             sentences.append(f"N_approx at q*: {_n_approx_text(result.n_approx_at_q_star)}.")
     tolerance = analysis.bootstrap["tolerance_points"]
-    sentences.append(f"The simple rule (within {tolerance:g} accuracy point{'' if tolerance == 1 else 's'} of the "
-                     f"reference) "
-                     f"gives {analysis.level_text(result.q_star_tolerance)} "
-                     f"(95% CI {_level_ci(analysis, result.q_star_tolerance_ci)}).")
+    rule = f"within {tolerance:g} accuracy point{'' if tolerance == 1 else 's'} of the reference"
+    if result.q_star_tolerance is None:
+        sentences.append(f"The simple rule ({rule}, every higher level too) is met by no compressed level.")
+    else:
+        sentences.append(f"The simple rule ({rule}, every higher level too) gives "
+                         f"{analysis.level_text(result.q_star_tolerance)} "
+                         f"(95% CI {_level_ci(analysis, result.q_star_tolerance_ci)}).")
     hinge = result.hinge_fit
     if hinge:
         if hinge["shape"] == "knee":

@@ -389,7 +389,7 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
     return Analysis(
         sweep_dir=str(sweep_dir), experiment=str(config.get("experiment") or first.get("experiment") or sweep_dir.name),
         dataset=str(config.get("dataset") or first.get("dataset") or "?"),
-        quantizer=str(config.get("quantizer") or first.get("quantizer") or "?"),
+        quantizer=_quantizer_name(config, first),
         level_name=level_name, level_label=LEVEL_LABELS.get(level_name, level_name),
         rate_name=rate_name, rate_label=rate_label, raw_rate=raw_rate,
         levels=all_levels, archs=archs, params=params, accuracy=accuracy, rates=rates, per_arch=per_arch,
@@ -400,6 +400,14 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
         method={k: v.format(conf=confidence, tol=tolerance_points) for k, v in METHOD.items()},
         bootstrap={"resamples": resamples, "confidence": confidence, "seed": seed, "num_test": num_test,
                    "tolerance_points": tolerance_points})
+
+
+def _quantizer_name(config: dict, first_row: dict) -> str:
+    """sweep.json may hold the quantizer as a name or as its config block ({"name": ..., options})."""
+    quantizer = config.get("quantizer_name") or config.get("quantizer") or first_row.get("quantizer") or "?"
+    if isinstance(quantizer, dict):
+        quantizer = quantizer.get("name", "?")
+    return str(quantizer)
 
 
 def tolerance_fraction(value) -> float:
