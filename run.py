@@ -39,15 +39,12 @@ def list_experiments():
             print(f"{name:24s} (cannot load: {e})")
 
 
-def write_report(sweep_dir: pathlib.Path):
-    """The analysis report, when that module is present; returns its summary text."""
-    try:
-        from helmjax import report
-    except ImportError:
-        return None
-    analysis_path = report.write_report(sweep_dir)
-    from helmjax import analysis
-    return report.summary_text(analysis.analyze(sweep_dir)) + f"\nreport: {analysis_path}"
+def write_report(sweep_dir: pathlib.Path) -> str:
+    """Analyses the sweep, writes its report, and returns the printed summary."""
+    from helmjax import analysis, report
+    findings = analysis.analyze(sweep_dir)
+    path = report.write_report(sweep_dir, analysis=findings)
+    return report.summary_text(findings) + f"\nreport: {path}"
 
 
 def main(argv):
@@ -84,9 +81,7 @@ def main(argv):
     if not distributed.is_primary():
         return 0
     print(results_table.format_table(rows, config.tolerance))
-    summary = write_report(sweep_dir)
-    if summary:
-        print(summary)
+    print(write_report(sweep_dir))
     return 0
 
 

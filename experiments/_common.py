@@ -17,3 +17,21 @@ def paper_train() -> ml_collections.ConfigDict:
 def jpeg_quantizer(name: str = "pillow_jpeg") -> ml_collections.ConfigDict:
     """JPEG at quality q, 4:2:0 chroma subsampling (libjpeg's default), on train and test."""
     return ml_collections.ConfigDict(dict(name=name, subsampling="4:2:0", apply_to="both"))
+
+
+def audio_paper_train() -> ml_collections.ConfigDict:
+    """The paper's audio recipe: Adadelta (lr 1.0, rho 0.95), batch 50, 200 epochs, no augmentation."""
+    train = paper_train()
+    train.update(optimizer="adadelta", lr=1.0, rho=0.95, lr_decay=0.0, batch_size=50, epochs=200, augment=False)
+    return train
+
+
+def mp3_quantizer() -> ml_collections.ConfigDict:
+    """Constant-bitrate MP3 (LAME), decoded by libsndfile, aligned back to the input's rate and length."""
+    return ml_collections.ConfigDict(dict(name="mp3", apply_to="both"))
+
+
+def log_mel(**overrides) -> ml_collections.ConfigDict:
+    """The paper's features: 96 mels, n_fft 2048, hop 512, power in dB (96 x 173 for 2 s at 44.1 kHz)."""
+    return ml_collections.ConfigDict(dict(dict(name="log_mel", n_mels=96, n_fft=2048, hop_length=512, top_db=80.0),
+                                          **overrides))
