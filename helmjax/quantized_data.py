@@ -48,7 +48,7 @@ def _load_cached(path: pathlib.Path, like: np.ndarray):
     try:
         with np.load(path) as f:
             data, bits = f["data"], f["bits"]
-        if data.shape != like.shape or data.dtype != like.dtype:
+        if data.shape != like.shape or data.dtype != like.dtype or bits.shape != (2, len(like)):
             raise ValueError(f"shape {data.shape} {data.dtype} != {like.shape} {like.dtype}")
         return data, bits
     except Exception as e:  # truncated or corrupt (a kill during a write by an older version, a full disk)
@@ -72,8 +72,10 @@ def quantize_split(x: np.ndarray, quantizer: str, level: int, options: dict, cac
         raise UserError(f"quantizer {quantizer!r} returned {result.data.shape} {result.data.dtype} for input "
                         f"{x.shape} {x.dtype}; a quantizer must keep shape and dtype")
     bits = result.bits_per_item if result.bits_per_item is not None else np.full(len(x), np.nan)
+    payload = result.payload_bits if result.payload_bits is not None else np.full(len(x), np.nan)
+    bits = np.stack([np.asarray(bits, np.float64), np.asarray(payload, np.float64)])
     if path is not None:
-        atomic_io.write_npz(path, data=result.data, bits=np.asarray(bits, np.float64))
+        atomic_io.write_npz(path, data=result.data, bits=bits)
     return result.data, bits
 
 
@@ -83,13 +85,16 @@ def raw_info(ds: ArrayDataset) -> dict:
                 "bytes_per_item": 2.0 * ds.x_train.shape[1]}
     pixels_channels = int(np.prod(ds.x_train.shape[1:]))
     channels = ds.x_train.shape[-1] if ds.x_train.ndim == 4 else 1
-    return {"bpp": 8.0 * channels, "bits_per_second": None, "sample_rate": None,
+    return {"bpp": 8.0 * channels, "bpp_payload": 8.0 * channels, "bits_per_second": None, "sample_rate": None,
             "bytes_per_item": float(pixels_channels)}
 
 
 def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec, level: int, options: dict) -> dict:
-    mean_bits = float(np.mean(bits)) if len(bits) else float("nan")
-    info = {"bytes_per_item": mean_bits / 8.0, "bpp": None, "bits_per_second": None, "sample_rate": None}
+    """What a level costs; `bits` is (2, N): whole coded size and payload alone, per example."""
+    mean_bits = float(np.mean(bits[0])) if bits.shape[1] else float("nan")
+    payload = float(np.mean(bits[1])) if bits.shape[1] and not np.isnan(bits[1]).any() else None
+    info = {"bytes_per_item": mean_bits / 8.0, "bpp": None, "bpp_payload": None, "bits_per_second": None,
+            "sample_rate": None}
     if spec.modality == "audio":
         duration = ds.x_train.shape[1] / ds.sample_rate
         info["bits_per_second"] = mean_bits / duration
@@ -97,7 +102,9 @@ def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec,
         if spec.level_info is not None:  # e.g. LAME's actual output sample rate at this bitrate
             info.update(spec.level_info(level, ds.sample_rate))
     else:
-        info["bpp"] = mean_bits / (ds.x_train.shape[1] * ds.x_train.shape[2])
+        pixels = ds.x_train.shape[1] * ds.x_train.shape[2]
+        info["bpp"] = mean_bits / pixels
+        info["bpp_payload"] = None if payload is None else payload / pixels
     return info
 
 
@@ -118,5 +125,5 @@ def quantize(ds: ArrayDataset, level: Union[int, str], quantizer: str, options: 
         x_train, bits = quantize_split(ds.x_train, quantizer, level, options, cache_dir, key_base, "train")
     if apply_to in ("both", "test"):
         x_test, test_bits = quantize_split(ds.x_test, quantizer, level, options, cache_dir, key_base, "test")
-        bits = test_bits if bits is None else np.concatenate([bits, test_bits])
+        bits = test_bits if bits is None else np.concatenate([bits, test_bits], axis=1)
     return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options))

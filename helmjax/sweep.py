@@ -33,7 +33,7 @@ from helmjax.runner import (SplitData, StopFlag, StopRequested, failed_result, r
 from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings
 
 LEVEL_PREFIX = {"quality": "q", "kbps": "kbps", "bits": "b"}
-RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bits_per_second",
+RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload", "bits_per_second",
                   "sample_rate", "sample_rate_actual", "kbps_actual", "bytes_per_item", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
                   "epochs", "train_seconds", "num_test", "status", "error"]
 
@@ -145,7 +145,8 @@ def result_row(config, spec: RunSpec, level_data_info: dict, params: int, fields
            "quantizer": config.quantizer.name, "level_name": level_name, "level": spec.level,
            level_name: spec.level, "arch": spec.arch, "params": params, "seed": spec.seed, "status": "done",
            "error": None}
-    row.update({k: level_data_info.get(k) for k in ("bpp", "bits_per_second", "sample_rate", "bytes_per_item")})
+    row.update({k: level_data_info.get(k) for k in ("bpp", "bpp_payload", "bits_per_second", "sample_rate",
+                                                       "bytes_per_item")})
     row.update(level_data_info)  # and what the quantizer records per level (e.g. LAME's actual sample rate)
     row.update(fields)
     return row

@@ -37,6 +37,7 @@ def test_smoke_sweep_writes_results_checkpoints_and_skips_finished_runs(tmp_path
         assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "2").is_dir()
         assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
     assert rows[0]["bpp"] == 24.0 and 0 < rows[1]["bpp"] < rows[2]["bpp"]
+    assert 0 < rows[1]["bpp_payload"] < rows[1]["bpp"] and rows[1]["bpp_payload"] < rows[2]["bpp_payload"]
     header = (tmp_path / c.name / "results.csv").read_text().splitlines()[0].split(",")
     for column in ("quality", "bpp", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch", "epochs",
                    "train_seconds"):

@@ -31,6 +31,31 @@ def encode(image: np.ndarray, quality: int, subsampling: str = "4:2:0") -> bytes
     return buf.getvalue()
 
 
+def payload_bytes(data: bytes) -> int:
+    """Bytes of entropy-coded scan data in a JPEG file: everything after the SOS header, before EOI."""
+    total, pos = 0, 2  # after SOI
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError("not a JPEG marker stream")
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:  # start of scan: the scan runs to the next non-RST marker
+            start = pos + 2 + length
+            end = start
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0x00 or 0xD0 <= data[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+            total += end - start
+            pos = end
+            if data[pos + 1] == 0xD9:
+                break
+            continue
+        pos += 2 + length
+    return total
+
+
 def decode(data: bytes, like: np.ndarray) -> np.ndarray:
     out = np.asarray(Image.open(io.BytesIO(data)))
     return out.reshape(like.shape)
@@ -45,11 +70,13 @@ def compress(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> Qu
         raise UserError(f"pillow_jpeg needs (N,H,W), (N,H,W,1) or (N,H,W,3) images, got shape {images.shape}")
     out = np.empty_like(images)
     bits = np.empty(len(images), np.int64)
+    payload = np.empty(len(images), np.int64)
     for i, image in enumerate(images):
         data = encode(image, quality, subsampling)
         out[i] = decode(data, image)
         bits[i] = 8 * len(data)
-    return Quantized(out, bits)
+        payload[i] = 8 * payload_bytes(data)
+    return Quantized(out, bits, payload)
 
 
 def file_bits(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:

@@ -21,7 +21,10 @@ from helmjax.errors import UserError
 @dataclasses.dataclass(frozen=True)
 class Quantized:
     data: np.ndarray
-    bits_per_item: Optional[np.ndarray]  # (N,) real coded bits per example, or None
+    bits_per_item: Optional[np.ndarray]  # (N,) real coded bits per example (whole file), or None
+    # (N,) bits of the coded payload alone (JPEG: the entropy-coded scan without headers and tables, which
+    # dominate the file size of small images), or None when not separable.
+    payload_bits: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass(frozen=True)
