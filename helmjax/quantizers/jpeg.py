@@ -107,8 +107,8 @@ def _straight_through(value, smooth):
 def _float_table(base, quality, *, integer_steps: bool):
     """Differentiable table scaling. With `integer_steps` the forward value is libjpeg's integer table and
     the floors and the [1, 255] clamp pass gradients straight through; without, the scaling is smooth."""
-    quality = jnp.asarray(quality, jnp.float32)[..., None, None]
-    base = jnp.asarray(base, jnp.float32)
+    quality = jnp.asarray(quality)[..., None, None]
+    base = jnp.asarray(base, quality.dtype)
     q = _straight_through(jnp.clip(quality, 1.0, 100.0), quality)
     ratio = 5000.0 / jnp.maximum(q, 1.0)
     if integer_steps:
@@ -139,14 +139,14 @@ def _pad_edge(plane, rows: int, cols: int):
 
 
 def _to_blocks(plane):
-    """(N, 8Hb, 8Wb) -> (8 rows, 8 cols, N, Hb, Wb): the butterflies then work on whole contiguous planes."""
+    """(N, 8Hb, 8Wb) -> (8 cols, 8 rows, N, Hb, Wb): the butterflies then work on whole contiguous planes."""
     n, h, w = plane.shape
-    return plane.reshape(n, h // 8, 8, w // 8, 8).transpose(2, 4, 0, 1, 3)
+    return plane.reshape(n, h // 8, 8, w // 8, 8).transpose(4, 2, 0, 1, 3)
 
 
 def _from_blocks(blocks):
-    r, c, n, hb, wb = blocks.shape
-    return blocks.transpose(2, 3, 0, 4, 1).reshape(n, hb * 8, wb * 8)
+    c, r, n, hb, wb = blocks.shape
+    return blocks.transpose(2, 3, 1, 4, 0).reshape(n, hb * 8, wb * 8)
 
 
 def _downsample_exact(plane, fx: int, fy: int, height: int, width: int):
@@ -181,57 +181,42 @@ def _downsample_float(plane, fx: int, fy: int, height: int, width: int):
     return _pad_edge(down, out_h, out_w)
 
 
-def _shift_prev(x, axis: int):
-    """x[i - 1] along `axis`, edge-replicated (a slice and a concat, no gather)."""
-    first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
-    return jnp.concatenate([first, jax.lax.slice_in_dim(x, 0, x.shape[axis] - 1, axis=axis)], axis=axis)
-
-
-def _shift_next(x, axis: int):
-    last = jax.lax.slice_in_dim(x, x.shape[axis] - 1, x.shape[axis], axis=axis)
-    return jnp.concatenate([jax.lax.slice_in_dim(x, 1, x.shape[axis], axis=axis), last], axis=axis)
-
-
-def _interleave(even, odd, axis: int):
-    """Output samples 2i and 2i+1 from two planes of samples i."""
-    stacked = jnp.stack([even, odd], axis=axis + 1)
-    shape = list(even.shape)
-    shape[axis] *= 2
-    return stacked.reshape(shape)
-
-
 def _upsample(comp, fx: int, fy: int, height: int, width: int, *, exact: bool):
     """jdsample.c fancy (triangle) upsampling of a cropped chroma plane, then crop to (height, width).
 
     h2v2: 3:1 vertical then 3:1 horizontal weighting, + 8 / + 7 and >> 4; h2v1: (3 near + far + 1 / 2) >> 2.
     Edges repeat the outermost sample (what libjpeg's special-cased first/last columns and its context
     rows amount to). Planes narrower than 3 samples get plain replication, as in jinit_upsampler.
+    Each output phase is an elementwise expression of shifted views of one edge-padded plane, so the
+    whole upsampling is one fused loop plus an interleave.
     """
     if fx == 1 and fy == 1:
         return comp
-    if comp.shape[2] <= 2:  # no fancy upsampling: replicate
+    n, h, w = comp.shape
+    if w <= 2:  # no fancy upsampling: replicate
         up = jnp.repeat(comp, fx, axis=2)
         if fy == 2:
             up = jnp.repeat(up, 2, axis=1)
         return up[:, :height, :width]
+    padded = jnp.pad(comp, ((0, 0), (1, 1), (1, 1)), mode="edge")
+
+    def at(dy, dx):
+        return padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+
     if fy == 2:
-        colsum_up = 3 * comp + _shift_prev(comp, 1)
-        colsum_down = 3 * comp + _shift_next(comp, 1)
-        sums = _interleave(colsum_up, colsum_down, 1)
-        left = 3 * sums + _shift_prev(sums, 2)
-        right = 3 * sums + _shift_next(sums, 2)
-        if exact:
-            left, right = (left + 8) >> 4, (right + 7) >> 4
-        else:
-            left, right = left / 16.0, right / 16.0
+        def colsum(dy, dx):
+            return 3 * at(0, dx) + at(dy, dx)
+        phases = [[3 * colsum(dy, 0) + colsum(dy, dx) for dx in (-1, 1)] for dy in (-1, 1)]
+        rounding, shift, divisor = (8, 7), 4, 16.0
     else:
-        left = 3 * comp + _shift_prev(comp, 2)
-        right = 3 * comp + _shift_next(comp, 2)
-        if exact:
-            left, right = (left + 1) >> 2, (right + 2) >> 2
-        else:
-            left, right = left / 4.0, right / 4.0
-    return _interleave(left, right, 2)[:, :height, :width]
+        phases = [[3 * at(0, 0) + at(0, dx) for dx in (-1, 1)]]
+        rounding, shift, divisor = (1, 2), 2, 4.0
+    if exact:
+        phases = [[(p + k) >> shift for p, k in zip(row, rounding)] for row in phases]
+    else:
+        phases = [[p / divisor for p in row] for row in phases]
+    out = jnp.stack([jnp.stack(row, axis=-1) for row in phases], axis=2)  # (N, h, fy, w, 2)
+    return out.reshape(n, h * fy, w * 2)[:, :height, :width]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -296,18 +281,19 @@ def _idct_pass(c, first: bool):
 
 
 def _fdct_exact(blocks):
-    """(8r, 8c, ...) centred samples -> (8v, 8u, ...) coefficients, 8x the true DCT. Rows first.
+    """(8c, 8r, ...) centred samples -> (8v, 8u, ...) coefficients, 8x the true DCT. Rows first.
 
-    Each pass runs on all 8 rows (columns) at once, so the graph stays small and every op is elementwise.
+    Each pass runs on all 8 rows (columns) at once and stacks its outputs on the leading axis, so the
+    graph stays small and every op is elementwise on contiguous planes.
     """
-    rows = jnp.stack(_fdct_pass([blocks[:, c] for c in range(8)], True), axis=1)
-    return jnp.stack(_fdct_pass([rows[r] for r in range(8)], False), axis=0)
+    rows = jnp.stack(_fdct_pass([blocks[c] for c in range(8)], True))  # (8u, 8r, ...)
+    return jnp.stack(_fdct_pass([rows[:, r] for r in range(8)], False))  # (8v, 8u, ...)
 
 
 def _idct_exact(coefs):
-    """(8v, 8u, ...) dequantized coefficients -> (8r, 8c, ...) samples before range limiting. Columns first."""
-    cols = jnp.stack(_idct_pass([coefs[v] for v in range(8)], True), axis=0)
-    return jnp.stack(_idct_pass([cols[:, u] for u in range(8)], False), axis=1)
+    """(8v, 8u, ...) dequantized coefficients -> (8c, 8r, ...) samples before range limiting. Columns first."""
+    cols = jnp.stack(_idct_pass([coefs[v] for v in range(8)], True))  # (8r, 8u, ...)
+    return jnp.stack(_idct_pass([cols[:, u] for u in range(8)], False))  # (8c, 8r, ...)
 
 
 def _reciprocal(divisor):
@@ -436,10 +422,10 @@ def _float_codec(images, tables, subsampling: str, rounding: str):
                                       _factors(channels, subsampling)):
         padded = _downsample_float(plane, fx, fy, height, width)
         blocks = _to_blocks(padded - 128.0)
-        coefs = jnp.einsum("vr,rc...,uc->vu...", matrix, blocks, matrix)
+        coefs = jnp.einsum("vr,cr...,uc->vu...", matrix, blocks, matrix)
         table = jnp.moveaxis(table.astype(images.dtype), 0, -1)[..., None, None]
         coefs = _round_soft(coefs / table, rounding) * table
-        samples = jnp.einsum("vr,vu...,uc->rc...", matrix, coefs, matrix) + 128.0
+        samples = jnp.einsum("vr,vu...,uc->cr...", matrix, coefs, matrix) + 128.0
         comp = _from_blocks(samples)[:, :_ceil_div(height, fy), :_ceil_div(width, fx)]
         planes.append(_upsample(comp, fx, fy, height, width, exact=False))
     rgb = planes if len(planes) == 1 else _ycc_to_rgb_float(*planes)
