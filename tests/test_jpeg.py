@@ -209,12 +209,15 @@ def test_soft_modes_pass_numerical_gradient_checks_in_float64(mode):
                     eps=1e-4, atol=1e-3, rtol=1e-3)
 
 
-def test_soft_modes_are_close_to_exact():
-    images = np.random.default_rng(8).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    exact = np.asarray(jpeg.compress(images, 75)).astype(float)
-    for mode in ("cubic", "sinusoidal"):
-        soft = np.asarray(jpeg.compress(images.astype(np.float32), 75, mode=mode))
-        assert np.abs(soft - exact).mean() < 3.0, mode
+def test_soft_modes_are_close_to_exact(kodak):
+    """Soft rounding models JPEG: nearer to the exact output than the input is (cubic much nearer)."""
+    crop = kodak[4][None, 100:164, 200:264]
+    for quality in (10, 75):
+        exact = np.asarray(jpeg.compress(crop, quality)).astype(float)
+        input_error = np.abs(crop - exact).mean()
+        for mode, bound in (("cubic", 0.5), ("sinusoidal", 0.8)):
+            soft = np.asarray(jpeg.compress(crop.astype(np.float32), quality, mode=mode))
+            assert np.abs(soft - exact).mean() < bound * input_error, (mode, quality)
 
 
 def test_sharded_batch_equals_single_device():
@@ -225,7 +228,7 @@ def test_sharded_batch_equals_single_device():
         assert jax.device_count() == 4, jax.devices()
         images = np.random.default_rng(0).integers(0, 256, (8, 24, 40, 3), dtype=np.uint8)
         single = np.asarray(jpeg.compress(jax.device_put(images, jax.devices()[0]), 45))
-        mesh = jax.make_mesh((4,), ("data",))
+        mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
         sharded_in = jax.device_put(images, NamedSharding(mesh, PartitionSpec("data")))
         sharded = jpeg.compress(sharded_in, 45)
         assert len(sharded.sharding.device_set) == 4, sharded.sharding

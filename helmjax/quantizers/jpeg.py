@@ -117,6 +117,9 @@ def _float_table(base, quality, *, integer_steps: bool):
     scale = jnp.where(q < 50, ratio, 200.0 - 2.0 * q)
     table = (base * scale + 50.0) / 100.0 if integer_steps else base * scale / 100.0
     if integer_steps:
+        # At q = 100 the scale is 0 and the table no longer depends on the base: keep a 1% path so the
+        # base tables' gradient does not vanish there (it changes no forward value).
+        table = table + (base - jax.lax.stop_gradient(base)) / 100.0
         table = _straight_through(jnp.floor(table), table)
     # A hard clamp would zero the quality gradient at q = 1 (every entry clamps to 255): pass it through.
     return _straight_through(jnp.clip(table, 1.0, 255.0), table)
@@ -482,6 +485,11 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _as_array(x):
+    """Concrete inputs become numpy arrays (so range checks also run inside a user's jit); tracers stay."""
+    return x if isinstance(x, jax.core.Tracer) else np.asarray(x)
+
+
 def _check_images(images):
     if images.ndim == 3:
         images = images[..., None]
@@ -500,7 +508,7 @@ def _check_images(images):
 def _check_table(table, name: str, exact: bool):
     if table is None:
         return None
-    table = jnp.asarray(table)
+    table = _as_array(table)
     if table.shape != (8, 8):
         raise ValueError(f"{name}: expected an 8x8 table in natural (row-major) order, got shape {table.shape}")
     if not (jnp.issubdtype(table.dtype, jnp.integer) or jnp.issubdtype(table.dtype, jnp.floating)):
@@ -514,7 +522,7 @@ def _check_table(table, name: str, exact: bool):
 
 
 def _check_quality(quality, n: int, exact: bool):
-    quality = jnp.asarray(quality)
+    quality = _as_array(quality)
     if quality.ndim > 1 or (quality.ndim == 1 and quality.shape[0] != n):
         raise ValueError(f"quality: expected a scalar or one per image ({n},), got shape {quality.shape}")
     if not (jnp.issubdtype(quality.dtype, jnp.integer) or jnp.issubdtype(quality.dtype, jnp.floating)):
@@ -523,7 +531,7 @@ def _check_quality(quality, n: int, exact: bool):
         values = np.asarray(quality)
         if values.min() < 1 or values.max() > 100:
             raise ValueError(f"quality: exact mode needs values in [1, 100], got {values.min()}..{values.max()}")
-    return jnp.broadcast_to(quality, (n,))
+    return jnp.broadcast_to(jnp.asarray(quality), (n,))
 
 
 def compress(images, quality, *, subsampling: str = "4:2:0", mode: str = "exact",
