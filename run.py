@@ -91,6 +91,10 @@ def run(argv):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a full disk, a read-only or vanished workdir: finished runs stay on disk
+        print(f"error: {e.strerror or e} ({e.filename or 'file system'}); finished runs are kept: fix this "
+              f"and run the same command again", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from helmjax import trace
+
 
 def write_with(path: pathlib.Path, write: Callable[[Any], None], mode: str = "wb"):
     """Calls `write(file)` on a temp file beside `path`, then renames it into place."""
     path = pathlib.Path(path)
+    trace.event(f"write-start {path.parent.name}/{path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -20,6 +23,7 @@ def write_with(path: pathlib.Path, write: Callable[[Any], None], mode: str = "wb
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        trace.event(f"write-end {path.parent.name}/{path.name}")
     except BaseException:
         try:
             os.unlink(tmp)

@@ -11,6 +11,8 @@ from typing import Any, Optional, Tuple
 import jax
 import orbax.checkpoint as ocp
 
+from helmjax import trace
+
 
 class RunCheckpoints:
     def __init__(self, run_dir: pathlib.Path, keep_latest: int = 2):
@@ -22,14 +24,18 @@ class RunCheckpoints:
                                           options=ocp.CheckpointManagerOptions(max_to_keep=1, **options))
 
     def save_latest(self, epoch: int, state: Any, meta: dict):
+        trace.event(f"checkpoint-start latest {epoch}")
         self.latest.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                         meta=ocp.args.JsonSave(meta)))
         self.latest.wait_until_finished()
+        trace.event(f"checkpoint-end latest {epoch}")
 
     def save_best(self, epoch: int, state: Any, meta: dict):
+        trace.event(f"checkpoint-start best {epoch}")
         self.best.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                       meta=ocp.args.JsonSave(meta)), force=True)
         self.best.wait_until_finished()
+        trace.event(f"checkpoint-end best {epoch}")
 
     def restore_latest(self, target: Any) -> Optional[Tuple[int, Any, dict]]:
         return _restore_newest(self.latest, target)

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
-from helmjax import atomic_io
+from helmjax import atomic_io, trace
 from helmjax.checkpoints import RunCheckpoints
 from helmjax.distributed import is_primary
 from helmjax.train import Trainer, check_finite
@@ -75,6 +75,7 @@ def read_result(run_dir: pathlib.Path) -> Optional[dict]:
 
 
 def _append_metrics(run_dir: pathlib.Path, row: dict):
+    trace.event(f"metrics {pathlib.Path(run_dir).name} {row['epoch']}")
     with open(pathlib.Path(run_dir) / METRICS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
@@ -105,6 +106,7 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
             atomic_io.write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
         best_val = max((r["val_acc"] for r in history), default=-1.0)
 
+        trace.event(f"train {run_dir.name} from-epoch {start_epoch}")
         for epoch in range(start_epoch + 1, epochs + 1):
             t0 = time.perf_counter()
 

@@ -1,0 +1,98 @@
+"""Reliability: kills at random moments lose nothing, corrupt files are detected, failures are contained."""
+
+import errno
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from helmjax import atomic_io, crash_harness, sweep
+from helmjax.errors import UserError
+from helmjax.quantized_data import quantize
+from tests.conftest import make_stripes
+from tests.test_sweep import tiny_config
+
+QUIET = dict(progress=False, log=lambda *_: None)
+
+
+def test_bounded_kill_harness_finds_nothing_lost():
+    summary = crash_harness.harness(cycles=3, seconds=90, seed=7, log=lambda *_: None)
+    assert summary["problems"] == []
+    assert summary["kills"] >= 1 and summary["runs_checked"] >= 6
+    assert summary["sigterm_exit"] == 130
+
+
+def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    c = tiny_config("grid.level=raw", "train.epochs=3")
+    straight = sweep.run_sweep(c, tmp_path / "a", **QUIET).rows[0]
+    c2 = tiny_config("grid.level=raw", "train.epochs=2")
+    sweep.run_sweep(c2, tmp_path / "b", **QUIET)
+    run_dir = tmp_path / "b" / c.name / "runs" / "raw-A-s0"
+    (run_dir / "result.json").unlink()  # as if killed after epoch 2's checkpoint, before finishing
+    for f in (run_dir / "ckpt" / "latest" / "2").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])  # torn files
+    resumed = sweep.run_sweep(c, tmp_path / "b", **QUIET).rows[0]
+    for key in ("val_acc", "test_acc", "best_epoch", "epochs"):
+        assert resumed[key] == straight[key], key
+
+
+def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, caplog):
+    ds = make_stripes()
+    first = quantize(ds, 20, "pillow_jpeg", {"subsampling": "4:2:0"}, "both", tmp_path)
+    for path in tmp_path.glob("*.npz"):
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    again = quantize(ds, 20, "pillow_jpeg", {"subsampling": "4:2:0"}, "both", tmp_path)
+    assert "unreadable" in caplog.text
+    assert np.array_equal(first.x_train, again.x_train) and first.info == again.info
+    assert all(np.load(p)["data"].dtype == np.uint8 for p in tmp_path.glob("*.npz"))  # rebuilt on disk
+
+
+def test_nan_loss_marks_the_run_failed_and_the_sweep_goes_on(tmp_path):
+    c = tiny_config("grid.level=raw,10", "train.optimizer=sgd", "train.lr=1e30", "train.lr_decay=0.0")
+    out = sweep.run_sweep(c, tmp_path, **QUIET)
+    assert out.failed == ["raw-A-s0", "q10-A-s0"]
+    rows = [json.loads(l) for l in (tmp_path / c.name / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert "lower train.lr" in rows[0]["error"] and rows[0]["test_acc"] is None
+
+
+def test_disk_full_while_writing_results_keeps_finished_runs(tmp_path, monkeypatch):
+    c = tiny_config("grid.level=raw")
+    real = atomic_io.write_text
+
+    def full_disk(path, text):
+        if pathlib.Path(path).name.startswith("results"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(atomic_io, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        sweep.run_sweep(c, tmp_path, **QUIET)
+    assert not list((tmp_path / c.name).glob(".results*.tmp"))  # no temp file left behind
+    monkeypatch.setattr(atomic_io, "write_text", real)
+    again = sweep.run_sweep(c, tmp_path, **QUIET)  # space is back: nothing is retrained
+    assert again.trained == [] and len(again.rows) == 1
+
+
+def test_workdir_that_cannot_be_created_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UserError, match="pick a writable --workdir"):
+        sweep.run_sweep(tiny_config(), blocker, **QUIET)
+
+
+def test_atomic_write_never_leaves_half_a_file(tmp_path):
+    target = tmp_path / "x.json"
+    atomic_io.write_json(target, {"a": 1})
+
+    def explode(f):
+        f.write(b"{\"a\": 2, ")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_io.write_with(target, explode)
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
