@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
                                                 duration_s=2.0, split_seed=0))
     c.quantizer = mp3_quantizer()
     c.features = log_mel()
-    c.model = ml_collections.ConfigDict(dict(family="audio", width=1.0))
+    c.model = ml_collections.ConfigDict(dict(family="audio", width=1.0, conv_dropout=0.5, fc_dropout=0.6))
     c.train = audio_paper_train()
     c.grid = ml_collections.ConfigDict(dict(level=["raw", 8, 16, 32, 64, 96, 128, 160], arch=list("ABCDEF"),
                                             seed=[0, 1, 2]))

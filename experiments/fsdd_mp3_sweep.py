@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(name="fsdd", duration_s=1.0, split_seed=0))
     c.quantizer = mp3_quantizer()
     c.features = log_mel(n_mels=64, n_fft=512, hop_length=128)
-    c.model = ml_collections.ConfigDict(dict(family="audio", width=1.0))
+    c.model = ml_collections.ConfigDict(dict(family="audio", width=1.0, conv_dropout=0.5, fc_dropout=0.6))
     c.train = audio_paper_train()
     c.train.update(optimizer="adam", lr=1e-3, epochs=30)
     c.grid = ml_collections.ConfigDict(dict(level=["raw", 8, 16, 24, 32, 48, 64], arch=list("ABCDEF"),
