@@ -375,13 +375,22 @@ def _factors(num_components: int, subsampling: str):
     return [(1, 1)] + [chroma] * (num_components - 1)
 
 
+def _barrier(x):
+    """Materialises `x`: without it XLA fuses each of the butterflies' many consumers with its producers and
+    recomputes colour conversion and transposes once per consumer (several times slower on CPU)."""
+    return jax.lax.optimization_barrier(x)
+
+
 def _exact_dct(images, subsampling: str):
     """int32 (N,H,W,C) -> per component: int32 (8, 8, N, Hb, Wb) forward-DCT output (8x the true DCT)."""
     n, height, width, channels = images.shape
     out = []
-    for plane, (fx, fy) in zip(_components(images, _rgb_to_ycc_exact), _factors(channels, subsampling)):
-        padded = _downsample_exact(plane, fx, fy, height, width)
-        out.append(_fdct_exact(_to_blocks(padded - 128)))
+    planes = _barrier(_components(images, _rgb_to_ycc_exact))
+    for plane, (fx, fy) in zip(planes, _factors(channels, subsampling)):
+        # Samples fit in a byte: transposing bytes moves a quarter of the memory of int32.
+        padded = _downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8)
+        blocks = _barrier(_to_blocks(padded)).astype(jnp.int32) - 128
+        out.append(_barrier(_fdct_exact(blocks)))
     return out
 
 
@@ -390,10 +399,10 @@ def _exact_decode(dct, tables, height: int, width: int, subsampling: str):
     planes = []
     for coefs, table, (fx, fy) in zip(dct, tables, _factors(len(dct), subsampling)):
         table = jnp.moveaxis(table, 0, -1)[..., None, None]  # (8, 8, N, 1, 1)
-        samples = _idct_exact(_quantize_exact(coefs, table) * table)
+        samples = _idct_exact(_barrier(_quantize_exact(coefs, table) * table))
         # jdmaster.c range limit: the SIMD IDCT saturates, i.e. clamps to [0, 255] after + 128.
-        plane = _from_blocks(jnp.clip(samples + 128, 0, 255))
-        comp = plane[:, :_ceil_div(height, fy), :_ceil_div(width, fx)]
+        plane = _barrier(_from_blocks(_barrier(jnp.clip(samples + 128, 0, 255).astype(jnp.uint8))))
+        comp = plane[:, :_ceil_div(height, fy), :_ceil_div(width, fx)].astype(jnp.int32)
         planes.append(_upsample(comp, fx, fy, height, width, exact=True))
     if len(planes) == 1:
         return planes[0][..., None].astype(jnp.uint8)
