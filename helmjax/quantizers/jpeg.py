@@ -390,7 +390,7 @@ def _exact_dct(images, subsampling: str):
         # Samples fit in a byte: transposing bytes moves a quarter of the memory of int32.
         padded = _downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8)
         blocks = _barrier(_to_blocks(padded)).astype(jnp.int32) - 128
-        out.append(_barrier(_fdct_exact(blocks)))
+        out.append(_fdct_exact(blocks))
     return out
 
 
@@ -403,9 +403,10 @@ def _exact_decode(dct, tables, height: int, width: int, subsampling: str):
         # jdmaster.c range limit: the SIMD IDCT saturates, i.e. clamps to [0, 255] after + 128.
         plane = _barrier(_from_blocks(_barrier(jnp.clip(samples + 128, 0, 255).astype(jnp.uint8))))
         comp = plane[:, :_ceil_div(height, fy), :_ceil_div(width, fx)].astype(jnp.int32)
-        planes.append(_upsample(comp, fx, fy, height, width, exact=True))
+        planes.append(_barrier(_upsample(comp, fx, fy, height, width, exact=True).astype(jnp.uint8)))
     if len(planes) == 1:
         return planes[0][..., None].astype(jnp.uint8)
+    planes = [p.astype(jnp.int32) for p in planes]
     return jnp.stack(_ycc_to_rgb_exact(*planes), axis=-1).astype(jnp.uint8)
 
 
