@@ -381,31 +381,48 @@ def _barrier(x):
     return jax.lax.optimization_barrier(x)
 
 
+def _groups(num_components: int, subsampling: str):
+    """Components that share a plane size, as (component indices, factors): they run as one batch, so
+    Cb and Cr (and, in 4:4:4, all three) go through each step together in one bigger, cheaper op."""
+    factors = _factors(num_components, subsampling)
+    if num_components == 1:
+        return [([0], factors[0])]
+    if factors[1] == (1, 1):
+        return [([0, 1, 2], (1, 1))]
+    return [([0], (1, 1)), ([1, 2], factors[1])]
+
+
 def _exact_dct(images, subsampling: str):
-    """int32 (N,H,W,C) -> per component: int32 (8, 8, N, Hb, Wb) forward-DCT output (8x the true DCT)."""
+    """int32 (N,H,W,C) -> per component group: int32 (8, 8, kN, Hb, Wb) forward-DCT output (8x the DCT)."""
     n, height, width, channels = images.shape
+    planes = _components(images, _rgb_to_ycc_exact)
     out = []
-    planes = _barrier(_components(images, _rgb_to_ycc_exact))
-    for plane, (fx, fy) in zip(planes, _factors(channels, subsampling)):
+    for indices, (fx, fy) in _groups(channels, subsampling):
+        plane = jnp.concatenate([planes[i] for i in indices]) if len(indices) > 1 else planes[indices[0]]
         # Samples fit in a byte: transposing bytes moves a quarter of the memory of int32.
-        padded = _downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8)
+        padded = _barrier(_downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8))
         blocks = _barrier(_to_blocks(padded)).astype(jnp.int32) - 128
         out.append(_fdct_exact(blocks))
     return out
 
 
 def _exact_decode(dct, tables, height: int, width: int, subsampling: str):
-    """Quantize, dequantize, inverse DCT, upsample and colour-convert; `tables` are int32 (N, 8, 8) each."""
-    planes = []
-    for coefs, table, (fx, fy) in zip(dct, tables, _factors(len(dct), subsampling)):
-        table = jnp.moveaxis(table, 0, -1)[..., None, None]  # (8, 8, N, 1, 1)
+    """Quantize, dequantize, inverse DCT, upsample and colour-convert; `tables` are int32 (N, 8, 8), one
+    per component."""
+    planes = [None] * len(tables)
+    for coefs, (indices, (fx, fy)) in zip(dct, _groups(len(tables), subsampling)):
+        table = jnp.concatenate([tables[i] for i in indices]) if len(indices) > 1 else tables[indices[0]]
+        table = jnp.moveaxis(table, 0, -1)[..., None, None]  # (8, 8, kN, 1, 1)
         samples = _idct_exact(_barrier(_quantize_exact(coefs, table) * table))
         # jdmaster.c range limit: the SIMD IDCT saturates, i.e. clamps to [0, 255] after + 128.
         plane = _barrier(_from_blocks(_barrier(jnp.clip(samples + 128, 0, 255).astype(jnp.uint8))))
         comp = plane[:, :_ceil_div(height, fy), :_ceil_div(width, fx)].astype(jnp.int32)
-        planes.append(_barrier(_upsample(comp, fx, fy, height, width, exact=True).astype(jnp.uint8)))
+        up = _barrier(_upsample(comp, fx, fy, height, width, exact=True).astype(jnp.uint8))
+        n = up.shape[0] // len(indices)
+        for j, i in enumerate(indices):
+            planes[i] = up[j * n:(j + 1) * n]
     if len(planes) == 1:
-        return planes[0][..., None].astype(jnp.uint8)
+        return planes[0][..., None]
     planes = [p.astype(jnp.int32) for p in planes]
     return jnp.stack(_ycc_to_rgb_exact(*planes), axis=-1).astype(jnp.uint8)
 
@@ -456,7 +473,7 @@ def _exact_from_float(images, quality, luma_base, chroma_base, subsampling):
     q = jnp.round(quality).astype(jnp.int32)
     bases = [jnp.round(luma_base).astype(jnp.int32), jnp.round(chroma_base).astype(jnp.int32)]
     dct = _exact_dct(ints, subsampling)
-    tables = [scaled_table(bases[min(i, 1)], q) for i in range(len(dct))]
+    tables = [scaled_table(bases[min(i, 1)], q) for i in range(images.shape[-1])]
     return _exact_decode(dct, tables, images.shape[1], images.shape[2], subsampling).astype(images.dtype)
 
 
@@ -587,7 +604,7 @@ def _compress_jit(images, quality, luma_base, chroma_base, *, subsampling, mode,
     if mode == "exact" and integer_inputs:  # nothing to differentiate: the integer pipeline alone
         dct = _exact_dct(images.astype(jnp.int32), subsampling)
         q = jnp.clip(quality, 1, 100)
-        tables = [scaled_table(luma_base, q)] + [scaled_table(chroma_base, q)] * (len(dct) - 1)
+        tables = [scaled_table(luma_base, q)] + [scaled_table(chroma_base, q)] * (images.shape[-1] - 1)
         return _exact_decode(dct, tables, height, width, subsampling)
     dtype = images.dtype if jnp.issubdtype(images.dtype, jnp.floating) else jnp.float32
     args = (images.astype(dtype), quality.astype(dtype), luma_base.astype(dtype), chroma_base.astype(dtype))
@@ -608,7 +625,7 @@ def _compress_qualities_jit(images, qualities, luma_base, chroma_base, *, subsam
 
     def one_quality(q):
         q = jnp.broadcast_to(jnp.clip(q, 1, 100), images.shape[:1])
-        tables = [scaled_table(luma_base, q)] + [scaled_table(chroma_base, q)] * (len(dct) - 1)
+        tables = [scaled_table(luma_base, q)] + [scaled_table(chroma_base, q)] * (images.shape[-1] - 1)
         return _exact_decode(dct, tables, height, width, subsampling)
 
     return jax.lax.map(one_quality, qualities)
