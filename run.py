@@ -25,6 +25,9 @@ PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 WORKER = flags.DEFINE_string("worker", "0/1", "i/n: this worker takes every n-th run of the grid from i.")
 DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (TPU VM pods, "
                                 "Slurm, multi-node GPU): all hosts train each run together.")
+COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0 (auto-detected on TPU VMs/Slurm).")
+NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (auto-detected on TPU VMs/Slurm).")
+PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (auto-detected on TPU VMs/Slurm).")
 
 
 def list_experiments():
@@ -58,7 +61,7 @@ def main(argv):
     from helmjax import distributed, results_table, sweep
     worker = distributed.parse_worker(WORKER.value)
     if DISTRIBUTED.value:
-        distributed.initialize()
+        distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
     sweep_dir = pathlib.Path(WORKDIR.value) / config.name
     if ANALYZE.value:
         if not (sweep_dir / "sweep.json").exists():

@@ -22,6 +22,8 @@ def initialize(coordinator_address: Optional[str] = None, num_processes: Optiona
     """`jax.distributed.initialize`, auto-detecting the cluster (TPU VM, Slurm, ...) when no address is given."""
     kwargs = {k: v for k, v in dict(coordinator_address=coordinator_address, num_processes=num_processes,
                                     process_id=process_id).items() if v is not None}
+    # CPU hosts (and tests that simulate hosts with processes) need a collectives backend; GPUs/TPUs bring theirs.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(**kwargs)
 
 
