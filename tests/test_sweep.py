@@ -16,11 +16,12 @@ from helmjax.errors import UserError
 from helmjax.results_table import format_table, sweet_spot
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+QUIET = dict(progress=False, log=lambda *_: None)
 
 
 def tiny_config(*extra):
     c = config_lib.load_experiment("cifar_q_sweep_small")
-    return config_lib.apply_overrides(c, ["data.name=stripes", "grid.level=raw,10,90", "train.epochs=2",
+    return config_lib.apply_overrides(c, ["data.name=stripes", "quantizer.name=pillow_jpeg", "grid.level=raw,10,90", "train.epochs=2",
                                           "train.batch_size=32", "train.eval_batch_size=64", *extra])
 
 
@@ -68,6 +69,15 @@ def test_stop_before_any_step_leaves_no_result_and_resumes(tmp_path):
         sweep.run_sweep(c, tmp_path, stop=stop, progress=False, log=lambda *_: None)
     assert not (tmp_path / c.name / "runs" / "raw-A-s0" / "result.json").exists()
     assert sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None).trained == ["raw-A-s0"]
+
+
+def test_jax_codec_and_pillow_give_identical_sweeps(tmp_path):
+    c = tiny_config("grid.level=10")
+    pillow = sweep.run_sweep(c, tmp_path / "pillow", **QUIET).rows
+    jax_rows = sweep.run_sweep(config_lib.apply_overrides(c, ["quantizer.name=jax_jpeg"]), tmp_path / "jax",
+                               **QUIET).rows
+    same = ("bpp", "bpp_payload", "val_acc", "test_acc", "best_epoch")
+    assert [{k: r[k] for k in same} for r in pillow] == [{k: r[k] for k in same} for r in jax_rows]
 
 
 def test_quantized_data_is_cached(tmp_path):

@@ -695,7 +695,8 @@ def _registry_compress(images: np.ndarray, quality: int, subsampling: str = "4:2
     if images.dtype != np.uint8:
         raise ValueError(f"images: jax_jpeg needs uint8 images, got {images.dtype}; convert with np.uint8 first")
     pixels = quantize_dataset(images, [quality], subsampling=subsampling, chunk=chunk)[0]
-    return Quantized(pixels, file_bits(images, quality, subsampling))
+    from helmjax.quantizers import pillow_jpeg
+    return Quantized(pixels, *pillow_jpeg.coded_bits(images, quality, subsampling))
 
 
 register("jax_jpeg", _registry_compress, modality="image", level_name="quality", level_range=(1, 100),

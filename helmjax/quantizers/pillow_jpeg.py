@@ -81,7 +81,13 @@ def compress(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> Qu
 
 def file_bits(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
     """True JPEG file size in bits of each image (encode only)."""
-    return np.array([8 * len(encode(image, quality, subsampling)) for image in np.asarray(images)], np.int64)
+    return coded_bits(images, quality, subsampling)[0]
+
+
+def coded_bits(images: np.ndarray, quality: int, subsampling: str = "4:2:0"):
+    """(file bits, payload bits) of each image, from one encode."""
+    files = [encode(image, quality, subsampling) for image in np.asarray(images)]
+    return (np.array([8 * len(f) for f in files], np.int64), np.array([8 * payload_bytes(f) for f in files], np.int64))
 
 
 register("pillow_jpeg", compress, modality="image", level_name="quality", level_range=(1, 100),
