@@ -54,7 +54,11 @@ def entry(name: str) -> DatasetEntry:
 def load(name: str, **options) -> ArrayDataset:
     """Builds dataset `name` with `options` (the config's data fields other than `name`)."""
     e = entry(name)
-    loader = e.loader or getattr(importlib.import_module(e.module), e.function)
+    try:
+        loader = e.loader or getattr(importlib.import_module(e.module), e.function)
+    except ModuleNotFoundError as missing:
+        raise UserError(f"dataset {name!r} needs the Python package {missing.name!r}, which is not installed: "
+                        f"pip install -r requirements.txt") from None
     accepted = inspect.signature(loader).parameters
     unknown = sorted(k for k in options if k not in accepted)
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):

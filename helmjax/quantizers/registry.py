@@ -11,6 +11,7 @@ to a quantizer (the sweep uses the data as is).
 """
 
 import dataclasses
+import inspect
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -83,9 +84,19 @@ def check_level(spec: QuantizerSpec, level: Any) -> int:
     return int(level)
 
 
+def accepted_options(spec: QuantizerSpec, options: dict) -> dict:
+    """The options `spec.fn` takes, so one config can switch quantizers (e.g. `subsampling` means nothing to
+    `bitdepth`)."""
+    params = inspect.signature(spec.fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    return {k: v for k, v in options.items() if k in params}
+
+
 def apply(name: str, data: np.ndarray, level: int, **options) -> Quantized:
+    """Quantizes `data` at `level` with quantizer `name`; options it does not take are left out."""
     spec = get(name)
-    return spec.fn(data, check_level(spec, level), **options)
+    return spec.fn(data, check_level(spec, level), **accepted_options(spec, options))
 
 
 _BUILTINS_LOADED = False
