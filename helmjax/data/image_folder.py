@@ -1,0 +1,356 @@
+"""Images from a folder of class subfolders (or a .tar/.tar.gz of one): the loader users point at their own data.
+
+Layouts, under a directory or inside an archive (an archive's single wrapping folder is looked through):
+- `train/<class>/*` and `test/<class>/*`: the splits as given (`test_fraction`/`seed` unused); both splits must
+  name the same classes.
+- `<class>/*`: one pool, split per class with `test_fraction` (deterministic from `seed`, stratified).
+Labels are the class folder names sorted; files are ordered by natural sort of their path inside the class folder
+(`2.png` before `10.png`), nested folders included. Hidden files and folders (`.*`, `__MACOSX`) are ignored.
+
+Any format Pillow reads. Every image becomes 8-bit RGB: grayscale is repeated, alpha is dropped (the stored colour
+is kept), palettes are expanded, 16-bit samples are rounded to v/257, EXIF orientation is applied. Sizes: when
+`image_size` is None all images must share one size (the first mismatch is an error saying to pass image_size);
+with `image_size=(H, W)` (or an int for square) images of another size are resized to it with Pillow's bicubic
+filter, aspect ratio not preserved (nothing cropped); images already that size keep their exact pixels.
+
+Bad files (zero-byte, truncated, corrupt, not an image) are logged with the reason, skipped and counted in
+`ArrayDataset.skipped`; the load goes on. A class folder with no readable image in any split is an error (dropping
+it would shift every later label); a class missing from one split only is a warning.
+With `cache_dir`, decoded arrays are cached there (atomic write); a damaged cache file is detected and rebuilt.
+"""
+
+import dataclasses
+import hashlib
+import io
+import logging
+import os
+import pathlib
+import re
+import tarfile
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from helmjax import atomic_io
+from helmjax.data.audio_folder import stratified_split
+from helmjax.data.dataset import ArrayDataset
+from helmjax.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+SPLITS = ("train", "test")
+_CACHE_VERSION = 1  # bump when decoding rules change, so old caches are not reused
+_SHOW_BAD = 20  # bad files named in the summary warning (each one is also logged on its own)
+
+
+class BadImage(ValueError):
+    """A file that cannot become an image; the message is the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _File:
+    parts: Tuple[str, ...]  # path inside the root, split into components
+    read: Callable[[], bytes]
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.parts)
+
+
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """Any Pillow image -> 8-bit RGB by the rules in the module docstring."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(img).astype(np.int64)
+        if mode == "I" and a.size and 0 <= a.min() and a.max() <= 255:
+            a8 = a.astype(np.uint8)  # 32-bit container holding 8-bit values
+        else:
+            a8 = ((np.clip(a, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
+        return Image.fromarray(a8, "L").convert("RGB")
+    if mode == "F":
+        a = np.nan_to_num(np.asarray(img, np.float64))
+        if a.size and a.max() <= 1.0:
+            a = a * 255.0  # float images in [0, 1]
+        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "RGB":
+        return img
+    if "A" in mode or "a" in mode or (mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")  # through RGBA: some alpha modes (La) have no direct path to RGB
+    return img.convert("RGB")
+
+
+def decode_image(data: bytes, image_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Encoded bytes -> uint8 (H, W, 3); resized to `image_size` (H, W) when given. Raises BadImage with the reason."""
+    if not data:
+        raise BadImage("empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # decodes now, so truncation and corruption surface here
+            img = ImageOps.exif_transpose(img)
+            img = to_rgb8(img)
+            if image_size is not None and img.size != (image_size[1], image_size[0]):
+                img = img.resize((image_size[1], image_size[0]), Image.Resampling.BICUBIC)
+            out = np.asarray(img, np.uint8)
+    except Image.UnidentifiedImageError:
+        raise BadImage("not an image format Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise BadImage(f"too many pixels ({e})") from None
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, EOFError... for bad data
+        raise BadImage(f"corrupt or truncated ({type(e).__name__}: {e})") from None
+    if out.ndim != 3 or out.shape[2] != 3 or 0 in out.shape:
+        raise BadImage(f"decoded to an unusable shape {out.shape}")
+    return out
+
+
+def _natural_key(parts: Sequence[str]):
+    """Sort key: digit runs compare as numbers, so 2.png < 10.png."""
+    return [tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p)) for p in parts]
+
+
+def _ignored(parts: Sequence[str]) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def is_archive(path: pathlib.Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _dataset_name(root: pathlib.Path) -> str:
+    name = root.name
+    for suffix in sorted(ARCHIVE_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def _list_directory(root: pathlib.Path):
+    files, dirs = [], set()
+    for folder, subdirs, names in os.walk(root):
+        rel = pathlib.Path(folder).relative_to(root).parts
+        subdirs[:] = sorted(d for d in subdirs if not _ignored((d,)))  # prunes the walk too
+        dirs.update(rel + (d,) for d in subdirs)
+        for n in names:
+            p = pathlib.Path(folder) / n
+            if not _ignored((n,)) and p.is_file():
+                files.append(_File(rel + (n,), p.read_bytes))
+    return files, dirs
+
+
+def _list_archive(root: pathlib.Path):
+    """One streaming pass over the archive (fast for .gz); file bytes are kept in memory until decoded."""
+    files, dirs, unsafe = [], set(), []
+    try:
+        with tarfile.open(root, "r|*") as tar:
+            for member in tar:
+                parts = tuple(p for p in pathlib.PurePosixPath(member.name).parts if p not in (".", "/"))
+                if not parts or _ignored(parts):
+                    continue
+                if ".." in parts or pathlib.PurePosixPath(member.name).is_absolute():
+                    unsafe.append(member.name)
+                    continue
+                if member.isdir():
+                    dirs.add(parts)
+                elif member.isfile():
+                    data = tar.extractfile(member).read()
+                    files.append(_File(parts, lambda data=data: data))
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read archive {root} ({type(e).__name__}: {e}); it is damaged or not a tar, "
+                        "re-create it or point data.root at an unpacked folder") from None
+    if unsafe:
+        log.warning("ignored %d archive member(s) with absolute or '..' paths, e.g. %s", len(unsafe), unsafe[0])
+    for f in files:  # folders named only through their files' paths
+        dirs.update(f.parts[:i] for i in range(1, len(f.parts)))
+    # Look through a single wrapping folder (archives are often made of `mydata/...`).
+    while files and len({f.parts[0] for f in files}) == 1 and all(len(f.parts) >= 3 for f in files) \
+            and files[0].parts[0] not in SPLITS and not any(len(d) == 1 and d != files[0].parts[:1] for d in dirs):
+        files = [_File(f.parts[1:], f.read) for f in files]
+        dirs = {d[1:] for d in dirs if len(d) > 1}
+    return files, dirs
+
+
+def _source_fingerprint(root: pathlib.Path, files: List[_File]) -> str:
+    """Changes whenever the input changes: archive bytes, or every file's path, size and mtime."""
+    h = hashlib.sha256()
+    if root.is_file():
+        with open(root, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    else:
+        for f in sorted(files, key=lambda f: f.parts):
+            st = (root.joinpath(*f.parts)).stat()
+            h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _normalise_size(image_size) -> Optional[Tuple[int, int]]:
+    if image_size is None:
+        return None
+    size = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(s) for s in image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise UserError(f"image_size {image_size!r} must be a positive int or (height, width)")
+    return size
+
+
+def _layout(files: List[_File], dirs, root) -> Dict[Optional[str], Dict[str, List[_File]]]:
+    """{split or None: {class: files}}; split None for the `<class>/*` layout. Every class folder appears, empty or not."""
+    top = {d[0] for d in dirs if len(d) >= 1}
+    if top & set(SPLITS):
+        missing = [s for s in SPLITS if s not in top]
+        if missing:
+            raise UserError(f"{root} has a {'/'.join(sorted(top & set(SPLITS)))}/ folder but no {missing[0]}/ folder; "
+                            "give both train/<class>/ and test/<class>/, or only <class>/ folders to split automatically")
+        extra = sorted(top - set(SPLITS))
+        if extra:
+            log.warning("%s: ignoring top-level folder(s) %s beside train/ and test/", root, ", ".join(extra))
+        layout = {s: {d[1]: [] for d in dirs if len(d) >= 2 and d[0] == s} for s in SPLITS}
+        stray = [f.name for f in files if len(f.parts) == 2 and f.parts[0] in SPLITS]
+        for f in files:
+            if len(f.parts) >= 3 and f.parts[0] in SPLITS:
+                layout[f.parts[0]][f.parts[1]].append(f)
+    else:
+        layout = {None: {d[0]: [] for d in dirs if len(d) >= 1}}
+        stray = [f.name for f in files if len(f.parts) == 1]
+        for f in files:
+            if len(f.parts) >= 2:
+                layout[None][f.parts[0]].append(f)
+    if stray:
+        log.warning("%s: ignoring %d file(s) outside class folders, e.g. %s", root, len(stray), stray[0])
+    if "train" in layout and set(layout["train"]) != set(layout["test"]):
+        only_train = sorted(set(layout["train"]) - set(layout["test"]))
+        only_test = sorted(set(layout["test"]) - set(layout["train"]))
+        raise UserError(f"{root}: train/ and test/ name different classes (only in train: {only_train or 'none'}; "
+                        f"only in test: {only_test or 'none'}); give both splits the same class folders")
+    for by_class in layout.values():
+        for members in by_class.values():
+            members.sort(key=lambda f: _natural_key(f.parts))
+    return layout
+
+
+def _decode_all(layout, classes, image_size, root):
+    """{split: (x, y)} plus the bad files [(name, reason)]; mixed sizes without image_size stop at the first mismatch."""
+    out, bad, first = {}, [], None
+    for split, by_class in layout.items():
+        images, labels = [], []
+        for label, name in enumerate(classes):
+            for f in by_class[name]:
+                try:
+                    a = decode_image(f.read(), image_size)
+                except (BadImage, OSError) as e:
+                    log.warning("skipping %s in %s: %s", f.name, root, e)
+                    bad.append((f.name, str(e)))
+                    continue
+                if first is None:
+                    first = (f.name, a.shape)
+                elif a.shape != first[1]:
+                    raise UserError(f"{root}: images differ in size ({first[0]} is {first[1][0]}x{first[1][1]}, "
+                                    f"{f.name} is {a.shape[0]}x{a.shape[1]}); pass image_size=(height, width) "
+                                    "(data.image_size) to resize them all to one size")
+                images.append(a)
+                labels.append(label)
+        x = np.stack(images) if images else np.zeros((0,) + (first[1] if first else (1, 1, 3)), np.uint8)
+        out[split] = (x, np.asarray(labels, np.int32))
+    return out, bad
+
+
+def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed) -> ArrayDataset:
+    layout = _layout(files, dirs, root)
+    classes = sorted(set().union(*(by_class.keys() for by_class in layout.values())))
+    if not classes:
+        raise UserError(f"no class folders in {root}; lay it out as <class>/<image> or train/<class>/<image> "
+                        "and test/<class>/<image>")
+    no_files = [c for c in classes if not any(by_class.get(c) for by_class in layout.values())]
+    if no_files:  # before decoding anything: this is cheap to find and fatal
+        raise UserError(f"{root}: class folder(s) {', '.join(no_files)} are empty; add images or remove the folder "
+                        "(labels come from the sorted class folders, so an empty class cannot be dropped silently)")
+    decoded, bad = _decode_all(layout, classes, image_size, root)
+    if bad:
+        shown = "; ".join(f"{n}: {r}" for n, r in bad[:_SHOW_BAD])
+        more = f"; and {len(bad) - _SHOW_BAD} more" if len(bad) > _SHOW_BAD else ""
+        log.warning("skipped %d unreadable file(s) in %s: %s%s", len(bad), root, shown, more)
+    counts = {s: np.bincount(y, minlength=len(classes)) for s, (_, y) in decoded.items()}
+    total = sum(counts.values())
+    empty = [c for c, n in zip(classes, total) if n == 0]
+    if empty:
+        raise UserError(f"{root}: class folder(s) {', '.join(empty)} hold no readable image; add images or remove the "
+                        "folder (labels come from the sorted class folders, so an empty class cannot be dropped silently)")
+    if len(classes) < 2:
+        raise UserError(f"{root} has one class folder ({classes[0]}); a classifier needs at least two")
+    if None in decoded:
+        x, y = decoded[None]
+        train, test = stratified_split(y, test_fraction, seed)
+        x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
+    else:
+        (x_train, y_train), (x_test, y_test) = decoded["train"], decoded["test"]
+        for split, n in counts.items():
+            missing = [c for c, k in zip(classes, n) if k == 0]
+            if missing:
+                log.warning("%s: class(es) %s have no readable image in %s/", root, ", ".join(missing), split)
+    if len(x_test) == 0 or len(x_train) == 0:
+        raise UserError(f"{root}: the {'test' if len(x_test) == 0 else 'train'} split holds no readable image; "
+                        "add images (or, for <class>/ folders, at least two per class)")
+    return ArrayDataset(_dataset_name(root), x_train, y_train, x_test, y_test, tuple(classes), skipped=len(bad))
+
+
+def _read_cache(path: pathlib.Path, key: str) -> Optional[ArrayDataset]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"]) != key:
+                raise ValueError("key mismatch")
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+            ds = ArrayDataset(str(f["name"]), classes=tuple(str(c) for c in f["classes"]),
+                              skipped=int(f["skipped"]), **arrays)
+        if ds.x_train.dtype != np.uint8 or ds.x_train.ndim != 4 or ds.x_test.shape[1:] != ds.x_train.shape[1:] \
+                or not ds.y_train.dtype == ds.y_test.dtype == np.int32:
+            raise ValueError("unexpected arrays")
+        for y in (ds.y_train, ds.y_test):
+            if len(y) and (y.min() < 0 or y.max() >= len(ds.classes)):
+                raise ValueError("labels out of range")
+        return ds
+    except Exception as e:  # truncated zip, bad CRC, missing keys...: rebuild rather than fail
+        log.warning("dataset cache %s is unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
+        return None
+
+
+def _write_cache(path: pathlib.Path, key: str, ds: ArrayDataset):
+    try:
+        atomic_io.write_npz(path, key=np.array(key), name=np.array(ds.name), classes=np.array(ds.classes),
+                            skipped=np.array(ds.skipped), x_train=ds.x_train, y_train=ds.y_train,
+                            x_test=ds.x_test, y_test=ds.y_test)
+    except OSError as e:  # a cache that cannot be written costs time, not correctness
+        log.warning("could not write dataset cache %s (%s); continuing without it", path, e)
+
+
+def load_image_folder(root: Union[str, os.PathLike], *, image_size=None, test_fraction: float = 0.2, seed: int = 0,
+                      cache_dir: Optional[Union[str, os.PathLike]] = None) -> ArrayDataset:
+    """A directory or .tar/.tar.gz/.tgz of class folders -> ArrayDataset (uint8 NHWC RGB, int32 labels).
+
+    See the module docstring for layouts, conversions, sizes and bad files.
+    """
+    root = pathlib.Path(root).expanduser()
+    size = _normalise_size(image_size)
+    if not root.exists():
+        raise UserError(f"image folder {root} does not exist; set data.root to a folder (or .tar/.tar.gz) of "
+                        "class subfolders")
+    if root.is_file() and not is_archive(root):
+        raise UserError(f"{root} is a file but not a .tar/.tar.gz/.tgz archive; point data.root at a folder of "
+                        "class subfolders or an archive of one")
+    # Archives are fingerprinted by their bytes before the (slow) listing, so a cache hit skips reading them.
+    files, dirs = (None, None) if root.is_file() else _list_directory(root)
+    cache_path, key = None, None
+    if cache_dir is not None:
+        key = hashlib.sha256(repr((_CACHE_VERSION, _source_fingerprint(root, files), size,
+                                   float(test_fraction), int(seed))).encode()).hexdigest()
+        cache_path = pathlib.Path(cache_dir).expanduser() / f"image_folder-{_dataset_name(root)}-{key[:16]}.npz"
+        if cache_path.is_file():
+            cached = _read_cache(cache_path, key)
+            if cached is not None:
+                log.info("loaded %s from cache %s", root, cache_path)
+                return cached
+    if files is None:
+        files, dirs = _list_archive(root)
+    ds = _build(root, files, dirs, size, test_fraction, seed)
+    if cache_path is not None:
+        _write_cache(cache_path, key, ds)
+    return ds
