@@ -1,6 +1,7 @@
 """CIFAR-10 loaders: the lossless subset against the shared data, and clear errors for missing or bad files."""
 
 import hashlib
+import tarfile
 
 import numpy as np
 import pytest
@@ -73,3 +74,72 @@ def test_wrong_shapes_missing_keys_and_damaged_file_are_user_errors(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(UserError, match="damaged"):
         cifar10.load_subset(tmp_path)
+
+
+def _small_jpeg_tree(shared_data, dest, per_class=4):
+    """A copy of the real tree holding its first `per_class` files of each class and split (one streaming pass)."""
+    kept = {}
+    with tarfile.open(shared_data / cifar10.JPEG_TREE_FILE, "r|gz") as tar, tarfile.open(dest, "w:gz") as out:
+        for member in tar:
+            folder = member.name.rsplit("/", 1)[0]
+            if member.isfile() and kept.get(folder, 0) < per_class:
+                kept[folder] = kept.get(folder, 0) + 1
+                out.addfile(member, tar.extractfile(member))
+    return kept
+
+
+def test_jpeg_tree_counts_class_order_and_canonical_numbering(shared_data, tmp_path):
+    """Real files from the 60k tree (4 per class and split; the whole tree loads in bench_data.py)."""
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    kept = _small_jpeg_tree(shared_data, tmp_path / "data" / cifar10.JPEG_TREE_FILE)
+    assert len(kept) == 20
+    cache = tmp_path / "cache"
+    ds = cifar10.load_jpeg_tree(tmp_path / "data", cache_dir=cache)
+    assert ds.name == "cifar10_jpeg75" and ds.classes == cifar10.CLASSES and ds.skipped == 0
+    assert ds.x_train.shape == (40, 32, 32, 3) and ds.x_test.shape == (40, 32, 32, 3)
+    assert ds.y_train.tolist() == [c for c in range(10) for _ in range(4)] == ds.y_test.tolist()
+    # The subset's first 1102 train images are data_batch_1's first: the k-th of class c there is
+    # train/<c>/000k.jpg, a JPEG-75 copy (about 30 dB), far closer to it than to the next image of its class.
+    subset = cifar10.load_subset(shared_data)
+    for c in range(10):
+        originals = subset.x_train[:1102][subset.y_train[:1102] == c][:4].astype(np.int32)
+        copies = ds.x_train[ds.y_train == c].astype(np.int32)
+        same = np.abs(originals - copies).mean(axis=(1, 2, 3))
+        shifted = np.abs(originals - np.roll(copies, 1, axis=0)).mean(axis=(1, 2, 3))
+        assert same.max() < 12 and shifted.min() > 3 * same.max(), (c, same, shifted)
+    for original, copy in ((subset.x_test[0], ds.x_test[3 * 4]), (subset.x_test[1], ds.x_test[8 * 4])):
+        assert np.abs(original.astype(np.int32) - copy).mean() < 12  # test_batch: cat 0, ship 0
+    cached = cifar10.load(source="jpeg", data_dir=tmp_path / "data", cache_dir=cache)
+    np.testing.assert_array_equal(cached.x_test, ds.x_test)
+    assert len(list(cache.glob("*.npz"))) == 1
+    # auto with no prepared tfds copy falls back to the tree.
+    auto = cifar10.load(data_dir=tmp_path / "data", tfds_data_dir=tmp_path / "no_tfds", cache_dir=cache)
+    assert auto.name == "cifar10_jpeg75" and len(auto.x_train) == 40
+
+
+
+def test_jpeg_tree_with_other_class_folders_is_refused(tmp_path):
+    from PIL import Image
+    tree = tmp_path / "tree"
+    for name in ("train/cats/1.png", "train/dogs/1.png", "test/cats/1.png", "test/dogs/1.png"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32)).save(tree / name)
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    with tarfile.open(tmp_path / "data" / cifar10.JPEG_TREE_FILE, "w:gz") as tar:
+        tar.add(tree / "train", arcname="train")
+        tar.add(tree / "test", arcname="test")
+    with pytest.raises(UserError, match="expected CIFAR-10's"):
+        cifar10.load_jpeg_tree(tmp_path / "data")
+
+
+def test_load_with_no_source_lists_where_it_looked_and_how_to_get_each(tmp_path):
+    with pytest.raises(UserError) as e:
+        cifar10.load(data_dir=tmp_path / "data", tfds_data_dir=tmp_path / "tfds")
+    message = str(e.value)
+    for part in (str(tmp_path / "tfds"), str(tmp_path / "data" / "cifar10" / "cifar10_jpeg75.tar.gz"),
+                 "python -m helmjax.data.tfds_cifar10", "subset"):
+        assert part in message
+    with pytest.raises(UserError, match=str(tmp_path / "data" / "cifar10" / "cifar10_jpeg75.tar.gz")):
+        cifar10.load(source="jpeg", data_dir=tmp_path / "data")
+    with pytest.raises(UserError, match="unknown CIFAR-10 source 'tfrecords'"):
+        cifar10.load(source="tfrecords")
