@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from helmjax.data import image_folder
 from helmjax.data.image_folder import BadImage, decode_image, load_image_folder
 from helmjax.errors import UserError
 
@@ -180,6 +179,18 @@ def test_split_layout_errors(tmp_path):
     _write(tmp_path / "e", {"train/a/1.png": _png(_rgb(1)), "train/b/1.png": _png(_rgb(2))})
     with pytest.raises(UserError, match="no test/ folder"):
         load_image_folder(tmp_path / "e")
+    _write(tmp_path / "f", {"Train/a/1.png": _png(_rgb(1)), "Test/a/1.png": _png(_rgb(2))})
+    with pytest.raises(UserError, match="lowercase"):
+        load_image_folder(tmp_path / "f")
+
+
+def test_a_class_empty_in_one_split_only_is_a_warning(tmp_path, caplog):
+    _write(tmp_path / "d", {"train/a/1.png": _png(_rgb(1)), "train/b/1.png": _png(_rgb(2)),
+                            "test/a/1.png": _png(_rgb(3)), "test/b/bad.png": b""})
+    with caplog.at_level(logging.WARNING, logger="helmjax.data.image_folder"):
+        ds = load_image_folder(tmp_path / "d")
+    assert ds.y_train.tolist() == [0, 1] and ds.y_test.tolist() == [0] and ds.skipped == 1
+    assert "class(es) b have no readable image in test/" in caplog.text
 
 
 def test_missing_root_plain_file_and_damaged_archive_are_user_errors(tmp_path, clean_tree):

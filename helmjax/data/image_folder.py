@@ -196,6 +196,10 @@ def _normalise_size(image_size) -> Optional[Tuple[int, int]]:
 def _layout(files: List[_File], dirs, root) -> Dict[Optional[str], Dict[str, List[_File]]]:
     """{split or None: {class: files}}; split None for the `<class>/*` layout. Every class folder appears, empty or not."""
     top = {d[0] for d in dirs if len(d) >= 1}
+    odd_case = sorted(t for t in top if t.lower() in SPLITS and t not in SPLITS)
+    if odd_case:  # else `Train/` and `Test/` would silently become two classes
+        raise UserError(f"{root} has folder(s) {', '.join(odd_case)}; name the split folders train/ and test/ "
+                        "(lowercase), or use only <class>/ folders")
     if top & set(SPLITS):
         missing = [s for s in SPLITS if s not in top]
         if missing:
