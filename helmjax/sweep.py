@@ -94,6 +94,9 @@ def validate(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> 
         raise UserError("train.epochs and train.batch_size must be >= 1")
     if not 0.0 < config.train.val_fraction < 1.0:
         raise UserError(f"train.val_fraction={config.train.val_fraction} must be in (0, 1)")
+    if config.data.name == "image_folder" and not config.data.get("root"):
+        raise UserError("data.root is empty: point it at a folder or .tar of class subfolders, "
+                        "e.g. --set data.root=/path/to/images")
     runs = grid_runs(config, only)
     if not runs:
         raise UserError("the --only filter leaves no run of the grid; check its values against --list")
@@ -233,7 +236,7 @@ def _sweep_record(config) -> dict:
 
 def load_data(config, sweep_dir: pathlib.Path) -> ArrayDataset:
     options = {k: v for k, v in config.data.to_dict().items() if k not in ("name", "split_seed")}
-    if config.data.name in ("cifar10",):
+    if config.data.name in ("cifar10", "image_folder"):
         options.setdefault("cache_dir", str(sweep_dir.parent / "cache" / "datasets"))
     return catalog.load(config.data.name, **options)
 
