@@ -184,14 +184,26 @@ def _downsample_float(plane, fx: int, fy: int, height: int, width: int):
     return _pad_edge(down, out_h, out_w)
 
 
+def _shifted(x, step: int, axis: int):
+    """`x` moved by `step` (+1: each sample takes its predecessor's value, -1: its successor's) along `axis`,
+    the edge sample repeated. A pad with a crop plus a select: jnp.pad(mode="edge") along the minor axis
+    made the upsampling ~8x slower on CPU."""
+    size = x.shape[axis]
+    config = [(0, 0, 0)] * x.ndim
+    config[axis] = (1, -1, 0) if step == 1 else (-1, 1, 0)
+    moved = jax.lax.pad(x, jnp.zeros((), x.dtype), config)
+    index = jax.lax.broadcasted_iota(jnp.int32, x.shape, axis)
+    return jnp.where(index == (0 if step == 1 else size - 1), x, moved)
+
+
 def _upsample(comp, fx: int, fy: int, height: int, width: int, *, exact: bool):
     """jdsample.c fancy (triangle) upsampling of a cropped chroma plane, then crop to (height, width).
 
     h2v2: 3:1 vertical then 3:1 horizontal weighting, + 8 / + 7 and >> 4; h2v1: (3 near + far + 1 / 2) >> 2.
     Edges repeat the outermost sample (what libjpeg's special-cased first/last columns and its context
     rows amount to). Planes narrower than 3 samples get plain replication, as in jinit_upsampler.
-    Each output phase is an elementwise expression of shifted views of one edge-padded plane, so the
-    whole upsampling is one fused loop plus an interleave.
+    Each output phase is an elementwise expression of shifted copies of the plane, so the whole
+    upsampling is one fused loop plus an interleave.
     """
     if fx == 1 and fy == 1:
         return comp
@@ -201,18 +213,11 @@ def _upsample(comp, fx: int, fy: int, height: int, width: int, *, exact: bool):
         if fy == 2:
             up = jnp.repeat(up, 2, axis=1)
         return up[:, :height, :width]
-    padded = jnp.pad(comp, ((0, 0), (1, 1), (1, 1)), mode="edge")
-
-    def at(dy, dx):
-        return padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-
+    rows = [3 * comp + _shifted(comp, step, axis=1) for step in (1, -1)] if fy == 2 else [comp]
+    phases = [[3 * r + _shifted(r, step, axis=2) for step in (1, -1)] for r in rows]
     if fy == 2:
-        def colsum(dy, dx):
-            return 3 * at(0, dx) + at(dy, dx)
-        phases = [[3 * colsum(dy, 0) + colsum(dy, dx) for dx in (-1, 1)] for dy in (-1, 1)]
         rounding, shift, divisor = (8, 7), 4, 16.0
     else:
-        phases = [[3 * at(0, 0) + at(0, dx) for dx in (-1, 1)]]
         rounding, shift, divisor = (1, 2), 2, 4.0
     if exact:
         phases = [[(p + k) >> shift for p, k in zip(row, rounding)] for row in phases]
@@ -283,18 +288,64 @@ def _idct_pass(c, first: bool):
             _descale(tmp11 - t2, shift), _descale(tmp10 - t3, shift)]
 
 
-def _fdct_exact(blocks):
+def _pass_matrix(one_pass, first: bool, shifts):
+    """The integer matrix M of one butterfly pass: pass(x) == descale(M @ x, shifts) for every x, since
+    the butterflies are exact integer linear maps followed by a rounding shift per output. Read off by
+    running the pass on unit vectors scaled by 2^24, which the shifts divide exactly."""
+    scale = 1 << 24
+    columns = [one_pass([np.int64(scale if i == k else 0) for i in range(8)], first) for k in range(8)]
+    scaled = np.array(columns, np.int64).T  # (8 outputs, 8 inputs)
+    return (scaled >> (24 - np.asarray(shifts)[:, None])).astype(np.int32)
+
+
+_FDCT_ROW_SHIFTS = (0, 11, 11, 11, 0, 11, 11, 11)  # out 0 and 4: no descale (<< PASS1_BITS is in M)
+_FDCT_COL_SHIFTS = (2, 15, 15, 15, 2, 15, 15, 15)
+_IDCT_COL_SHIFTS = (11,) * 8
+_IDCT_ROW_SHIFTS = (18,) * 8
+_FDCT_ROW_MATRIX = _pass_matrix(lambda d, first: _fdct_pass(d, first), True, _FDCT_ROW_SHIFTS)
+_FDCT_COL_MATRIX = _pass_matrix(lambda d, first: _fdct_pass(d, first), False, _FDCT_COL_SHIFTS)
+_IDCT_COL_MATRIX = _pass_matrix(lambda d, first: _idct_pass(d, first), True, _IDCT_COL_SHIFTS)
+_IDCT_ROW_MATRIX = _pass_matrix(lambda d, first: _idct_pass(d, first), False, _IDCT_ROW_SHIFTS)
+
+# Below this many 8x8 blocks the DCTs run as int32 matrix products: XLA compiles a dot ~30x faster than the
+# butterflies' big fused loops, and small batches are compile-bound. Above it the butterflies win (2-3x
+# faster to run on CPU). Both are exact; tests check they agree on the whole input range.
+_DOT_DCT_MAX_BLOCKS = 1 << 12
+
+
+def _descale_rows(x, shifts):
+    """Rounding right shift of each row (leading axis) of `x` by its own amount, as DESCALE does."""
+    shifts = np.asarray(shifts, np.int32).reshape((8,) + (1,) * (x.ndim - 1))
+    rounding = np.where(shifts > 0, 1 << np.maximum(shifts - 1, 0), 0).astype(np.int32)
+    return (x + rounding) >> shifts
+
+
+def _matmul_pass(matrix, x, spec: str, shifts):
+    return _descale_rows(jnp.einsum(spec, jnp.asarray(matrix), x, preferred_element_type=jnp.int32), shifts)
+
+
+def _fdct_exact(blocks, *, use_dot: Optional[bool] = None):
     """(8c, 8r, ...) centred samples -> (8v, 8u, ...) coefficients, 8x the true DCT. Rows first.
 
-    Each pass runs on all 8 rows (columns) at once and stacks its outputs on the leading axis, so the
-    graph stays small and every op is elementwise on contiguous planes.
+    Butterflies: each pass runs on all 8 rows (columns) at once and stacks its outputs on the leading axis,
+    so every op is elementwise on contiguous planes. Small inputs use the same passes as int32 matmuls.
     """
+    if use_dot is None:
+        use_dot = blocks.size // 64 < _DOT_DCT_MAX_BLOCKS
+    if use_dot:
+        rows = _matmul_pass(_FDCT_ROW_MATRIX, blocks, "uc,cr...->ur...", _FDCT_ROW_SHIFTS)
+        return _matmul_pass(_FDCT_COL_MATRIX, rows, "vr,ur...->vu...", _FDCT_COL_SHIFTS)
     rows = jnp.stack(_fdct_pass([blocks[c] for c in range(8)], True))  # (8u, 8r, ...)
     return jnp.stack(_fdct_pass([rows[:, r] for r in range(8)], False))  # (8v, 8u, ...)
 
 
-def _idct_exact(coefs):
+def _idct_exact(coefs, *, use_dot: Optional[bool] = None):
     """(8v, 8u, ...) dequantized coefficients -> (8c, 8r, ...) samples before range limiting. Columns first."""
+    if use_dot is None:
+        use_dot = coefs.size // 64 < _DOT_DCT_MAX_BLOCKS
+    if use_dot:
+        cols = _matmul_pass(_IDCT_COL_MATRIX, coefs, "rv,vu...->ru...", _IDCT_COL_SHIFTS)
+        return _matmul_pass(_IDCT_ROW_MATRIX, cols, "cu,ru...->cr...", _IDCT_ROW_SHIFTS)
     cols = jnp.stack(_idct_pass([coefs[v] for v in range(8)], True))  # (8r, 8u, ...)
     return jnp.stack(_idct_pass([cols[:, u] for u in range(8)], False))  # (8c, 8r, ...)
 
@@ -375,12 +426,6 @@ def _factors(num_components: int, subsampling: str):
     return [(1, 1)] + [chroma] * (num_components - 1)
 
 
-def _barrier(x):
-    """Materialises `x`: without it XLA fuses each of the butterflies' many consumers with its producers and
-    recomputes colour conversion and transposes once per consumer (several times slower on CPU)."""
-    return jax.lax.optimization_barrier(x)
-
-
 def _groups(num_components: int, subsampling: str):
     """Components that share a plane size, as (component indices, factors): they run as one batch, so
     Cb and Cr (and, in 4:4:4, all three) go through each step together in one bigger, cheaper op."""
@@ -392,39 +437,140 @@ def _groups(num_components: int, subsampling: str):
     return [([0], (1, 1)), ([1, 2], factors[1])]
 
 
-def _exact_dct(images, subsampling: str):
-    """int32 (N,H,W,C) -> per component group: int32 (8, 8, kN, Hb, Wb) forward-DCT output (8x the DCT)."""
+# The exact pipeline is a chain of stages with uint8 or int32 arrays between them. Inside one jit, XLA (CPU) fuses
+# each stage into its consumers and recomputes it once per consumer element (the butterflies read every
+# sample 8 times, so the colour conversion ran 8x, through strided reads); optimization_barrier does not
+# stop it, as XLA drops the barriers before fusion. Called with concrete arrays, `compress` therefore runs
+# each stage as its own jitted function (`_staged_*`), which keeps every intermediate materialised; traced
+# callers (user jit, vmap, grad) get the same stage functions composed in one graph. Small batches, which
+# are compile-bound and use the matmul DCTs, also run as one graph: one compilation instead of ten.
+
+
+def _run_in_stages(shape) -> bool:
+    n, height, width = shape[:3]
+    return n * _ceil_div(height, 8) * _ceil_div(width, 8) >= _DOT_DCT_MAX_BLOCKS
+
+def _encode_blocks(images, subsampling: str):
+    """uint8 (N,H,W,C) -> per component group: uint8 (8c, 8r, M) blocks, colour-converted, downsampled and
+    padded to whole blocks; M = kN * Hb * Wb. The flat block axis lets the DCT stages compile once for
+    all image shapes with the same number of blocks."""
     n, height, width, channels = images.shape
-    planes = _components(images, _rgb_to_ycc_exact)
+    planes = _components(images.astype(jnp.int32), _rgb_to_ycc_exact)
     out = []
     for indices, (fx, fy) in _groups(channels, subsampling):
         plane = jnp.concatenate([planes[i] for i in indices]) if len(indices) > 1 else planes[indices[0]]
-        # Samples fit in a byte: transposing bytes moves a quarter of the memory of int32.
-        padded = _barrier(_downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8))
-        blocks = _barrier(_to_blocks(padded)).astype(jnp.int32) - 128
-        out.append(_fdct_exact(blocks))
+        padded = _downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8)
+        out.append(_to_blocks(padded).reshape(8, 8, -1))
     return out
+
+
+def _fdct_blocks(blocks):
+    """uint8 (8c, 8r, M) -> int32 (8v, 8u, M) forward-DCT output (8x the DCT)."""
+    return _fdct_exact(blocks.astype(jnp.int32) - 128)
+
+
+def _dequantize(coefs, table):
+    """Quantized-then-dequantized (8v, 8u, M) coefficients; `table` is int32 (kN, 8, 8), one per image."""
+    blocks = coefs.reshape(8, 8, table.shape[0], -1)
+    table = jnp.moveaxis(table, 0, -1)[..., None]  # (8, 8, kN, 1)
+    return (_quantize_exact(blocks, table) * table).reshape(coefs.shape)
+
+
+def _idct_samples(dequantized):
+    """(8v, 8u, M) -> uint8 (8c, 8r, M) samples. jdmaster.c range limit: the SIMD IDCT saturates, i.e.
+    clamps to [0, 255] after + 128."""
+    return jnp.clip(_idct_exact(dequantized) + 128, 0, 255).astype(jnp.uint8)
+
+
+def _crop_blocks(blocks, rows: int, cols: int):
+    """uint8 (8c, 8r, M) -> uint8 (kN, rows, cols) component planes."""
+    return _from_blocks(blocks.reshape(8, 8, -1, _ceil_div(rows, 8), _ceil_div(cols, 8)))[:, :rows, :cols]
+
+
+def _decode_group(coefs, table, rows: int, cols: int):
+    """Quantize, dequantize, inverse DCT and range-limit one group: uint8 (kN, rows, cols) component
+    planes (cropped, not yet upsampled)."""
+    return _crop_blocks(_idct_samples(_dequantize(coefs, table)), rows, cols)
+
+
+def _upsample_group(comp, fx: int, fy: int, height: int, width: int):
+    """uint8 cropped component planes -> uint8 (kN, height, width)."""
+    return _upsample(comp.astype(jnp.int32), fx, fy, height, width, exact=True).astype(jnp.uint8)
+
+
+def _merge_groups(groups, channels: int, subsampling: str):
+    """Full-size uint8 planes per group -> uint8 (N, H, W, C) pixels (colour conversion back to RGB)."""
+    planes = [None] * channels
+    for up, (indices, _) in zip(groups, _groups(channels, subsampling)):
+        n = up.shape[0] // len(indices)
+        for j, i in enumerate(indices):
+            planes[i] = up[j * n:(j + 1) * n]
+    if channels == 1:
+        return planes[0][..., None]
+    planes = [p.astype(jnp.int32) for p in planes]
+    return jnp.stack(_ycc_to_rgb_exact(*planes), axis=-1).astype(jnp.uint8)
+
+
+def _group_table(tables, indices):
+    return jnp.concatenate([tables[i] for i in indices]) if len(indices) > 1 else tables[indices[0]]
+
+
+def _exact_dct(images, subsampling: str):
+    """int (N,H,W,C) in [0, 255] -> per component group: int32 (8v, 8u, M) forward-DCT output."""
+    return [_fdct_blocks(b) for b in _encode_blocks(images.astype(jnp.uint8), subsampling)]
 
 
 def _exact_decode(dct, tables, height: int, width: int, subsampling: str):
     """Quantize, dequantize, inverse DCT, upsample and colour-convert; `tables` are int32 (N, 8, 8), one
     per component."""
-    planes = [None] * len(tables)
+    groups = []
     for coefs, (indices, (fx, fy)) in zip(dct, _groups(len(tables), subsampling)):
-        table = jnp.concatenate([tables[i] for i in indices]) if len(indices) > 1 else tables[indices[0]]
-        table = jnp.moveaxis(table, 0, -1)[..., None, None]  # (8, 8, kN, 1, 1)
-        samples = _idct_exact(_barrier(_quantize_exact(coefs, table) * table))
-        # jdmaster.c range limit: the SIMD IDCT saturates, i.e. clamps to [0, 255] after + 128.
-        plane = _barrier(_from_blocks(_barrier(jnp.clip(samples + 128, 0, 255).astype(jnp.uint8))))
-        comp = plane[:, :_ceil_div(height, fy), :_ceil_div(width, fx)].astype(jnp.int32)
-        up = _barrier(_upsample(comp, fx, fy, height, width, exact=True).astype(jnp.uint8))
-        n = up.shape[0] // len(indices)
-        for j, i in enumerate(indices):
-            planes[i] = up[j * n:(j + 1) * n]
-    if len(planes) == 1:
-        return planes[0][..., None]
-    planes = [p.astype(jnp.int32) for p in planes]
-    return jnp.stack(_ycc_to_rgb_exact(*planes), axis=-1).astype(jnp.uint8)
+        comp = _decode_group(coefs, _group_table(tables, indices), _ceil_div(height, fy), _ceil_div(width, fx))
+        groups.append(_upsample_group(comp, fx, fy, height, width) if (fx, fy) != (1, 1) else comp)
+    return _merge_groups(groups, len(tables), subsampling)
+
+
+def _counted(fn):
+    """`fn`, counting its traces in _TRACE_COUNT (tests check that a new quality does not recompile)."""
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        _TRACE_COUNT["compress"] += 1
+        return fn(*args, **kwargs)
+    return traced
+
+
+_TRACE_COUNT = {"compress": 0}  # how often a jitted core was traced (tests count compilations with it)
+_staged_encode = jax.jit(_counted(_encode_blocks), static_argnames=("subsampling",))
+_staged_fdct = jax.jit(_counted(_fdct_blocks))
+_staged_dequantize = jax.jit(_counted(_dequantize))
+_staged_idct = jax.jit(_counted(_idct_samples))
+_staged_crop_blocks = jax.jit(_counted(_crop_blocks), static_argnames=("rows", "cols"))
+_staged_upsample = jax.jit(_counted(_upsample_group), static_argnames=("fx", "fy", "height", "width"))
+_staged_merge = jax.jit(_counted(_merge_groups), static_argnames=("channels", "subsampling"))
+
+
+@functools.partial(jax.jit, static_argnames=("channels",))
+def _staged_tables(quality, luma_base, chroma_base, *, channels: int):
+    q = jnp.clip(quality, 1, 100)
+    return [scaled_table(luma_base, q)] + [scaled_table(chroma_base, q)] * (channels - 1)
+
+
+def _staged_exact_dct(images, subsampling: str):
+    return [_staged_fdct(p) for p in _staged_encode(images, subsampling=subsampling)]
+
+
+def _staged_exact_decode(dct, quality, luma_base, chroma_base, height: int, width: int, channels: int,
+                         subsampling: str):
+    """`_exact_decode` of concrete arrays, one jitted call per stage (see the note above `_run_in_stages`)."""
+    tables = _staged_tables(quality, luma_base, chroma_base, channels=channels)
+    groups = []
+    for coefs, (indices, (fx, fy)) in zip(dct, _groups(channels, subsampling)):
+        samples = _staged_idct(_staged_dequantize(coefs, _group_table(tables, indices)))
+        comp = _staged_crop_blocks(samples, rows=_ceil_div(height, fy), cols=_ceil_div(width, fx))
+        if (fx, fy) != (1, 1):
+            comp = _staged_upsample(comp, fx=fx, fy=fy, height=height, width=width)
+        groups.append(comp)
+    return _staged_merge(groups, channels=channels, subsampling=subsampling)
 
 
 _DCT_MATRIX = np.array([[np.sqrt((1 if k == 0 else 2) / 8) * np.cos((2 * i + 1) * k * np.pi / 16)
@@ -504,9 +650,6 @@ _exact_straight_through.defvjp(_st_fwd, _st_bwd)
 # ----------------------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------------------
-
-_TRACE_COUNT = {"compress": 0}  # how often the jitted core was traced (tests count compilations with it)
-
 
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
@@ -588,9 +731,18 @@ def compress(images, quality, *, subsampling: str = "4:2:0", mode: str = "exact"
     quality = _check_quality(quality, batch.shape[0], exact)
     luma = _check_table(luma_table, "luma_table", exact)
     chroma = _check_table(chroma_table, "chroma_table", exact)
-    out = _compress_jit(batch, quality, LUMA_TABLE if luma is None else luma,
-                        CHROMA_TABLE if chroma is None else chroma,
-                        subsampling=subsampling, mode=mode, surrogate=surrogate)
+    luma = LUMA_TABLE if luma is None else luma
+    chroma = CHROMA_TABLE if chroma is None else chroma
+    integer_inputs = (batch.dtype == jnp.uint8 and jnp.issubdtype(quality.dtype, jnp.integer)
+                      and jnp.issubdtype(luma.dtype, jnp.integer) and jnp.issubdtype(chroma.dtype, jnp.integer))
+    concrete = all(_is_concrete(x) for x in (batch, quality, luma, chroma))
+    if exact and integer_inputs and concrete and _run_in_stages(batch.shape):
+        height, width, channels = batch.shape[1:]
+        dct = _staged_exact_dct(batch, subsampling)
+        out = _staged_exact_decode(dct, quality.astype(jnp.int32), jnp.asarray(luma, jnp.int32),
+                                   jnp.asarray(chroma, jnp.int32), height, width, channels, subsampling)
+    else:
+        out = _compress_jit(batch, quality, luma, chroma, subsampling=subsampling, mode=mode, surrogate=surrogate)
     return out.reshape(original.shape)
 
 
@@ -650,10 +802,15 @@ def compress_qualities(images, qualities: Sequence[int], *, subsampling: str = "
         raise ValueError(f"qualities: values must lie in [1, 100], got {np.asarray(qualities).tolist()}")
     luma = _check_table(luma_table, "luma_table", True)
     chroma = _check_table(chroma_table, "chroma_table", True)
-    out = _compress_qualities_jit(batch, qualities.astype(jnp.int32),
-                                  jnp.asarray(LUMA_TABLE if luma is None else luma, jnp.int32),
-                                  jnp.asarray(CHROMA_TABLE if chroma is None else chroma, jnp.int32),
-                                  subsampling=subsampling)
+    luma = jnp.asarray(LUMA_TABLE if luma is None else luma, jnp.int32)
+    chroma = jnp.asarray(CHROMA_TABLE if chroma is None else chroma, jnp.int32)
+    if all(_is_concrete(x) for x in (batch, qualities, luma, chroma)) and _run_in_stages(batch.shape):
+        n, height, width, channels = batch.shape
+        dct = _staged_exact_dct(batch, subsampling)  # shared by every quality
+        out = jnp.stack([_staged_exact_decode(dct, np.full((n,), q, np.int32), luma, chroma, height, width,
+                                              channels, subsampling) for q in np.asarray(qualities)])
+    else:
+        out = _compress_qualities_jit(batch, qualities.astype(jnp.int32), luma, chroma, subsampling=subsampling)
     return out.reshape((len(qualities),) + original.shape)
 
 
