@@ -1,11 +1,17 @@
 """Throughput of the JAX JPEG codec against Pillow (libjpeg-turbo) encode+decode, in one process.
 
-Prints images/s of: exact forward, soft (cubic) forward, exact forward+grad, Pillow encode+decode, at
-32x32 (batch 1024) and 256x256 (batch 64); then the time to quantize a CIFAR-10-sized set (60000x32x32x3,
-the real lossless CIFAR subset tiled when available, else noise) at 10 qualities.
+Prints images/s of: exact forward (called eagerly, as quantize_dataset does, and inside a user's jit),
+soft (cubic) forward, exact forward+grad, Pillow encode+decode, at 32x32 (batch 1024) and 256x256
+(batch 64); then the time to quantize a CIFAR-10-sized set (60000x32x32x3, the real lossless CIFAR
+subset tiled when available, else noise) at 10 qualities. With --stages, the time of each stage of the
+exact pipeline at 256x256.
+
+The machine may be shared: every repetition times all candidates back to back (interleaved), and the
+ratio to Pillow is the median of the per-repetition ratios.
 
     python benchmarks/bench_jpeg.py            # full sizes
     python benchmarks/bench_jpeg.py --quick    # small sizes, to check the script works
+    python benchmarks/bench_jpeg.py --stages   # also a stage-by-stage profile
 """
 
 import argparse
@@ -21,15 +27,23 @@ from helmjax.paths import data_file
 from helmjax.quantizers import jpeg
 
 
-def _best_of(fn, repeats: int) -> float:
-    """Best wall time of `repeats` calls after one warm-up (compilation) call."""
-    jax.block_until_ready(fn())
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _interleaved(candidates: dict, repeats: int) -> dict:
+    """Wall times {name: [seconds per repetition]}: one warm-up (compilation) call each, then every
+    repetition runs all candidates back to back, so load from other processes hits them alike."""
+    for fn in candidates.values():
         jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
+    times = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _median_ratio(times: dict, name: str, reference: str) -> float:
+    """Median over repetitions of (reference time / name time): the speed of `name` relative to it."""
+    return float(np.median(np.array(times[reference]) / np.array(times[name])))
 
 
 def _pillow_round_trip(images: np.ndarray, quality: int) -> None:
@@ -53,23 +67,63 @@ def _sample_images(n: int, size: int) -> np.ndarray:
 
 
 def bench_sizes(configs, quality: int, repeats: int) -> None:
-    print(f"{'size':>9} {'batch':>6} | {'exact fwd':>10} {'soft fwd':>10} {'fwd+grad':>10} {'pillow':>10}  "
-          f"(images/s; exact/pillow)")
+    names = ("exact", "exact in jit", "soft", "fwd+grad", "pillow")
+    print(f"{'size':>9} {'batch':>6} | " + " ".join(f"{n:>12}" for n in names)
+          + "  (median images/s; exact/pillow and exact-in-jit/pillow: median ratios)")
     for size, batch in configs:
         images = _sample_images(batch, size)
         device_images = jnp.asarray(images)
         float_images = device_images.astype(jnp.float32)
-        exact = jax.jit(lambda x: jpeg.compress(x, quality))
+        exact_in_jit = jax.jit(lambda x: jpeg.compress(x, quality))
         soft = jax.jit(lambda x: jpeg.compress(x, float(quality), mode="cubic"))
         grad = jax.jit(jax.grad(lambda x, q: jnp.mean(jpeg.compress(x, q) ** 2), argnums=(0, 1)))
         q = jnp.float32(quality)
-        t_exact = _best_of(lambda: exact(device_images), repeats)
-        t_soft = _best_of(lambda: soft(float_images), repeats)
-        t_grad = _best_of(lambda: grad(float_images, q), repeats)
-        t_pillow = _best_of(lambda: _pillow_round_trip(images, quality), repeats)
-        rates = [batch / t for t in (t_exact, t_soft, t_grad, t_pillow)]
-        print(f"{size:>4}x{size:<4} {batch:>6} | " + " ".join(f"{r:>10.0f}" for r in rates)
-              + f"  ({rates[0] / rates[3]:.2f}x)")
+        times = _interleaved({
+            "exact": lambda: jpeg.compress(device_images, quality),
+            "exact in jit": lambda: exact_in_jit(device_images),
+            "soft": lambda: soft(float_images),
+            "fwd+grad": lambda: grad(float_images, q),
+            "pillow": lambda: _pillow_round_trip(images, quality),
+        }, repeats)
+        rates = [batch / np.median(times[n]) for n in names]
+        print(f"{size:>4}x{size:<4} {batch:>6} | " + " ".join(f"{r:>12.0f}" for r in rates)
+              + f"  ({_median_ratio(times, 'exact', 'pillow'):.2f}x, "
+              f"{_median_ratio(times, 'exact in jit', 'pillow'):.2f}x)")
+
+
+def bench_stages(size: int, batch: int, quality: int, repeats: int, subsampling: str = "4:2:0") -> None:
+    """Milliseconds of each jitted stage of the eager exact pipeline (the stages `compress` runs)."""
+    images = jnp.asarray(_sample_images(batch, size))
+    qualities = np.full((batch,), quality, np.int32)
+    luma, chroma = jnp.asarray(jpeg.LUMA_TABLE), jnp.asarray(jpeg.CHROMA_TABLE)
+    blocks = jpeg._staged_encode(images, subsampling=subsampling)
+    coefs = [jpeg._staged_fdct(b) for b in blocks]
+    tables = jpeg._staged_tables(qualities, luma, chroma, channels=3)
+    groups = jpeg._groups(3, subsampling)
+    group_tables = [jpeg._group_table(tables, indices) for indices, _ in groups]
+    dequantized = [jpeg._staged_dequantize(c, t) for c, t in zip(coefs, group_tables)]
+    samples = [jpeg._staged_idct(d) for d in dequantized]
+    sizes = [(-(-size // fy), -(-size // fx)) for _, (fx, fy) in groups]
+    comps = [jpeg._staged_crop_blocks(s, rows=r, cols=c) for s, (r, c) in zip(samples, sizes)]
+    fx, fy = groups[-1][1]
+    upsampled = comps[:-1] + [jpeg._staged_upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)]
+    candidates = {"encode (colour, downsample, blocks)": lambda: jpeg._staged_encode(images, subsampling=subsampling)}
+    for i, (indices, _) in enumerate(groups):
+        name = {(0,): "Y", (1, 2): "CbCr", (0, 1, 2): "YCbCr"}[tuple(indices)]
+        candidates[f"forward DCT {name}"] = lambda i=i: jpeg._staged_fdct(blocks[i])
+        candidates[f"quantize/dequantize {name}"] = lambda i=i: jpeg._staged_dequantize(coefs[i], group_tables[i])
+        candidates[f"inverse DCT {name}"] = lambda i=i: jpeg._staged_idct(dequantized[i])
+        candidates[f"from blocks {name}"] = (lambda i=i: jpeg._staged_crop_blocks(samples[i], rows=sizes[i][0],
+                                                                                 cols=sizes[i][1]))
+    if (fx, fy) != (1, 1):
+        candidates["upsample CbCr"] = lambda: jpeg._staged_upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)
+    candidates["colour back"] = lambda: jpeg._staged_merge(upsampled, channels=3, subsampling=subsampling)
+    candidates["whole compress"] = lambda: jpeg.compress(images, quality, subsampling=subsampling)
+    candidates["pillow"] = lambda: _pillow_round_trip(np.asarray(images), quality)
+    times = _interleaved(candidates, repeats)
+    print(f"stages at {size}x{size}, batch {batch}, {subsampling} (median ms):")
+    for name, values in times.items():
+        print(f"  {name:<36} {1e3 * np.median(values):8.1f}")
 
 
 def bench_dataset(n: int, num_qualities: int, chunk: int) -> None:
@@ -91,14 +145,19 @@ def main():
     parser.add_argument("--dataset-size", type=int, default=60000)
     parser.add_argument("--num-qualities", type=int, default=10)
     parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--stages", action="store_true", help="also time each stage of the exact pipeline")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device(s)); "
           f"Pillow libjpeg-turbo {features.version('libjpeg_turbo')}")
     if args.quick:
         bench_sizes([(32, 64), (256, 4)], args.quality, repeats=2)
+        if args.stages:
+            bench_stages(256, 4, args.quality, repeats=2)
         bench_dataset(1000, 3, 256)
     else:
         bench_sizes([(32, 1024), (256, 64)], args.quality, args.repeats)
+        if args.stages:
+            bench_stages(256, 64, args.quality, args.repeats)
         bench_dataset(args.dataset_size, args.num_qualities, args.chunk)
 
 
