@@ -63,14 +63,18 @@ def draw_scene_params(rng: np.random.Generator, n: int, contrast: Tuple[float, f
     under JPEG quality 1's rounding threshold and well above quality 50's."""
     grey = rng.uniform(0.15, 0.40, (n, 1))
     tint = rng.uniform(-0.04, 0.04, (n, 3))
+    period = rng.choice(np.asarray(periods, np.float64), n)
+    # A period-2 grating sampled at phase pi/2 is all zeros: its phase is 0 or pi. Coarser periods have the same
+    # energy at every phase.
+    phase = np.where(period == 2, np.pi * rng.integers(0, 2, n), rng.uniform(0, 2 * np.pi, n))
     return SceneParams(
         background=grey + tint,
         gradient=rng.uniform(-0.004, 0.004, (n, 2)),
         centre=rng.uniform(SIZE / 2 - 3.5, SIZE / 2 + 3.5, (n, 2)) - 0.5,
         radius=rng.uniform(10.0, 13.0, n),
         brightness=rng.uniform(0.8, 1.1, n),
-        period=rng.choice(np.asarray(periods, np.float64), n),
-        phase=rng.uniform(0, 2 * np.pi, n),
+        period=period,
+        phase=phase,
         contrast=rng.uniform(contrast[0], contrast[1], n),
     )
 
