@@ -96,10 +96,12 @@ def bench_stages(size: int, batch: int, quality: int, repeats: int, subsampling:
     images = jnp.asarray(_sample_images(batch, size))
     qualities = np.full((batch,), quality, np.int32)
     luma, chroma = jnp.asarray(jpeg.LUMA_TABLE), jnp.asarray(jpeg.CHROMA_TABLE)
-    blocks = jpeg._staged_encode(images, subsampling=subsampling)
+    groups = jpeg._groups(3, subsampling)
+    colour = jpeg._staged_colour(images)
+    planes = [jpeg._staged_group_plane(colour, indices=tuple(ix), fx=fx, fy=fy) for ix, (fx, fy) in groups]
+    blocks = [jpeg._staged_flat_blocks(p) for p in planes]
     coefs = [jpeg._staged_fdct(b) for b in blocks]
     tables = jpeg._staged_tables(qualities, luma, chroma, channels=3)
-    groups = jpeg._groups(3, subsampling)
     group_tables = [jpeg._group_table(tables, indices) for indices, _ in groups]
     dequantized = [jpeg._staged_dequantize(c, t) for c, t in zip(coefs, group_tables)]
     samples = [jpeg._staged_idct(d) for d in dequantized]
@@ -107,9 +109,12 @@ def bench_stages(size: int, batch: int, quality: int, repeats: int, subsampling:
     comps = [jpeg._staged_crop_blocks(s, rows=r, cols=c) for s, (r, c) in zip(samples, sizes)]
     fx, fy = groups[-1][1]
     upsampled = comps[:-1] + [jpeg._staged_upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)]
-    candidates = {"encode (colour, downsample, blocks)": lambda: jpeg._staged_encode(images, subsampling=subsampling)}
-    for i, (indices, _) in enumerate(groups):
+    candidates = {"colour": lambda: jpeg._staged_colour(images)}
+    for i, (indices, (fx, fy)) in enumerate(groups):
         name = {(0,): "Y", (1, 2): "CbCr", (0, 1, 2): "YCbCr"}[tuple(indices)]
+        candidates[f"downsample + pad {name}"] = (lambda i=i, ix=tuple(indices), fx=fx, fy=fy:
+                                                  jpeg._staged_group_plane(colour, indices=ix, fx=fx, fy=fy))
+        candidates[f"to blocks {name}"] = lambda i=i: jpeg._staged_flat_blocks(planes[i])
         candidates[f"forward DCT {name}"] = lambda i=i: jpeg._staged_fdct(blocks[i])
         candidates[f"quantize/dequantize {name}"] = lambda i=i: jpeg._staged_dequantize(coefs[i], group_tables[i])
         candidates[f"inverse DCT {name}"] = lambda i=i: jpeg._staged_idct(dequantized[i])

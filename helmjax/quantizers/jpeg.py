@@ -450,18 +450,32 @@ def _run_in_stages(shape) -> bool:
     n, height, width = shape[:3]
     return n * _ceil_div(height, 8) * _ceil_div(width, 8) >= _DOT_DCT_MAX_BLOCKS
 
-def _encode_blocks(images, subsampling: str):
-    """uint8 (N,H,W,C) -> per component group: uint8 (8c, 8r, M) blocks, colour-converted, downsampled and
-    padded to whole blocks; M = kN * Hb * Wb. The flat block axis lets the DCT stages compile once for
-    all image shapes with the same number of blocks."""
-    n, height, width, channels = images.shape
-    planes = _components(images.astype(jnp.int32), _rgb_to_ycc_exact)
-    out = []
-    for indices, (fx, fy) in _groups(channels, subsampling):
-        plane = jnp.concatenate([planes[i] for i in indices]) if len(indices) > 1 else planes[indices[0]]
-        padded = _downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8)
-        out.append(_to_blocks(padded).reshape(8, 8, -1))
-    return out
+def _colour_planes(images):
+    """uint8 (N,H,W,C) -> uint8 (C, N, H, W) component planes (Y, Cb, Cr or grey)."""
+    if images.shape[-1] == 1:
+        return jnp.moveaxis(images, -1, 0)
+    return jnp.stack(_rgb_to_ycc_exact(*(images[..., c].astype(jnp.int32) for c in range(3)))).astype(jnp.uint8)
+
+
+def _group_plane(planes, indices, fx: int, fy: int):
+    """Components `indices` (consecutive) of uint8 (C, N, H, W) planes, as one uint8 (kN, 8Hb, 8Wb) batch:
+    downsampled and padded to whole blocks."""
+    height, width = planes.shape[2:]
+    plane = planes[indices[0]:indices[-1] + 1].reshape((-1, height, width)).astype(jnp.int32)
+    return _downsample_exact(plane, fx, fy, height, width).astype(jnp.uint8)
+
+
+def _encode_planes(images, subsampling: str):
+    """uint8 (N,H,W,C) -> per component group: uint8 (kN, 8Hb, 8Wb) planes, colour-converted, downsampled
+    and padded to whole blocks."""
+    planes = _colour_planes(images)
+    return [_group_plane(planes, indices, fx, fy) for indices, (fx, fy) in _groups(images.shape[-1], subsampling)]
+
+
+def _flat_blocks(padded):
+    """uint8 (kN, 8Hb, 8Wb) -> uint8 (8c, 8r, M), M = kN * Hb * Wb. The flat block axis lets the DCT
+    stages compile once for all image shapes with the same number of blocks."""
+    return _to_blocks(padded).reshape(8, 8, -1)
 
 
 def _fdct_blocks(blocks):
@@ -517,7 +531,7 @@ def _group_table(tables, indices):
 
 def _exact_dct(images, subsampling: str):
     """int (N,H,W,C) in [0, 255] -> per component group: int32 (8v, 8u, M) forward-DCT output."""
-    return [_fdct_blocks(b) for b in _encode_blocks(images.astype(jnp.uint8), subsampling)]
+    return [_fdct_blocks(_flat_blocks(p)) for p in _encode_planes(images.astype(jnp.uint8), subsampling)]
 
 
 def _exact_decode(dct, tables, height: int, width: int, subsampling: str):
@@ -540,7 +554,9 @@ def _counted(fn):
 
 
 _TRACE_COUNT = {"compress": 0}  # how often a jitted core was traced (tests count compilations with it)
-_staged_encode = jax.jit(_counted(_encode_blocks), static_argnames=("subsampling",))
+_staged_colour = jax.jit(_counted(_colour_planes))
+_staged_group_plane = jax.jit(_counted(_group_plane), static_argnames=("indices", "fx", "fy"))
+_staged_flat_blocks = jax.jit(_counted(_flat_blocks))
 _staged_fdct = jax.jit(_counted(_fdct_blocks))
 _staged_dequantize = jax.jit(_counted(_dequantize))
 _staged_idct = jax.jit(_counted(_idct_samples))
@@ -556,7 +572,9 @@ def _staged_tables(quality, luma_base, chroma_base, *, channels: int):
 
 
 def _staged_exact_dct(images, subsampling: str):
-    return [_staged_fdct(p) for p in _staged_encode(images, subsampling=subsampling)]
+    planes = _staged_colour(images)
+    return [_staged_fdct(_staged_flat_blocks(_staged_group_plane(planes, indices=tuple(indices), fx=fx, fy=fy)))
+            for indices, (fx, fy) in _groups(images.shape[-1], subsampling)]
 
 
 def _staged_exact_decode(dct, quality, luma_base, chroma_base, height: int, width: int, channels: int,
