@@ -1,0 +1,357 @@
+"""Stacked sweeps: several runs of one architecture trained together as one program, vmapped over a run axis.
+
+Members share the model and train settings and differ in seed and data (quantization level). Their train states
+are stacked on a leading axis and one jitted step advances them all: each member gathers its own batch from its
+own data, with the permutation, init key and per-step key a lone `runner.train_run` would use for its seed. Each
+member's directory ends up exactly as `train_run` leaves it (metrics.jsonl, ckpt/latest and ckpt/best holding
+the member's own unstacked state, test_correct.npy), so either path can resume what the other started.
+
+Rule for mixing: all members of one stack start from the same epoch (all fresh, or all resuming from the same
+latest checkpoint). `group_for_stacking` plans such stacks from the run directories; `train_stacked` checks
+again after restoring (a corrupt checkpoint falls back to an older one) and raises `MixedStartEpochs` when they
+differ, so the caller can train those runs one by one with `train_run` instead.
+
+Two ways to run the members, same files and same draws (init, order, dropout, shifts):
+- "vmap" (accelerators): parameters stacked on a leading axis, one vmapped step; each convolution becomes a
+  grouped convolution over the members, which keeps a GPU/TPU busy. XLA sums in another order there, so a
+  member matches its lone run to float tolerance (params ~1e-7 apart after a few epochs), not bit for bit.
+- "unroll" (CPU): the same stacked state, but the program holds one copy of the lone step per member. Bit-identical
+  to the lone runs (tested); on a CPU a grouped convolution is several times slower per image than the lone
+  one, so this is the only stacking that does not lose there.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Callable, List, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from helmjax import atomic_io, trace
+from helmjax.checkpoints import RunCheckpoints
+from helmjax.distributed import is_primary
+from helmjax.runner import (METRICS_FILE, SplitData, StopFlag, StopRequested, _drop_steps_from, failed_result,
+                            read_metrics)
+from helmjax.train import (Trainer, TrainingDiverged, TrainState, check_finite, make_batch_eval_step,
+                           make_batch_train_step)
+
+
+class MixedStartEpochs(ValueError):
+    """Members of one stack would resume from different epochs; train them apart (or regroup them)."""
+
+
+STACK_MODES = ("vmap", "unroll")
+
+
+def default_stack_mode(platform: Optional[str] = None) -> str:
+    """"vmap" on accelerators (members fill the device in parallel); "unroll" on CPU (see `default_stack_size`)."""
+    return "unroll" if (platform or jax.default_backend()) == "cpu" else "vmap"
+
+
+def default_stack_size(platform: Optional[str] = None) -> int:
+    """How many runs to stack when the config does not say: what was fastest on each kind of machine.
+
+    CPU: 1 (stacking off). On a CPU the convolutions already keep the cores busy, and a grouped convolution over
+    members is slower per image than the lone one (see benchmarks/bench_stacked.py and BENCHMARKS.md), so
+    stacking only pays for tiny models whose steps are dominated by dispatch. GPU/TPU: 8. A CIFAR-sized step of
+    one run leaves most of an accelerator idle (kernel launches and small matmuls); stacking fills it, with
+    memory to spare (10 x the data and activations of model A at batch 128 is well under 10 GB), and 8 keeps
+    the member axis a multiple of the TPU's and GPU's preferred tile sizes without making a whole stack wait
+    for a straggler group of a short grid. $HELMJAX_STACK_SIZE overrides both.
+    """
+    override = os.environ.get("HELMJAX_STACK_SIZE")
+    if override:
+        return max(1, int(override))
+    platform = platform or jax.default_backend()
+    return 1 if platform == "cpu" else 8
+
+
+def resume_epoch(run_dir: pathlib.Path) -> int:
+    """The epoch `train_run` would resume `run_dir` from (newest finished latest checkpoint; 0 when fresh).
+
+    Reads the directory listing only; a checkpoint that turns out unreadable is found by `train_stacked`.
+    """
+    latest = pathlib.Path(run_dir) / "ckpt" / "latest"
+    steps = [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.is_dir() else []
+    return max(steps, default=0)
+
+
+def group_for_stacking(run_dirs: Sequence[pathlib.Path], stack_size: int) -> List[List[int]]:
+    """Indices of `run_dirs` in stacks of at most `stack_size` that start from the same epoch, in grid order."""
+    assert stack_size >= 1
+    by_epoch = {}
+    for i, run_dir in enumerate(run_dirs):
+        by_epoch.setdefault(resume_epoch(run_dir), []).append(i)
+    groups = [members[k:k + stack_size] for members in by_epoch.values()
+              for k in range(0, len(members), stack_size)]
+    return sorted(groups, key=lambda g: g[0])
+
+
+class StackedTrainer:
+    """Compiled stacked steps for one `Trainer`; keep it to reuse the compilation across stacks of one size.
+
+    Shardings: the state and the data are replicated; the batch axis of the indices is sharded over the mesh's
+    `data` axis (the member axis is not), so data parallelism works as it does for a lone run.
+    """
+
+    def __init__(self, trainer: Trainer, mode: Optional[str] = None):
+        self.trainer = trainer
+        self.mode = mode or default_stack_mode()
+        if self.mode not in STACK_MODES:
+            raise ValueError(f"unknown stack mode {self.mode!r}; use one of {', '.join(STACK_MODES)}")
+        over_members = jax.vmap if self.mode == "vmap" else _unroll_over_members
+        mesh = trainer.mesh
+        replicated = NamedSharding(mesh, P())
+        self._replicated = replicated
+        self._member_batch = NamedSharding(mesh, P(None, "data"))
+        train_one = make_batch_train_step(trainer.model, trainer.tx, trainer.settings, trainer.is_image)
+        eval_one = make_batch_eval_step(trainer.model, trainer.settings)
+
+        def train_step(states, data_x, data_y, data_of_member, indices, step_key_data, step):
+            # A lone run's step key is fold_in(step_rng, step) (train.Trainer.train_epoch); the same here.
+            keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), step))(step_key_data)
+            rows = data_of_member[:, None]
+            return over_members(train_one)(states, data_x[rows, indices], data_y[rows, indices], keys)
+
+        def eval_step(states, data_x, data_y, data_of_member, indices, mask):
+            rows, cols = data_of_member[:, None], indices[None, :]
+            evaluate = over_members(lambda state, x, y: eval_one(state, x, y, mask))
+            return evaluate(states, data_x[rows, cols], data_y[rows, cols])
+
+        batch = NamedSharding(mesh, P("data"))
+        self.train_step = jax.jit(train_step, in_shardings=(replicated,) * 4 + (self._member_batch,)
+                                  + (replicated,) * 2, out_shardings=(replicated, replicated), donate_argnums=(0,))
+        self.eval_step = jax.jit(eval_step, in_shardings=(replicated,) * 4 + (batch, batch),
+                                 out_shardings=(replicated, replicated))
+        self.stack = jax.jit(lambda trees: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees),
+                             out_shardings=replicated)
+        self.member = jax.jit(lambda tree, m: jax.tree_util.tree_map(lambda a: a[m], tree),
+                              out_shardings=replicated)
+
+    def put_members(self, array: np.ndarray) -> jax.Array:
+        """A (members, batch) host array as a global array, batch axis sharded over `data`."""
+        return jax.make_array_from_callback(array.shape, self._member_batch, lambda index: array[index])
+
+    def stack_data(self, datas: Sequence[SplitData]):
+        """(stacked SplitData over the distinct datasets, member -> dataset index); shared data is stored once."""
+        distinct, data_of_member = [], []
+        for data in datas:
+            match = [k for k, d in enumerate(distinct) if all(a is b for a, b in zip(_arrays(d), _arrays(data)))]
+            if not match:
+                distinct.append(data)
+                match = [len(distinct) - 1]
+            data_of_member.append(match[0])
+        for name, *shapes in zip([f.name for f in dataclasses.fields(SplitData)], *(map(_shape_dtype, _arrays(d)) for d in distinct)):
+            if len(set(shapes)) > 1:
+                raise ValueError(f"stacked runs need data of one shape; {name} differs: {sorted(set(shapes))}")
+        stacked = SplitData(*(self.stack(list(arrays)) for arrays in zip(*map(_arrays, distinct))))
+        return stacked, self.trainer.put(np.asarray(data_of_member, np.int32))
+
+    def train_epoch(self, states: TrainState, data: SplitData, data_of_member: jax.Array,
+                    epoch_keys: Sequence[jax.Array], on_step: Optional[Callable[[int, int], None]] = None):
+        """One epoch of every member; returns (states, mean losses, accuracies) as per-member numpy arrays."""
+        plans = [self.trainer.epoch_plan(data.x_train.shape[1], key) for key in epoch_keys]
+        order = np.stack([o for o, _ in plans], axis=1)  # (steps, members, batch)
+        step_key_data = self.trainer.put(np.stack([np.asarray(jax.random.key_data(k)) for _, k in plans]))
+        sums, steps = None, len(order)
+        for i in range(steps):
+            states, metrics = self.train_step(states, data.x_train, data.y_train, data_of_member,
+                                              self.put_members(order[i]), step_key_data, i)
+            sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
+            if on_step is not None:
+                on_step(i, steps)
+        sums = jax.device_get(sums)
+        count = np.maximum(sums["count"], 1)
+        return states, sums["loss_sum"] / count, sums["correct"] / count
+
+    def evaluate(self, states: TrainState, data_x: jax.Array, data_y: jax.Array, data_of_member: jax.Array):
+        """Per member: mean loss, accuracy and per-example correctness, batched as `Trainer.evaluate` does."""
+        members, n = int(data_of_member.shape[0]), data_x.shape[1]
+        batch = self.trainer.eval_batch_size()
+        loss_sums, correct = [0.0] * members, []
+        for start in range(0, n, batch):
+            idx = np.arange(start, start + batch)
+            mask = idx < n
+            idx = np.where(mask, idx, 0)
+            batch_loss, batch_correct = self.eval_step(states, data_x, data_y, data_of_member,
+                                                       self.trainer.shard_batch(idx), self.trainer.shard_batch(mask))
+            batch_loss = np.asarray(batch_loss)
+            loss_sums = [s + float(b) for s, b in zip(loss_sums, batch_loss)]  # Python floats, as a lone run sums
+            correct.append(np.asarray(batch_correct)[:, mask])
+        correct = np.concatenate(correct, axis=1) if correct else np.zeros((members, 0), bool)
+        return [(loss_sums[m] / max(n, 1), float(correct[m].mean()) if n else float("nan"), correct[m])
+                for m in range(members)]
+
+
+def _unroll_over_members(fn: Callable) -> Callable:
+    """Like `jax.vmap(fn)`, but each member is its own copy of the lone computation inside the one program."""
+
+    def run(*args):
+        members = jax.tree_util.tree_leaves(args)[0].shape[0]
+        outs = [fn(*jax.tree_util.tree_map(lambda a: a[m], args)) for m in range(members)]
+        return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
+
+    return run
+
+
+def _arrays(data: SplitData):
+    return (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+
+
+def _shape_dtype(array) -> tuple:
+    return tuple(array.shape), str(array.dtype)
+
+
+def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, StackedTrainer],
+                  datas: Sequence[SplitData], seeds: Sequence[int], epochs: int, stop: Optional[StopFlag] = None,
+                  on_epoch: Optional[Callable[[int, dict], None]] = None,
+                  on_step: Optional[Callable[[int, int], None]] = None) -> List[dict]:
+    """Trains (or resumes) runs `run_dirs[m]` with `seeds[m]` on `datas[m]` together, as `train_run` would each.
+
+    Returns one result dict per member: `train_run`'s fields, or `runner.failed_result(reason)` for a member
+    whose loss became NaN/inf (its files stop at the last good epoch, as `train_run` leaves them; the others
+    go on). `on_epoch(m, row)` is called after member m's metrics row is written; `on_step(i, steps)` after each
+    stacked step. `epoch_seconds` and `train_seconds` are the stack's wall time divided by the members, so they
+    add up to the machine time spent. Raises `StopRequested` when `stop` is set (every member's latest
+    checkpoint complete) and `MixedStartEpochs` when members would resume from different epochs. Pass a kept
+    `StackedTrainer` to compile once for many stacks.
+    """
+    stacked = trainer if isinstance(trainer, StackedTrainer) else StackedTrainer(trainer)
+    trainer = stacked.trainer
+    members = len(run_dirs)
+    if not members or len(datas) != members or len(seeds) != members:
+        raise ValueError(f"train_stacked needs one data and one seed per run: {members} runs, {len(datas)} "
+                         f"datas, {len(seeds)} seeds")
+    run_dirs = [pathlib.Path(d) for d in run_dirs]
+    if len(set(d.resolve() for d in run_dirs)) != members:
+        raise ValueError("train_stacked got the same run directory twice")
+    for d in run_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    checkpoints = [RunCheckpoints(d) for d in run_dirs]
+    primary = is_primary()
+    try:
+        keys = [jax.random.split(jax.random.key(seed)) for seed in seeds]
+        train_keys = [train_key for _, train_key in keys]
+        starts, train_seconds, member_states = [], [], []
+        for m, (init_key, _) in enumerate(keys):
+            state = trainer.init(np.asarray(datas[m].x_train[:1]), init_key)
+            restored = checkpoints[m].restore_latest(state)
+            start, seconds = 0, 0.0
+            if restored is not None:
+                start, state, meta = restored
+                seconds = float(meta.get("train_seconds", 0.0))
+            starts.append(start)
+            train_seconds.append(seconds)
+            member_states.append(state)
+        if len(set(starts)) > 1:
+            raise MixedStartEpochs("stacked runs must resume from one epoch; got "
+                                   + ", ".join(f"{d.name}: {s}" for d, s in zip(run_dirs, starts))
+                                   + "; train them apart with runner.train_run or regroup them")
+        template = member_states[0]  # shapes and shardings of one member's state, for restoring `best`
+        states = stacked.stack(member_states)
+        del member_states
+        start_epoch = starts[0]
+        best_val = []
+        for d in run_dirs:
+            # Rows past the resume point belong to an epoch that will be trained again.
+            history = [r for r in read_metrics(d) if r["epoch"] <= start_epoch]
+            if primary:
+                atomic_io.write_text(d / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+            best_val.append(max((r["val_acc"] for r in history), default=-1.0))
+        data, data_of_member = stacked.stack_data(datas)
+        failures = [None] * members
+
+        trace.event(f"train-stacked {','.join(d.name for d in run_dirs)} from-epoch {start_epoch}")
+        for epoch in range(start_epoch + 1, epochs + 1):
+            t0 = time.perf_counter()
+
+            def step_hook(i, n):
+                if stop:
+                    raise StopRequested()
+                if on_step is not None:
+                    on_step(i, n)
+
+            states, train_losses, train_accs = stacked.train_epoch(
+                states, data, data_of_member, [jax.random.fold_in(k, epoch) for k in train_keys], step_hook)
+            evaluations = stacked.evaluate(states, data.x_val, data.y_val, data_of_member)
+            seconds = (time.perf_counter() - t0) / members
+            steps = np.asarray(jax.device_get(states.step))
+            for m, run_dir in enumerate(run_dirs):
+                if failures[m] is not None:
+                    continue
+                try:
+                    check_finite(float(train_losses[m]), epoch)
+                except TrainingDiverged as e:
+                    failures[m] = str(e)
+                    continue
+                val_loss, val_acc, _ = evaluations[m]
+                train_seconds[m] += seconds
+                step = int(steps[m])
+                row = {"epoch": epoch, "step": step, "train_loss": float(train_losses[m]),
+                       "train_acc": float(train_accs[m]), "val_loss": val_loss, "val_acc": val_acc,
+                       "epoch_seconds": seconds, "lr": float(trainer.learning_rate(step))}
+                if primary:
+                    trace.event(f"metrics {run_dir.name} {epoch}")
+                    with open(run_dir / METRICS_FILE, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                        f.flush()
+                meta = {"epoch": epoch, "train_seconds": train_seconds[m]}
+                state = stacked.member(states, m)
+                if val_acc > best_val[m]:
+                    best_val[m] = val_acc
+                    _drop_steps_from(checkpoints[m].best, epoch)  # stale "future" best from before a kill
+                    checkpoints[m].save_best(epoch, state, meta)
+                checkpoints[m].save_latest(epoch, state, meta)
+                del state
+                if on_epoch is not None:
+                    on_epoch(m, row)
+            if stop:
+                raise StopRequested()
+            if all(f is not None for f in failures):
+                break
+        del states
+
+        return _finish(stacked, run_dirs, checkpoints, template, data, data_of_member, train_seconds, failures,
+                       epochs, primary)
+    finally:
+        for c in checkpoints:
+            c.close()
+
+
+def _finish(stacked: StackedTrainer, run_dirs, checkpoints, template, data: SplitData, data_of_member,
+            train_seconds, failures, epochs: int, primary: bool) -> List[dict]:
+    """Test accuracy of every member with its best-validation parameters, evaluated as one stack."""
+    histories, best_states = [], []
+    for m, run_dir in enumerate(run_dirs):
+        history = read_metrics(run_dir)
+        histories.append(history)
+        if failures[m] is not None:
+            best_states.append(template)  # evaluated along, never reported
+            continue
+        if not history:
+            raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
+        best_epoch = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))["epoch"]
+        restored = checkpoints[m].restore_best(template)
+        if restored is None or restored[0] != best_epoch:
+            raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
+        best_states.append(restored[1])
+    tests = stacked.evaluate(stacked.stack(best_states), data.x_test, data.y_test, data_of_member)
+    results = []
+    for m, run_dir in enumerate(run_dirs):
+        if failures[m] is not None:
+            results.append(failed_result(failures[m]))
+            continue
+        history = histories[m]
+        best_row = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
+        _, test_acc, test_correct = tests[m]
+        if primary:
+            atomic_io.write_npy(run_dir / "test_correct.npy", test_correct)
+        results.append({"val_acc": best_row["val_acc"], "test_acc": test_acc, "best_epoch": best_row["epoch"],
+                        "epochs": len(history), "train_seconds": train_seconds[m],
+                        "num_test": int(len(test_correct)), "final_train_loss": history[-1]["train_loss"]})
+    return results
