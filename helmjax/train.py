@@ -121,13 +121,11 @@ def _apply(model, state_params, batch_stats, x, train, rng=None):
     return model.apply(variables, x, train=False), batch_stats
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
-                    is_image: bool) -> Callable:
-    """(state, data_x, data_y, indices, rng) -> (state, metrics); metrics are sums so they average right."""
+def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
+                          is_image: bool) -> Callable:
+    """(state, x, y, rng) -> (state, metrics) on a gathered batch; `stacked` vmaps it over runs."""
 
-    def step(state: TrainState, data_x, data_y, indices, rng):
-        x = jnp.take(data_x, indices, axis=0)
-        y = jnp.take(data_y, indices, axis=0)
+    def step(state: TrainState, x, y, rng):
         aug_rng, dropout_rng = jax.random.split(rng)
         if is_image and settings.augment:
             x = augment(x, aug_rng, settings.shift_fraction)
@@ -148,16 +146,35 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, settings
     return step
 
 
-def make_eval_step(model: nn.Module, settings: TrainSettings) -> Callable:
-    """(state, data_x, data_y, indices, mask) -> (loss_sum, correct per example); padded rows are masked."""
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
+                    is_image: bool) -> Callable:
+    """(state, data_x, data_y, indices, rng) -> (state, metrics); metrics are sums so they average right."""
+    batch_step = make_batch_train_step(model, tx, settings, is_image)
 
-    def step(state: TrainState, data_x, data_y, indices, mask):
-        x = to_model_input(jnp.take(data_x, indices, axis=0), settings.standardize)
-        y = jnp.take(data_y, indices, axis=0)
-        logits, _ = _apply(model, state.params, state.batch_stats, x, False)
+    def step(state: TrainState, data_x, data_y, indices, rng):
+        return batch_step(state, jnp.take(data_x, indices, axis=0), jnp.take(data_y, indices, axis=0), rng)
+
+    return step
+
+
+def make_batch_eval_step(model: nn.Module, settings: TrainSettings) -> Callable:
+    """(state, x, y, mask) -> (loss_sum, correct per example) on a gathered batch; padded rows are masked."""
+
+    def step(state: TrainState, x, y, mask):
+        logits, _ = _apply(model, state.params, state.batch_stats, to_model_input(x, settings.standardize), False)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         correct = (jnp.argmax(logits, -1) == y) & mask
         return jnp.sum(jnp.where(mask, losses, 0.0)), correct
+
+    return step
+
+
+def make_eval_step(model: nn.Module, settings: TrainSettings) -> Callable:
+    """(state, data_x, data_y, indices, mask) -> (loss_sum, correct per example); padded rows are masked."""
+    batch_step = make_batch_eval_step(model, settings)
+
+    def step(state: TrainState, data_x, data_y, indices, mask):
+        return batch_step(state, jnp.take(data_x, indices, axis=0), jnp.take(data_y, indices, axis=0), mask)
 
     return step
 
@@ -209,17 +226,8 @@ class Trainer:
     def train_epoch(self, state: TrainState, data_x: jax.Array, data_y: jax.Array, epoch_rng: jax.Array,
                     on_step: Optional[Callable] = None):
         """One shuffled pass (the last partial batch is dropped); returns (state, mean loss, accuracy)."""
-        n = data_x.shape[0]
-        batch = self.settings.batch_size
-        if batch % self.num_devices:
-            raise UserError(f"train.batch_size={batch} must be a multiple of the {self.num_devices} devices")
-        steps = n // batch
-        if steps == 0:
-            raise UserError(f"train.batch_size={batch} is larger than the {n} training examples; lower it")
-        if self.settings.max_steps_per_epoch:
-            steps = min(steps, self.settings.max_steps_per_epoch)
-        perm_rng, step_rng = jax.random.split(epoch_rng)
-        order = np.asarray(jax.random.permutation(perm_rng, n))[: steps * batch].reshape(steps, batch)
+        order, step_rng = self.epoch_plan(data_x.shape[0], epoch_rng)
+        steps = len(order)
         sums = None
         for i in range(steps):
             state, metrics = self.train_step(state, data_x, data_y, self.shard_batch(order[i]),
@@ -231,11 +239,30 @@ class Trainer:
         count = max(int(sums["count"]), 1)
         return state, float(sums["loss_sum"]) / count, float(sums["correct"]) / count
 
+    def epoch_plan(self, n: int, epoch_rng: jax.Array):
+        """(order, step_rng) of one epoch over `n` examples: batch indices (steps, batch) and the key whose
+        fold with step i is that step's rng. Stacked runs use it too, so they draw what a lone run draws."""
+        batch = self.settings.batch_size
+        if batch % self.num_devices:
+            raise UserError(f"train.batch_size={batch} must be a multiple of the {self.num_devices} devices")
+        steps = n // batch
+        if steps == 0:
+            raise UserError(f"train.batch_size={batch} is larger than the {n} training examples; lower it")
+        if self.settings.max_steps_per_epoch:
+            steps = min(steps, self.settings.max_steps_per_epoch)
+        perm_rng, step_rng = jax.random.split(epoch_rng)
+        order = np.asarray(jax.random.permutation(perm_rng, n))[: steps * batch].reshape(steps, batch)
+        return order, step_rng
+
+    def eval_batch_size(self) -> int:
+        """The evaluation batch, rounded down to a multiple of the devices (at least one row per device)."""
+        batch = self.settings.eval_batch_size
+        return max(self.num_devices, batch - batch % self.num_devices)
+
     def evaluate(self, state: TrainState, data_x: jax.Array, data_y: jax.Array):
         """Mean loss, accuracy and per-example correctness over the whole array (padded to full batches)."""
         n = data_x.shape[0]
-        batch = self.settings.eval_batch_size
-        batch = max(self.num_devices, batch - batch % self.num_devices)
+        batch = self.eval_batch_size()
         loss_sum, correct = 0.0, []
         for start in range(0, n, batch):
             idx = np.arange(start, start + batch)
