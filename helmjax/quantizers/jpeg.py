@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helmjax.quantizers.jpeg_tables import CHROMA_TABLE, LUMA_TABLE  # Annex K, natural order
 from helmjax.quantizers.registry import Quantized, register
 
 # The libjpeg-turbo version the exactness tests were run against (Pillow 13.0.0 bundles it).
@@ -33,26 +34,6 @@ REFERENCE_LIBJPEG_TURBO = "3.2.0"
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 MODES = ("exact", "cubic", "sinusoidal")
 SURROGATES = ("identity", "cubic", "sinusoidal")
-
-# ITU-T T.81 Annex K tables, row-major in natural (not zigzag) order.
-LUMA_TABLE = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99], np.int32).reshape(8, 8)
-CHROMA_TABLE = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99,
-    18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99], np.int32).reshape(8, 8)
 
 # Chroma downsampling factors (horizontal, vertical) per subsampling; luma is never subsampled.
 _CHROMA_FACTORS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
