@@ -14,7 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.quantizer = jpeg_quantizer()
     c.model = ml_collections.ConfigDict(dict(family="image", width=0.25, dropout=0.0))
     c.train = paper_train()
-    c.train.update(optimizer="adam", lr=2e-3, lr_decay=0.0, batch_size=64, epochs=8, augment=False)
+    c.train.update(optimizer="adam", lr=2e-3, lr_decay=0.0, batch_size=64, epochs=8, augment=False, standardize=True)
     c.grid = ml_collections.ConfigDict(dict(level=["raw", 1, 5, 10, 20, 30, 50, 75, 90, 100], arch=["A"], seed=[0]))
     c.tolerance = 0.03
     return c
