@@ -6,9 +6,9 @@
 
 Sequential runs reuse one compiled `Trainer` (as a sweep does), so K of them run at the lone step rate; the
 script times K lone runs back to back all the same (`--sequential_steps` steps each) and the stack for `--steps`
-steps, each member on its own data, after one compiling step, in each stack mode ("vmap": members in parallel,
-"unroll": one copy of the lone step per member inside one program). Prints the device, then per (width, K) the sequential rate and
-each mode's rate and speed-up.
+steps, each member on its own data, after one compiling step, in each stack mode ("vmap": members in
+parallel, "unroll": one copy of the lone step per member inside one program). Prints the device, then per
+(width, K) the sequential rate and each mode's rate and speed-up.
 """
 
 import argparse
@@ -52,11 +52,11 @@ def stacked_images_per_second(stacked: StackedTrainer, members: int, steps: int,
     rng = np.random.RandomState(1)
     batch = trainer.settings.batch_size
     xs, ys = zip(*(_random_data(trainer, rng, n, size) for _ in range(members)))
-    data_x, data_y = stacked.stack(list(xs)), stacked.stack(list(ys))
+    data_x, data_y = stacked.stack_arrays(xs), stacked.stack_arrays(ys)
     del xs, ys
     data_of_member = trainer.put(np.arange(members, dtype=np.int32))
     sample = np.zeros((1, size, size, 3), np.uint8)
-    states = stacked.stack([trainer.init(sample, jax.random.key(m)) for m in range(members)])
+    states = stacked.stack_states([trainer.init(sample, jax.random.key(m)) for m in range(members)])
     key_data = trainer.put(np.stack([np.asarray(jax.random.key_data(jax.random.key(m))) for m in range(members)]))
     order = [stacked.put_members(rng.randint(0, n, (members, batch))) for _ in range(steps + 1)]
     t0 = time.perf_counter()

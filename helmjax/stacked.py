@@ -1,7 +1,7 @@
 """Stacked sweeps: several runs of one architecture trained together as one program, vmapped over a run axis.
 
-Members share the model and train settings and differ in seed and data (quantization level). Their train states
-are stacked on a leading axis and one jitted step advances them all: each member gathers its own batch from its
+Members share the model and train settings and differ in seed and data (quantization level). One jitted step
+advances them all: each member gathers its own batch from its
 own data, with the permutation, init key and per-step key a lone `runner.train_run` would use for its seed. Each
 member's directory ends up exactly as `train_run` leaves it (metrics.jsonl, ckpt/latest and ckpt/best holding
 the member's own unstacked state, test_correct.npy), so either path can resume what the other started.
@@ -15,9 +15,9 @@ Two ways to run the members, same files and same draws (init, order, dropout, sh
 - "vmap" (accelerators): parameters stacked on a leading axis, one vmapped step; each convolution becomes a
   grouped convolution over the members, which keeps a GPU/TPU busy. XLA sums in another order there, so a
   member matches its lone run to float tolerance (params ~1e-7 apart after a few epochs), not bit for bit.
-- "unroll" (CPU): the same stacked state, but the program holds one copy of the lone step per member. Bit-identical
-  to the lone runs (tested); on a CPU a grouped convolution is several times slower per image than the lone
-  one, so this is the only stacking that does not lose there.
+- "unroll" (CPU): the program holds one copy of the lone step per member, each on its own state buffers (a
+  tuple, not a stacked array). Bit-identical to the lone runs (tested); on a CPU a grouped convolution is
+  several times slower per image than the lone one, so this is the stacking that does not lose there.
 """
 
 import dataclasses
@@ -104,10 +104,9 @@ class StackedTrainer:
         self.mode = mode or default_stack_mode()
         if self.mode not in STACK_MODES:
             raise ValueError(f"unknown stack mode {self.mode!r}; use one of {', '.join(STACK_MODES)}")
-        over_members = jax.vmap if self.mode == "vmap" else _unroll_over_members
+        vmapped = self.mode == "vmap"
         mesh = trainer.mesh
         replicated = NamedSharding(mesh, P())
-        self._replicated = replicated
         self._member_batch = NamedSharding(mesh, P(None, "data"))
         train_one = make_batch_train_step(trainer.model, trainer.tx, trainer.settings, trainer.is_image)
         eval_one = make_batch_eval_step(trainer.model, trainer.settings)
@@ -116,22 +115,43 @@ class StackedTrainer:
             # A lone run's step key is fold_in(step_rng, step) (train.Trainer.train_epoch); the same here.
             keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), step))(step_key_data)
             rows = data_of_member[:, None]
-            return over_members(train_one)(states, data_x[rows, indices], data_y[rows, indices], keys)
+            x, y = data_x[rows, indices], data_y[rows, indices]
+            if vmapped:
+                return jax.vmap(train_one)(states, x, y, keys)
+            outs = [train_one(state, x[m], y[m], keys[m]) for m, state in enumerate(states)]
+            return tuple(state for state, _ in outs), _stack_trees([metrics for _, metrics in outs])
 
         def eval_step(states, data_x, data_y, data_of_member, indices, mask):
             rows, cols = data_of_member[:, None], indices[None, :]
-            evaluate = over_members(lambda state, x, y: eval_one(state, x, y, mask))
-            return evaluate(states, data_x[rows, cols], data_y[rows, cols])
+            x, y = data_x[rows, cols], data_y[rows, cols]
+            if vmapped:
+                return jax.vmap(eval_one, in_axes=(0, 0, 0, None))(states, x, y, mask)
+            return _stack_trees([eval_one(state, x[m], y[m], mask) for m, state in enumerate(states)])
 
         batch = NamedSharding(mesh, P("data"))
         self.train_step = jax.jit(train_step, in_shardings=(replicated,) * 4 + (self._member_batch,)
                                   + (replicated,) * 2, out_shardings=(replicated, replicated), donate_argnums=(0,))
         self.eval_step = jax.jit(eval_step, in_shardings=(replicated,) * 4 + (batch, batch),
                                  out_shardings=(replicated, replicated))
-        self.stack = jax.jit(lambda trees: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees),
-                             out_shardings=replicated)
-        self.member = jax.jit(lambda tree, m: jax.tree_util.tree_map(lambda a: a[m], tree),
-                              out_shardings=replicated)
+        self._stack = jax.jit(_stack_trees, out_shardings=replicated)
+        self._member = jax.jit(lambda tree, m: jax.tree_util.tree_map(lambda a: a[m], tree),
+                               out_shardings=replicated)
+
+    def stack_arrays(self, arrays: Sequence[jax.Array]) -> jax.Array:
+        """Equal-shaped arrays stacked on a new leading axis, replicated (members' data)."""
+        return self._stack(list(arrays))
+
+    def stack_states(self, states: Sequence[TrainState]):
+        """The members' states as the stacked steps take them: one stacked tree (vmap) or a tuple (unroll)."""
+        return self._stack(list(states)) if self.mode == "vmap" else tuple(states)
+
+    def member_state(self, states, m: int) -> TrainState:
+        """Member m's own (unstacked, replicated) state, as a lone run holds it."""
+        return self._member(states, m) if self.mode == "vmap" else states[m]
+
+    def member_steps(self, states) -> np.ndarray:
+        steps = states.step if self.mode == "vmap" else [state.step for state in states]
+        return np.asarray(jax.device_get(steps))
 
     def put_members(self, array: np.ndarray) -> jax.Array:
         """A (members, batch) host array as a global array, batch axis sharded over `data`."""
@@ -146,13 +166,14 @@ class StackedTrainer:
                 distinct.append(data)
                 match = [len(distinct) - 1]
             data_of_member.append(match[0])
-        for name, *shapes in zip([f.name for f in dataclasses.fields(SplitData)], *(map(_shape_dtype, _arrays(d)) for d in distinct)):
+        names = [f.name for f in dataclasses.fields(SplitData)]
+        for name, *shapes in zip(names, *(map(_shape_dtype, _arrays(d)) for d in distinct)):
             if len(set(shapes)) > 1:
                 raise ValueError(f"stacked runs need data of one shape; {name} differs: {sorted(set(shapes))}")
-        stacked = SplitData(*(self.stack(list(arrays)) for arrays in zip(*map(_arrays, distinct))))
+        stacked = SplitData(*(self.stack_arrays(arrays) for arrays in zip(*map(_arrays, distinct))))
         return stacked, self.trainer.put(np.asarray(data_of_member, np.int32))
 
-    def train_epoch(self, states: TrainState, data: SplitData, data_of_member: jax.Array,
+    def train_epoch(self, states, data: SplitData, data_of_member: jax.Array,
                     epoch_keys: Sequence[jax.Array], on_step: Optional[Callable[[int, int], None]] = None):
         """One epoch of every member; returns (states, mean losses, accuracies) as per-member numpy arrays."""
         plans = [self.trainer.epoch_plan(data.x_train.shape[1], key) for key in epoch_keys]
@@ -169,7 +190,7 @@ class StackedTrainer:
         count = np.maximum(sums["count"], 1)
         return states, sums["loss_sum"] / count, sums["correct"] / count
 
-    def evaluate(self, states: TrainState, data_x: jax.Array, data_y: jax.Array, data_of_member: jax.Array):
+    def evaluate(self, states, data_x: jax.Array, data_y: jax.Array, data_of_member: jax.Array):
         """Per member: mean loss, accuracy and per-example correctness, batched as `Trainer.evaluate` does."""
         members, n = int(data_of_member.shape[0]), data_x.shape[1]
         batch = self.trainer.eval_batch_size()
@@ -188,15 +209,8 @@ class StackedTrainer:
                 for m in range(members)]
 
 
-def _unroll_over_members(fn: Callable) -> Callable:
-    """Like `jax.vmap(fn)`, but each member is its own copy of the lone computation inside the one program."""
-
-    def run(*args):
-        members = jax.tree_util.tree_leaves(args)[0].shape[0]
-        outs = [fn(*jax.tree_util.tree_map(lambda a: a[m], args)) for m in range(members)]
-        return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
-
-    return run
+def _stack_trees(trees: Sequence):
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
 
 
 def _arrays(data: SplitData):
@@ -252,8 +266,10 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
             raise MixedStartEpochs("stacked runs must resume from one epoch; got "
                                    + ", ".join(f"{d.name}: {s}" for d, s in zip(run_dirs, starts))
                                    + "; train them apart with runner.train_run or regroup them")
-        template = member_states[0]  # shapes and shardings of one member's state, for restoring `best`
-        states = stacked.stack(member_states)
+        # Shapes and shardings of a member's state, for restoring `best` (the arrays themselves get donated).
+        template = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),
+                                          member_states[0])
+        states = stacked.stack_states(member_states)
         del member_states
         start_epoch = starts[0]
         best_val = []
@@ -280,7 +296,7 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
                 states, data, data_of_member, [jax.random.fold_in(k, epoch) for k in train_keys], step_hook)
             evaluations = stacked.evaluate(states, data.x_val, data.y_val, data_of_member)
             seconds = (time.perf_counter() - t0) / members
-            steps = np.asarray(jax.device_get(states.step))
+            steps = stacked.member_steps(states)
             for m, run_dir in enumerate(run_dirs):
                 if failures[m] is not None:
                     continue
@@ -301,7 +317,7 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
                         f.write(json.dumps(row) + "\n")
                         f.flush()
                 meta = {"epoch": epoch, "train_seconds": train_seconds[m]}
-                state = stacked.member(states, m)
+                state = stacked.member_state(states, m)
                 if val_acc > best_val[m]:
                     best_val[m] = val_acc
                     _drop_steps_from(checkpoints[m].best, epoch)  # stale "future" best from before a kill
@@ -331,7 +347,7 @@ def _finish(stacked: StackedTrainer, run_dirs, checkpoints, template, data: Spli
         history = read_metrics(run_dir)
         histories.append(history)
         if failures[m] is not None:
-            best_states.append(template)  # evaluated along, never reported
+            best_states.append(None)
             continue
         if not history:
             raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
@@ -340,7 +356,12 @@ def _finish(stacked: StackedTrainer, run_dirs, checkpoints, template, data: Spli
         if restored is None or restored[0] != best_epoch:
             raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
         best_states.append(restored[1])
-    tests = stacked.evaluate(stacked.stack(best_states), data.x_test, data.y_test, data_of_member)
+    good = next((state for state in best_states if state is not None), None)
+    if good is None:
+        return [failed_result(f) for f in failures]
+    # A failed member's slot is filled with a good member's state: evaluated along, never reported.
+    best_states = [good if state is None else state for state in best_states]
+    tests = stacked.evaluate(stacked.stack_states(best_states), data.x_test, data.y_test, data_of_member)
     results = []
     for m, run_dir in enumerate(run_dirs):
         if failures[m] is not None:

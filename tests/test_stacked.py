@@ -1,0 +1,214 @@
+"""Stacked runs leave what lone runs leave: the same files, numbers equal (unrolled) or within float tolerance
+(vmapped), resumable by `train_run` and back, with clean stops, per-member divergence and data parallelism."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from helmjax import models
+from helmjax.checkpoints import RunCheckpoints
+from helmjax.runner import SplitData, StopFlag, StopRequested, read_metrics, train_run
+from helmjax.stacked import (MixedStartEpochs, StackedTrainer, default_stack_mode, default_stack_size,
+                             group_for_stacking, resume_epoch, train_stacked)
+from helmjax.train import Trainer, TrainSettings
+from tests.conftest import make_stripes
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SETTINGS = TrainSettings(optimizer="adam", lr=3e-3, lr_decay=0.0, batch_size=32, eval_batch_size=64, augment=True)
+SEEDS = [0, 1, 2]
+EPOCHS = 2
+
+
+def _without_timing(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("epoch_seconds", "train_seconds")}
+
+
+def _split(trainer: Trainer, ds) -> SplitData:
+    put = trainer.put
+    return SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]), put(ds.y_train[192:]),
+                     put(ds.x_test), put(ds.y_test))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """One compiled trainer and its stacks, two datasets ("levels") and the lone runs to compare with."""
+    trainer = Trainer(models.build("image", "A", 4, width=0.25, dropout=0.2), SETTINGS, is_image=True)
+    level_a, level_b = _split(trainer, make_stripes(0)), _split(trainer, make_stripes(1))
+    datas = [level_a, level_b, level_a]  # two seeds on one level, one on another
+    lone_dir = tmp_path_factory.mktemp("lone")
+    lone = [train_run(lone_dir / f"r{m}", trainer, data, seed=seed, epochs=EPOCHS)
+            for m, (data, seed) in enumerate(zip(datas, SEEDS))]
+    return dict(trainer=trainer, datas=datas, lone_dir=lone_dir, lone=lone,
+                unroll=StackedTrainer(trainer, "unroll"), vmap=StackedTrainer(trainer, "vmap"))
+
+
+def _params(run_dir: pathlib.Path, trainer: Trainer, which: str = "latest"):
+    template = trainer.init(np.zeros((1, 16, 16, 3), np.uint8), jax.random.key(0))
+    checkpoints = RunCheckpoints(run_dir)
+    try:
+        restored = checkpoints.restore_latest(template) if which == "latest" else checkpoints.restore_best(template)
+    finally:
+        checkpoints.close()
+    return restored[0], [np.asarray(a) for a in jax.tree_util.tree_leaves(restored[1])]
+
+
+def test_unrolled_stack_is_bit_identical_to_lone_runs(setup, tmp_path):
+    seen = []
+    dirs = [tmp_path / f"r{m}" for m in range(3)]
+    results = train_stacked(dirs, setup["unroll"], setup["datas"], SEEDS, EPOCHS,
+                            on_epoch=lambda m, row: seen.append((m, row["epoch"])))
+    assert seen == [(m, e) for e in (1, 2) for m in range(3)]
+    for m, (run_dir, result) in enumerate(zip(dirs, results)):
+        lone_dir = setup["lone_dir"] / f"r{m}"
+        assert [_without_timing(r) for r in read_metrics(run_dir)] == \
+               [_without_timing(r) for r in read_metrics(lone_dir)]
+        assert _without_timing(result) == _without_timing(setup["lone"][m])
+        assert set(result) == set(setup["lone"][m])
+        assert np.array_equal(np.load(run_dir / "test_correct.npy"), np.load(lone_dir / "test_correct.npy"))
+        for which in ("latest", "best"):
+            (epoch, stacked), (lone_epoch, lone) = _params(run_dir, setup["trainer"], which), \
+                _params(lone_dir, setup["trainer"], which)
+            assert epoch == lone_epoch
+            assert all(np.array_equal(a, b) for a, b in zip(stacked, lone))
+    # Members really differ (seeds and data), so the equalities above are not one run compared thrice.
+    assert len({read_metrics(d)[-1]["train_loss"] for d in dirs}) == 3
+
+
+def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
+    dirs = [tmp_path / f"r{m}" for m in range(3)]
+    results = train_stacked(dirs, setup["vmap"], setup["datas"], SEEDS, EPOCHS)
+    for m, run_dir in enumerate(dirs):
+        for a, b in zip(read_metrics(run_dir), read_metrics(setup["lone_dir"] / f"r{m}")):
+            assert a["step"] == b["step"] and a["lr"] == b["lr"]
+            # Grouped convolutions sum in another order: ~1e-7 per step, compounding over 12 steps.
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+            assert abs(a["val_acc"] - b["val_acc"]) <= 1 / 64  # at most one borderline example flips
+        assert abs(results[m]["test_acc"] - setup["lone"][m]["test_acc"]) <= 1 / 128
+        _, stacked = _params(run_dir, setup["trainer"])
+        _, lone = _params(setup["lone_dir"] / f"r{m}", setup["trainer"])
+        assert max(float(np.max(np.abs(a - b))) for a, b in zip(stacked, lone)) < 1e-4
+
+
+def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):
+    datas, trainer = setup["datas"], setup["trainer"]
+    stacked_first = [tmp_path / f"s{m}" for m in range(3)]
+    train_stacked(stacked_first, setup["unroll"], datas, SEEDS, epochs=1)
+    assert [resume_epoch(d) for d in stacked_first] == [1, 1, 1]
+    for m, d in enumerate(stacked_first):
+        train_run(d, trainer, datas[m], seed=SEEDS[m], epochs=EPOCHS)
+    lone_first = [tmp_path / f"l{m}" for m in range(3)]
+    for m, d in enumerate(lone_first):
+        train_run(d, trainer, datas[m], seed=SEEDS[m], epochs=1)
+    train_stacked(lone_first, setup["unroll"], datas, SEEDS, EPOCHS)
+    for m in range(3):
+        expected = [_without_timing(r) for r in read_metrics(setup["lone_dir"] / f"r{m}")]
+        assert [_without_timing(r) for r in read_metrics(stacked_first[m])] == expected
+        assert [_without_timing(r) for r in read_metrics(lone_first[m])] == expected
+
+
+def test_members_must_start_from_one_epoch_and_are_grouped_so(setup, tmp_path):
+    datas, trainer = setup["datas"], setup["trainer"]
+    dirs = [tmp_path / f"r{m}" for m in range(3)]
+    train_run(dirs[1], trainer, datas[1], seed=SEEDS[1], epochs=1)
+    with pytest.raises(MixedStartEpochs, match="r0: 0, r1: 1, r2: 0"):
+        train_stacked(dirs, setup["unroll"], datas, SEEDS, EPOCHS)
+    assert read_metrics(dirs[0]) == [] and len(read_metrics(dirs[1])) == 1  # nothing trained or lost
+    assert group_for_stacking(dirs, stack_size=8) == [[0, 2], [1]]
+    assert group_for_stacking(dirs, stack_size=1) == [[0], [1], [2]]
+    assert group_for_stacking(dirs + [tmp_path / "r3", tmp_path / "r4"], stack_size=2) == [[0, 2], [1], [3, 4]]
+
+
+def test_stop_flag_stops_every_member_at_a_complete_checkpoint(setup, tmp_path):
+    stop = StopFlag()
+    dirs = [tmp_path / f"r{m}" for m in range(3)]
+
+    def on_epoch(m, row):
+        stop.set()  # as SIGTERM would, while epoch 1 is being written
+
+    with pytest.raises(StopRequested):
+        train_stacked(dirs, setup["unroll"], setup["datas"], SEEDS, EPOCHS, stop=stop, on_epoch=on_epoch)
+    assert [resume_epoch(d) for d in dirs] == [1, 1, 1]
+    assert all(len(read_metrics(d)) == 1 for d in dirs)
+    results = train_stacked(dirs, setup["unroll"], setup["datas"], SEEDS, EPOCHS)
+    assert [_without_timing(r) for r in results] == [_without_timing(r) for r in setup["lone"]]
+
+
+def test_a_diverging_member_fails_alone(setup, tmp_path):
+    good, _, _ = setup["datas"]
+    # Labels out of range make the cross-entropy NaN from the first step: that member diverges at epoch 1.
+    poisoned = SplitData(good.x_train, setup["trainer"].put(np.full(192, 99, np.int32)), good.x_val, good.y_val,
+                         good.x_test, good.y_test)
+    dirs = [tmp_path / f"r{m}" for m in range(3)]
+    results = train_stacked(dirs, setup["unroll"], [good, poisoned, good], SEEDS, EPOCHS)
+    assert results[1]["status"] == "failed" and "training loss became nan at epoch 1" in results[1]["error"]
+    assert read_metrics(dirs[1]) == [] and not (dirs[1] / "test_correct.npy").exists()
+    for m in (0, 2):
+        assert _without_timing(results[m]) == _without_timing(setup["lone"][m])
+
+
+def test_shared_data_is_stacked_once_and_shapes_must_agree(setup):
+    trainer = setup["trainer"]
+    a, b, _ = setup["datas"]
+    stacked, data_of_member = setup["unroll"].stack_data([a, b, a, a])
+    assert stacked.x_train.shape == (2, 192, 16, 16, 3) and np.asarray(data_of_member).tolist() == [0, 1, 0, 0]
+    assert np.array_equal(np.asarray(stacked.x_test[1]), np.asarray(b.x_test))
+    smaller = _split(trainer, make_stripes(2, n_test=64))
+    with pytest.raises(ValueError, match="x_test differs"):
+        setup["unroll"].stack_data([a, smaller])
+    with pytest.raises(ValueError, match="one data and one seed per run"):
+        train_stacked([pathlib.Path("x")], setup["unroll"], [a, b], [0], EPOCHS)
+
+
+def test_default_stack_size_and_mode(monkeypatch):
+    monkeypatch.delenv("HELMJAX_STACK_SIZE", raising=False)
+    assert default_stack_size("cpu") == 1 and default_stack_mode("cpu") == "unroll"
+    assert default_stack_size("gpu") == default_stack_size("tpu") == 8 and default_stack_mode("gpu") == "vmap"
+    monkeypatch.setenv("HELMJAX_STACK_SIZE", "4")
+    assert default_stack_size("cpu") == 4
+    with pytest.raises(ValueError, match="unknown stack mode"):
+        StackedTrainer(Trainer(models.build("image", "A", 4, width=0.25), SETTINGS, is_image=True), "pmap")
+
+
+DATA_PARALLEL_SCRIPT = """
+import json, pathlib, sys, tempfile
+import jax, numpy as np
+from helmjax import models
+from helmjax.runner import SplitData, read_metrics
+from helmjax.stacked import StackedTrainer, train_stacked
+from helmjax.train import Trainer
+from tests.conftest import make_stripes
+from tests.test_stacked import SETTINGS, _split
+trainer = Trainer(models.build("image", "A", 4, width=0.25, dropout=0.2), SETTINGS, is_image=True)
+datas = [_split(trainer, make_stripes(0)), _split(trainer, make_stripes(1))]
+stacked = StackedTrainer(trainer, sys.argv[1])
+index_sharding = stacked.put_members(np.zeros((2, 32), np.int32)).sharding
+with tempfile.TemporaryDirectory() as d:
+    d = pathlib.Path(d)
+    results = train_stacked([d / "r0", d / "r1"], stacked, datas, [0, 1], epochs=1)
+    rows = [read_metrics(d / name) for name in ("r0", "r1")]
+print(json.dumps({"devices": jax.device_count(), "spec": list(index_sharding.spec), "rows": rows}))
+"""
+
+
+def test_data_parallel_stacks_shard_the_batch_axis_only(setup):
+    """Two devices, each with half of every member's batch, give the one-device lone numbers (float tolerance:
+    the batch sums are split across devices)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run([sys.executable, "-c", DATA_PARALLEL_SCRIPT, "unroll"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["devices"] == 2 and got["spec"] == [None, "data"]
+    for m in range(2):
+        (row,), lone = got["rows"][m], read_metrics(setup["lone_dir"] / f"r{m}")[0]
+        assert row["step"] == lone["step"] == 6
+        assert row["train_loss"] == pytest.approx(lone["train_loss"], rel=1e-4, abs=1e-5)
+        assert row["val_loss"] == pytest.approx(lone["val_loss"], rel=1e-4, abs=1e-5)
+        assert abs(row["val_acc"] - lone["val_acc"]) <= 1 / 64
