@@ -190,7 +190,7 @@ def summary_text(analysis: Analysis) -> str:
         lines.append("  failed: " + "; ".join(f"{f['run']} ({f['error']})" for f in analysis.failed[:5])
                      + (f" and {len(analysis.failed) - 5} more" if len(analysis.failed) > 5 else ""))
     if analysis.missing:
-        names = [f"{m['level']}-{m['arch']}-s{m['seed']}" for m in analysis.missing]
+        names = [m["run"] for m in analysis.missing]
         lines.append(f"  missing ({len(names)}): " + ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
     return "\n".join(lines)
 

@@ -28,14 +28,15 @@ from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
 from helmjax.quantized_data import RAW, LevelData, fingerprint, quantize
 from helmjax.quantizers import registry
-from helmjax.runner import (SplitData, StopFlag, StopRequested, failed_result, read_result, train_run,
-                            RESULT_FILE)
+from helmjax.run_names import level_tag, run_name
+from helmjax.runner import (RESULT_FILE, SplitData, StopFlag, StopRequested, failed_result, read_metrics,
+                            read_result, train_run)
 from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings
 
-LEVEL_PREFIX = {"quality": "q", "kbps": "kbps", "bits": "b"}
-RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload", "bits_per_second",
-                  "sample_rate", "sample_rate_actual", "kbps_actual", "bytes_per_item", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
-                  "epochs", "train_seconds", "num_test", "status", "error"]
+RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
+                  "bits_per_second", "sample_rate", "sample_rate_actual", "kbps_actual", "bytes_per_item", "arch",
+                  "params", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
+                  "status", "error"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +45,6 @@ class RunSpec:
     arch: str
     seed: int
     name: str
-
-
-def level_tag(level_name: str, level) -> str:
-    return RAW if level == RAW else f"{LEVEL_PREFIX.get(level_name, level_name)}{level}"
 
 
 def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> List[RunSpec]:
@@ -60,7 +57,7 @@ def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) ->
                 values = {"level": level, "arch": arch, "seed": seed}
                 if only and any(values[a] not in allowed for a, allowed in only.items()):
                     continue
-                runs.append(RunSpec(level, arch, seed, f"{level_tag(level_name, level)}-{arch}-s{seed}"))
+                runs.append(RunSpec(level, arch, seed, run_name(level_name, level, arch, seed)))
     return runs
 
 
@@ -339,7 +336,6 @@ def _train_one(config, spec: RunSpec, run_dir: pathlib.Path, ds: ArrayDataset, x
 
 
 def _existing_epochs(run_dir: pathlib.Path) -> Iterable[int]:
-    from helmjax.runner import read_metrics
     return (r["epoch"] for r in read_metrics(run_dir))
 
 

@@ -145,7 +145,8 @@ def test_no_raw_baseline_falls_back_to_the_highest_level(tmp_path):
 
 def test_missing_and_failed_runs_are_listed_with_reasons(tmp_path):
     analysis = _analyze(tmp_path, missing=[(50, "A", 1), (RAW, "F", 0)], failed=[(20, "F", 2)])
-    assert analysis.missing == [{"level": 50, "arch": "A", "seed": 1}, {"level": RAW, "arch": "F", "seed": 0}]
+    assert analysis.missing == [{"level": 50, "arch": "A", "seed": 1, "run": "q50-A-s1"},
+                                {"level": RAW, "arch": "F", "seed": 0, "run": "raw-F-s0"}]
     assert analysis.failed == [{"run": "q20-F-s2", "level": 20, "arch": "F", "seed": 2,
                                 "error": "NaN loss at step 120: lower the learning rate"}]
     assert analysis.runs == {"results": 58, "done": 57, "failed": 1, "missing": 2, "expected": 60}

@@ -37,7 +37,7 @@ def test_summary_names_sweet_spots_and_run_problems(tmp_path):
                    for line in lines), summary
     assert "model size at q=" in summary and "the largest (F)" in summary
     assert "failed: q100-F-s0 (NaN loss at step 120: lower the learning rate)" in summary
-    assert "missing (1): 50-A-s1" in summary
+    assert "missing (1): q50-A-s1" in summary
     report = write_report(tmp_path / "sweep", analysis=analysis).read_text()
     assert "## Failed runs" in report and "## Missing runs" in report and "50-A-s1" in report
 

@@ -17,6 +17,7 @@ import numpy as np
 from helmjax.analysis import bootstrap, curve
 from helmjax.analysis.convergence import convergence_epoch
 from helmjax.analysis.quantization_step import n_approx
+from helmjax.run_names import run_name
 from helmjax.analysis.sweep_files import (RAW, as_float, parse_level, read_config, read_examples, read_metrics,
                                           read_rows, read_test_correct)
 
@@ -200,7 +201,8 @@ def _missing_runs(config, rows, level_name, warnings) -> list:
         warnings.append(f"the grid also varies {', '.join(other)}: missing runs are listed over level, arch and "
                         f"seed only")
     expected = [(parse_level(l), str(a), s) for l, a, s in itertools.product(axes["level"], axes["arch"], axes["seed"])]
-    missing = [{"level": l, "arch": a, "seed": s} for l, a, s in expected if (l, a, s) not in present]
+    missing = [{"level": l, "arch": a, "seed": s, "run": run_name(level_name, l, a, s)}
+               for l, a, s in expected if (l, a, s) not in present]
     return sorted(missing, key=lambda m: (_level_key(m["level"]), m["arch"], str(m["seed"])))
 
 
@@ -420,8 +422,7 @@ def tolerance_fraction(value) -> float:
 
 
 def _run_label(entry) -> str:
-    level = entry["level"]
-    return f"{level}-{entry['arch']}-s{entry['seed']}"
+    return entry["run"]
 
 
 def _raw_bpp_from_examples(examples) -> Optional[float]:
