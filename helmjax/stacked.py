@@ -35,8 +35,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from helmjax import atomic_io, trace
 from helmjax.checkpoints import RunCheckpoints
 from helmjax.distributed import is_primary
-from helmjax.runner import (METRICS_FILE, SplitData, StopFlag, StopRequested, _drop_steps_from, failed_result,
-                            read_metrics)
+from helmjax.runner import (METRICS_FILE, SplitData, StopFlag, StopRequested, _append_metrics, _drop_steps_from,
+                            failed_result, read_metrics)
 from helmjax.train import (Trainer, TrainingDiverged, TrainState, check_finite, make_batch_eval_step,
                            make_batch_train_step)
 
@@ -56,13 +56,13 @@ def default_stack_mode(platform: Optional[str] = None) -> str:
 def default_stack_size(platform: Optional[str] = None) -> int:
     """How many runs to stack when the config does not say: what was fastest on each kind of machine.
 
-    CPU: 1 (stacking off). On a CPU the convolutions already keep the cores busy, and a grouped convolution over
-    members is slower per image than the lone one (see benchmarks/bench_stacked.py and BENCHMARKS.md), so
-    stacking only pays for tiny models whose steps are dominated by dispatch. GPU/TPU: 8. A CIFAR-sized step of
-    one run leaves most of an accelerator idle (kernel launches and small matmuls); stacking fills it, with
-    memory to spare (10 x the data and activations of model A at batch 128 is well under 10 GB), and 8 keeps
-    the member axis a multiple of the TPU's and GPU's preferred tile sizes without making a whole stack wait
-    for a straggler group of a short grid. $HELMJAX_STACK_SIZE overrides both.
+    CPU: 1 (stacking off). The convolutions already keep the cores busy: "unroll" stacks ran at the sequential
+    rate within the noise and "vmap" stacks several times slower (grouped convolutions; benchmarks/
+    bench_stacked.py), so stacking buys nothing there but compile time. GPU/TPU: 8 (not measured here; no
+    accelerator in the session that wrote this). A CIFAR-sized step of one run (batch 128, under 2M params)
+    leaves most of an accelerator idle on kernel launches and small matmuls, so vmapped members fill it almost
+    for free, and 8 runs of model A with their data and activations fit in a few GB. The lead's GPU run of
+    bench_stacked.py should confirm or replace it. $HELMJAX_STACK_SIZE overrides both.
     """
     override = os.environ.get("HELMJAX_STACK_SIZE")
     if override:
@@ -312,10 +312,7 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
                        "train_acc": float(train_accs[m]), "val_loss": val_loss, "val_acc": val_acc,
                        "epoch_seconds": seconds, "lr": float(trainer.learning_rate(step))}
                 if primary:
-                    trace.event(f"metrics {run_dir.name} {epoch}")
-                    with open(run_dir / METRICS_FILE, "a") as f:
-                        f.write(json.dumps(row) + "\n")
-                        f.flush()
+                    _append_metrics(run_dir, row)
                 meta = {"epoch": epoch, "train_seconds": train_seconds[m]}
                 state = stacked.member_state(states, m)
                 if val_acc > best_val[m]:
