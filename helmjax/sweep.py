@@ -33,6 +33,11 @@ from helmjax.runner import (RESULT_FILE, SplitData, StopFlag, StopRequested, fai
                             read_result, train_run)
 from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings
 
+
+def default_stack_size() -> int:
+    from helmjax.stacked import default_stack_size as measured_default
+    return measured_default()
+
 RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
                   "bits_per_second", "sample_rate", "sample_rate_actual", "kbps_actual", "bytes_per_item", "arch",
                   "params", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
@@ -255,22 +260,17 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
     if is_primary():
         _write_examples(config, ds, sweep_dir, quantizer_options)
 
+    stack_size = config.train.get("stack", 0) or default_stack_size()
+    if stack_size > 1:
+        return _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, settings, is_image,
+                                   quantizer_options, stack_size, stop, log)
     trained, failed, busy = [], [], []
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress, position=0)
     for level in config.grid.level:
         level_runs = [r for r in todo if r.level == level]
         if not level_runs:
             continue
-        tq = time.perf_counter()
-        level_data = quantize(ds, level, config.quantizer.name, quantizer_options, config.quantizer.apply_to,
-                              cache_dir, key)
-        info = level_data.info
-        log(f"level {level_tag(registry.get(config.quantizer.name).level_name, level)}: "
-            + (f"{info['bpp']:.3f} bits/pixel" if info.get("bpp") is not None else
-               f"{info['bits_per_second'] / 1000:.1f} kbit/s")
-            + f" ({time.perf_counter() - tq:.1f} s)")
-        x_train = featurize(config, ds, level_data.x_train)
-        x_test = featurize(config, ds, level_data.x_test)
+        x_train, x_test, info = _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log)
         for spec in level_runs:
             run_dir = sweep_dir / "runs" / spec.name
             claim = RunClaim(run_dir)
@@ -293,6 +293,78 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
                 claim.release()
             bar.update(1)
     bar.close()
+    return trained, failed, busy
+
+
+def _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log):
+    """(model-ready train x, test x, cost info) of one level, through the quantized-data cache."""
+    tq = time.perf_counter()
+    level_data = quantize(ds, level, config.quantizer.name, quantizer_options, config.quantizer.apply_to,
+                          cache_dir, key)
+    info = level_data.info
+    log(f"level {level_tag(registry.get(config.quantizer.name).level_name, level)}: "
+        + (f"{info['bpp']:.3f} bits/pixel" if info.get("bpp") is not None else
+           f"{info['bits_per_second'] / 1000:.1f} kbit/s")
+        + f" ({time.perf_counter() - tq:.1f} s)")
+    return featurize(config, ds, level_data.x_train), featurize(config, ds, level_data.x_test), info
+
+
+def _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, settings, is_image,
+                        quantizer_options, stack_size, stop, log):
+    """Runs of one architecture (any level and seed) trained `stack_size` at a time as one program."""
+    from helmjax import stacked
+
+    levels = {}
+    for level in config.grid.level:
+        if any(r.level == level for r in todo):
+            levels[level] = _level_arrays(config, ds, level, quantizer_options, sweep_dir / "cache", key, log)
+    trained, failed, busy = [], [], []
+    primary = is_primary()
+    for arch in config.grid.arch:
+        claimed, claims = [], []
+        for spec in (r for r in todo if r.arch == arch):
+            run_dir = sweep_dir / "runs" / spec.name
+            claim = RunClaim(run_dir)
+            if not claim.acquire():
+                busy.append(spec.name)
+                continue
+            claims.append(claim)
+            if read_result(run_dir) is None:
+                claimed.append(spec)
+        try:
+            if not claimed:
+                continue
+            model = models.build(config.model.family, arch, ds.num_classes, **_model_knobs(config))
+            trainer = stacked.StackedTrainer(Trainer(model, settings, is_image))
+            params = trainer.trainer.param_count(levels[claimed[0].level][0][:1])
+            run_dirs = [sweep_dir / "runs" / spec.name for spec in claimed]
+            for group in stacked.group_for_stacking(run_dirs, stack_size):
+                members = [claimed[i] for i in group]
+                log(f"training {len(members)} runs together: {', '.join(m.name for m in members)}")
+                put = trainer.trainer.put
+                datas = []
+                for m in members:
+                    x_train, x_test, _ = levels[m.level]
+                    datas.append(SplitData(put(x_train[train_idx]), put(ds.y_train[train_idx].astype(np.int32)),
+                                           put(x_train[val_idx]), put(ds.y_train[val_idx].astype(np.int32)),
+                                           put(x_test), put(ds.y_test.astype(np.int32))))
+                if primary:
+                    for m in members:
+                        atomic_io.write_json(sweep_dir / "runs" / m.name / "config.json",
+                                             {"run": m.name, "level": m.level, "arch": m.arch, "seed": m.seed,
+                                              "stacked_with": [o.name for o in members], "config": config.to_dict()})
+                results = stacked.train_stacked([run_dirs[i] for i in group], trainer, datas,
+                                                [m.seed for m in members], config.train.epochs, stop=stop)
+                for m, fields in zip(members, results):
+                    row = result_row(config, m, levels[m.level][2], params, fields)
+                    (trained if row["status"] == "done" else failed).append(m.name)
+                    if primary:
+                        atomic_io.write_json(sweep_dir / "runs" / m.name / RESULT_FILE, row)
+                    log(f"  {m.name}: " + (f"test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']})"
+                                           if row["status"] == "done" else f"failed: {row['error']}"))
+        finally:
+            for claim in claims:
+                claim.release()
     return trained, failed, busy
 
 

@@ -80,6 +80,17 @@ def test_jax_codec_and_pillow_give_identical_sweeps(tmp_path):
     assert [{k: r[k] for k in same} for r in pillow] == [{k: r[k] for k in same} for r in jax_rows]
 
 
+def test_stacked_sweep_gives_the_rows_of_one_by_one(tmp_path):
+    c = tiny_config("grid.level=raw,10", "grid.seed=[0, 1]")
+    lone = sweep.run_sweep(c, tmp_path / "lone", **QUIET)
+    stacked = sweep.run_sweep(config_lib.apply_overrides(c, ["train.stack=3"]), tmp_path / "stacked", **QUIET)
+    assert stacked.trained == lone.trained == ["raw-A-s0", "raw-A-s1", "q10-A-s0", "q10-A-s1"]
+    same = ("run", "bpp", "val_acc", "test_acc", "best_epoch", "epochs")
+    assert [{k: r[k] for k in same} for r in stacked.rows] == [{k: r[k] for k in same} for r in lone.rows]
+    config = json.loads((tmp_path / "stacked" / c.name / "runs" / "raw-A-s0" / "config.json").read_text())
+    assert config["stacked_with"] == ["raw-A-s0", "raw-A-s1", "q10-A-s0"]
+
+
 def test_quantized_data_is_cached(tmp_path):
     c = tiny_config("grid.level=10")
     sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
