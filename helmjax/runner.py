@@ -74,7 +74,7 @@ def read_result(run_dir: pathlib.Path) -> Optional[dict]:
         return None  # never happens with atomic writes; treat as not done
 
 
-def _append_metrics(run_dir: pathlib.Path, row: dict):
+def append_metrics(run_dir: pathlib.Path, row: dict):
     trace.event(f"metrics {pathlib.Path(run_dir).name} {row['epoch']}")
     with open(pathlib.Path(run_dir) / METRICS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -126,11 +126,11 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
                    "val_loss": val_loss, "val_acc": val_acc, "epoch_seconds": seconds,
                    "lr": float(trainer.learning_rate(int(state.step)))}
             if is_primary():
-                _append_metrics(run_dir, row)
+                append_metrics(run_dir, row)
             meta = {"epoch": epoch, "train_seconds": train_seconds}
             if val_acc > best_val:
                 best_val = val_acc
-                _drop_steps_from(checkpoints.best, epoch)  # stale "future" best from before a kill
+                drop_steps_from(checkpoints.best, epoch)  # stale "future" best from before a kill
                 checkpoints.save_best(epoch, state, meta)
             checkpoints.save_latest(epoch, state, meta)
             if on_epoch is not None:
@@ -156,7 +156,7 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
         checkpoints.close()
 
 
-def _drop_steps_from(manager, epoch: int):
+def drop_steps_from(manager, epoch: int):
     manager.reload()
     for step in manager.all_steps():
         if step >= epoch:

@@ -35,7 +35,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from helmjax import atomic_io, trace
 from helmjax.checkpoints import RunCheckpoints
 from helmjax.distributed import is_primary
-from helmjax.runner import (METRICS_FILE, SplitData, StopFlag, StopRequested, _append_metrics, _drop_steps_from,
+from helmjax.runner import (METRICS_FILE, SplitData, StopFlag, StopRequested, append_metrics, drop_steps_from,
                             failed_result, read_metrics)
 from helmjax.train import (Trainer, TrainingDiverged, TrainState, check_finite, make_batch_eval_step,
                            make_batch_train_step)
@@ -312,12 +312,12 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
                        "train_acc": float(train_accs[m]), "val_loss": val_loss, "val_acc": val_acc,
                        "epoch_seconds": seconds, "lr": float(trainer.learning_rate(step))}
                 if primary:
-                    _append_metrics(run_dir, row)
+                    append_metrics(run_dir, row)
                 meta = {"epoch": epoch, "train_seconds": train_seconds[m]}
                 state = stacked.member_state(states, m)
                 if val_acc > best_val[m]:
                     best_val[m] = val_acc
-                    _drop_steps_from(checkpoints[m].best, epoch)  # stale "future" best from before a kill
+                    drop_steps_from(checkpoints[m].best, epoch)  # stale "future" best from before a kill
                     checkpoints[m].save_best(epoch, state, meta)
                 checkpoints[m].save_latest(epoch, state, meta)
                 del state
