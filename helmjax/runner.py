@@ -74,6 +74,15 @@ def read_result(run_dir: pathlib.Path) -> Optional[dict]:
         return None  # never happens with atomic writes; treat as not done
 
 
+def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> float:
+    """Drops metric rows past the resume point (those epochs will be trained again); returns the best
+    validation accuracy so far (-1 when none)."""
+    history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
+    if is_primary():
+        atomic_io.write_text(pathlib.Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+    return max((r["val_acc"] for r in history), default=-1.0)
+
+
 def append_metrics(run_dir: pathlib.Path, row: dict):
     trace.event(f"metrics {pathlib.Path(run_dir).name} {row['epoch']}")
     with open(pathlib.Path(run_dir) / METRICS_FILE, "a") as f:
@@ -100,11 +109,7 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
         if restored is not None:
             start_epoch, state, meta = restored
             train_seconds = float(meta.get("train_seconds", 0.0))
-        # Rows past the resume point belong to an epoch that will be trained again.
-        history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
-        if is_primary():
-            atomic_io.write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
-        best_val = max((r["val_acc"] for r in history), default=-1.0)
+        best_val = rewind_metrics(run_dir, start_epoch)
 
         trace.event(f"train {run_dir.name} from-epoch {start_epoch}")
         for epoch in range(start_epoch + 1, epochs + 1):

@@ -21,7 +21,6 @@ Two ways to run the members, same files and same draws (init, order, dropout, sh
 """
 
 import dataclasses
-import json
 import os
 import pathlib
 import time
@@ -35,8 +34,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from helmjax import atomic_io, trace
 from helmjax.checkpoints import RunCheckpoints
 from helmjax.distributed import is_primary
-from helmjax.runner import (METRICS_FILE, SplitData, StopFlag, StopRequested, append_metrics, drop_steps_from,
-                            failed_result, read_metrics)
+from helmjax.runner import (SplitData, StopFlag, StopRequested, append_metrics, drop_steps_from, failed_result,
+                            read_metrics, rewind_metrics)
 from helmjax.train import (Trainer, TrainingDiverged, TrainState, check_finite, make_batch_eval_step,
                            make_batch_train_step)
 
@@ -272,13 +271,7 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
         states = stacked.stack_states(member_states)
         del member_states
         start_epoch = starts[0]
-        best_val = []
-        for d in run_dirs:
-            # Rows past the resume point belong to an epoch that will be trained again.
-            history = [r for r in read_metrics(d) if r["epoch"] <= start_epoch]
-            if primary:
-                atomic_io.write_text(d / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
-            best_val.append(max((r["val_acc"] for r in history), default=-1.0))
+        best_val = [rewind_metrics(d, start_epoch) for d in run_dirs]
         data, data_of_member = stacked.stack_data(datas)
         failures = [None] * members
 
