@@ -74,6 +74,17 @@ def read_result(run_dir: pathlib.Path) -> Optional[dict]:
         return None  # never happens with atomic writes; treat as not done
 
 
+def stopping_step_hook(stop: Optional[StopFlag], on_step: Optional[Callable[[int, int], None]]):
+    """Called after each step: raises `StopRequested` once `stop` is set (the epoch is abandoned, the previous
+    epoch's checkpoint stays the resume point), else reports progress."""
+    def hook(i, n):
+        if stop:
+            raise StopRequested()
+        if on_step is not None:
+            on_step(i, n)
+    return hook
+
+
 def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> float:
     """Drops metric rows past the resume point (those epochs will be trained again); returns the best
     validation accuracy so far (-1 when none)."""
@@ -112,14 +123,9 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
         best_val = rewind_metrics(run_dir, start_epoch)
 
         trace.event(f"train {run_dir.name} from-epoch {start_epoch}")
+        step_hook = stopping_step_hook(stop, on_step)
         for epoch in range(start_epoch + 1, epochs + 1):
             t0 = time.perf_counter()
-
-            def step_hook(i, n):
-                if stop:
-                    raise StopRequested()
-                if on_step is not None:
-                    on_step(i, n)
 
             state, train_loss, train_acc = trainer.train_epoch(state, data.x_train, data.y_train,
                                                                jax.random.fold_in(train_rng, epoch), step_hook)

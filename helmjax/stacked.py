@@ -35,7 +35,7 @@ from helmjax import atomic_io, trace
 from helmjax.checkpoints import RunCheckpoints
 from helmjax.distributed import is_primary
 from helmjax.runner import (SplitData, StopFlag, StopRequested, append_metrics, drop_steps_from, failed_result,
-                            read_metrics, rewind_metrics)
+                            read_metrics, rewind_metrics, stopping_step_hook)
 from helmjax.train import (Trainer, TrainingDiverged, TrainState, check_finite, make_batch_eval_step,
                            make_batch_train_step)
 
@@ -276,14 +276,9 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
         failures = [None] * members
 
         trace.event(f"train-stacked {','.join(d.name for d in run_dirs)} from-epoch {start_epoch}")
+        step_hook = stopping_step_hook(stop, on_step)
         for epoch in range(start_epoch + 1, epochs + 1):
             t0 = time.perf_counter()
-
-            def step_hook(i, n):
-                if stop:
-                    raise StopRequested()
-                if on_step is not None:
-                    on_step(i, n)
 
             states, train_losses, train_accs = stacked.train_epoch(
                 states, data, data_of_member, [jax.random.fold_in(k, epoch) for k in train_keys], step_hook)
