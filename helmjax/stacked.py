@@ -33,6 +33,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from helmjax import atomic_io, trace
 from helmjax.checkpoints import RunCheckpoints
+from helmjax.compiler import mesh_compiler_options
 from helmjax.distributed import is_primary
 from helmjax.runner import (SplitData, StopFlag, StopRequested, append_metrics, drop_steps_from, failed_result,
                             read_metrics, rewind_metrics, stopping_step_hook)
@@ -128,10 +129,12 @@ class StackedTrainer:
             return _stack_trees([eval_one(state, x[m], y[m], mask) for m, state in enumerate(states)])
 
         batch = NamedSharding(mesh, P("data"))
+        options = mesh_compiler_options(mesh)
         self.train_step = jax.jit(train_step, in_shardings=(replicated,) * 4 + (self._member_batch,)
-                                  + (replicated,) * 2, out_shardings=(replicated, replicated), donate_argnums=(0,))
+                                  + (replicated,) * 2, out_shardings=(replicated, replicated), donate_argnums=(0,),
+                                  compiler_options=options)
         self.eval_step = jax.jit(eval_step, in_shardings=(replicated,) * 4 + (batch, batch),
-                                 out_shardings=(replicated, replicated))
+                                 out_shardings=(replicated, replicated), compiler_options=options)
         self._stack = jax.jit(_stack_trees, out_shardings=replicated)
         self._member = jax.jit(lambda tree, m: jax.tree_util.tree_map(lambda a: a[m], tree),
                                out_shardings=replicated)

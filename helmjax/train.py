@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from helmjax.compiler import mesh_compiler_options
 from helmjax.errors import UserError
 
 
@@ -193,12 +194,14 @@ class Trainer:
         replicated = NamedSharding(self.mesh, P())
         sharded = NamedSharding(self.mesh, P("data"))
         self._replicated, self._sharded = replicated, sharded
+        options = mesh_compiler_options(self.mesh)
         self.train_step = jax.jit(make_train_step(self.model, self.tx, self.settings, self.is_image),
                                   in_shardings=(replicated, replicated, replicated, sharded, replicated),
-                                  out_shardings=(replicated, replicated), donate_argnums=(0,))
+                                  out_shardings=(replicated, replicated), donate_argnums=(0,),
+                                  compiler_options=options)
         self.eval_step = jax.jit(make_eval_step(self.model, self.settings),
                                  in_shardings=(replicated, replicated, replicated, sharded, sharded),
-                                 out_shardings=(replicated, replicated))
+                                 out_shardings=(replicated, replicated), compiler_options=options)
 
     @property
     def num_devices(self) -> int:

@@ -20,7 +20,7 @@ from helmjax.train import Trainer, TrainSettings
 from tests.conftest import make_stripes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SETTINGS = TrainSettings(optimizer="adam", lr=3e-3, lr_decay=0.0, batch_size=32, eval_batch_size=64, augment=True)
+SETTINGS = TrainSettings(optimizer="sgd", lr=0.02, lr_decay=0.0, batch_size=32, eval_batch_size=64, augment=True)
 SEEDS = [0, 1, 2]
 EPOCHS = 2
 
@@ -86,14 +86,15 @@ def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
     for m, run_dir in enumerate(dirs):
         for a, b in zip(read_metrics(run_dir), read_metrics(setup["lone_dir"] / f"r{m}")):
             assert a["step"] == b["step"] and a["lr"] == b["lr"]
-            # Grouped convolutions sum in another order: ~1e-7 per step, compounding over 12 steps.
-            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+            # Grouped convolutions sum in another order: ~1e-8 per step with SGD (Adam would amplify
+            # the noise in near-zero gradients to whole update steps), compounding over 12 steps.
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
             assert abs(a["val_acc"] - b["val_acc"]) <= 1 / 64  # at most one borderline example flips
         assert abs(results[m]["test_acc"] - setup["lone"][m]["test_acc"]) <= 1 / 128
         _, stacked = _params(run_dir, setup["trainer"])
         _, lone = _params(setup["lone_dir"] / f"r{m}", setup["trainer"])
-        assert max(float(np.max(np.abs(a - b))) for a, b in zip(stacked, lone)) < 1e-4
+        assert max(float(np.max(np.abs(a - b))) for a, b in zip(stacked, lone)) < 1e-6
 
 
 def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):

@@ -13,6 +13,7 @@ from typing import Sequence
 import flax.linen as nn
 
 from helmjax.errors import UserError
+from helmjax.models.dropout import Dropout
 
 
 def _width(units: int, multiplier: float) -> int:
@@ -41,10 +42,10 @@ class AudioNet(nn.Module):
                 raise UserError(f"the input is too small for {self.conv_loops} conv loops (feature map "
                                 f"{x.shape[1]}x{x.shape[2]} before pooling); use more mels/frames or a smaller hop")
             x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-            x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
+            x = Dropout(self.conv_dropout, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
         for units in self.fc_units:
-            x = nn.Dropout(self.fc_dropout, deterministic=not train)(nn.elu(nn.Dense(w(units))(x)))
+            x = Dropout(self.fc_dropout, deterministic=not train)(nn.elu(nn.Dense(w(units))(x)))
         return nn.Dense(self.num_classes)(x)
 
 

@@ -10,6 +10,9 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from helmjax.models.conv import conv_general_dilated
+from helmjax.models.dropout import Dropout
+
 
 def _width(channels: int, multiplier: float) -> int:
     return max(1, int(round(channels * multiplier)))
@@ -27,8 +30,9 @@ class CifarNet(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         w = functools.partial(_width, multiplier=self.width)
-        conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME")
-        drop = nn.Dropout(self.dropout, deterministic=not train)
+        conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME",
+                                 conv_general_dilated=conv_general_dilated)  # fast strided gradients on CPU
+        drop = Dropout(self.dropout, deterministic=not train)
         x = nn.relu(conv(w(32))(x))
         x = nn.relu(conv(w(64))(x))
         x = drop(conv(w(128), strides=(2, 2))(x))

@@ -1,0 +1,113 @@
+"""The CPU speed layers change speed, not maths: the sub-pixel strided-conv gradient equals XLA's, the bit-sliced
+dropout is an exact Bernoulli draw, and the XLA library-fusion option is probed, not assumed."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from helmjax import compiler
+from helmjax.models.conv import conv_general_dilated, strided_input_gradient
+from helmjax.models.dropout import Dropout, _bits_per_draw, bernoulli_mask
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+CASES = [  # (height, width, kernel, stride, padding)
+    (32, 32, 3, 2, "SAME"), (33, 31, 3, 2, "SAME"), (8, 8, 3, 2, "SAME"), (17, 20, 5, 3, "SAME"),
+    (12, 12, 3, 2, "VALID"), (10, 9, 4, 2, ((2, 1), (0, 3))), (7, 7, 1, 2, "SAME"), (9, 11, 2, 2, "VALID"),
+]
+
+
+def _lax_conv(x, w, stride, padding):
+    return lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC)
+
+
+@pytest.mark.parametrize("height,width,kernel,stride,padding", CASES)
+def test_subpixel_input_gradient_equals_xlas(height, width, kernel, stride, padding):
+    rng = np.random.RandomState(height * 100 + width)
+    x = jnp.asarray(rng.randn(2, height, width, 5), jnp.float32)
+    w = jnp.asarray(rng.randn(kernel, kernel, 5, 7), jnp.float32)
+    y, vjp = jax.vjp(lambda x: _lax_conv(x, w, stride, padding), x)
+    g = jnp.asarray(rng.randn(*y.shape), jnp.float32)
+    pads = lax.padtype_to_pads((height, width), (kernel, kernel), (stride, stride), padding) \
+        if isinstance(padding, str) else padding
+    expected = vjp(g)[0]
+    got = strided_input_gradient(g, w, x.shape, (stride, stride), pads)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(expected))))
+
+
+@pytest.mark.parametrize("height,width,kernel,stride,padding", CASES[:4])
+def test_drop_in_conv_has_laxs_output_and_gradients(height, width, kernel, stride, padding):
+    rng = np.random.RandomState(1)
+    x = jnp.asarray(rng.randn(3, height, width, 4), jnp.float32)
+    w = jnp.asarray(rng.randn(kernel, kernel, 4, 6), jnp.float32)
+
+    def loss(conv, x, w):
+        y = conv(x, w, (stride, stride), padding, dimension_numbers=NHWC)
+        return jnp.sum(jnp.sin(y))
+
+    assert np.array_equal(conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC),
+                          _lax_conv(x, w, stride, padding))  # the forward pass is lax's own
+    ours = jax.grad(lambda x, w: loss(conv_general_dilated, x, w), argnums=(0, 1))(x, w)
+    theirs = jax.grad(lambda x, w: loss(lax.conv_general_dilated, x, w), argnums=(0, 1))(x, w)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+    # vmapped over a stack of kernels (stacked sweeps) it still agrees
+    ws = jnp.stack([w, 2 * w])
+    stacked = jax.vmap(jax.grad(lambda w: loss(conv_general_dilated, x, w)))(ws)
+    lone = [jax.grad(lambda w: loss(lax.conv_general_dilated, x, w))(k) for k in ws]
+    for a, b in zip(stacked, lone):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+def test_other_convolutions_go_to_lax_unchanged():
+    rng = np.random.RandomState(2)
+    x = jnp.asarray(rng.randn(2, 9, 9, 4), jnp.float32)
+    w = jnp.asarray(rng.randn(3, 3, 2, 4), jnp.float32)
+    grouped = conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=NHWC, feature_group_count=2)
+    assert np.array_equal(grouped, lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=NHWC,
+                                                            feature_group_count=2))
+    w4 = jnp.asarray(rng.randn(3, 3, 4, 4), jnp.float32)
+    dilated = conv_general_dilated(x, w4, (2, 2), "SAME", rhs_dilation=(2, 2), dimension_numbers=NHWC)
+    assert np.array_equal(dilated, lax.conv_general_dilated(x, w4, (2, 2), "SAME", rhs_dilation=(2, 2),
+                                                            dimension_numbers=NHWC))
+    assert dilated.shape == (2, 5, 5, 4)
+
+
+def test_bits_per_draw_is_exact_or_falls_back():
+    assert [_bits_per_draw(p) for p in (0.5, 0.75, 0.25, 0.125, 0.3, 0.4)] == [1, 2, 2, 3, 0, 0]
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.75, 0.4])
+def test_bernoulli_mask_has_the_right_rate_and_independent_neighbours(keep):
+    n = 1 << 20
+    mask = np.asarray(bernoulli_mask(jax.random.key(0), keep, (n,)))
+    sigma = np.sqrt(keep * (1 - keep) / n)
+    assert abs(mask.mean() - keep) < 5 * sigma
+    # Neighbours share a random word when bits are sliced: their joint rate must still be keep^2.
+    both = (mask[:-1] & mask[1:]).mean()
+    assert abs(both - keep * keep) < 5 * np.sqrt(keep * keep * (1 - keep * keep) / n)
+    other = np.asarray(bernoulli_mask(jax.random.key(1), keep, (n,)))
+    assert (mask != other).mean() > 0.3
+
+
+def test_dropout_scales_kept_units_and_is_identity_when_deterministic():
+    x = jnp.asarray(np.random.RandomState(3).rand(64, 8, 8, 16) + 0.5, jnp.float32)
+    layer = Dropout(0.5)
+    y = layer.apply({}, x, rngs={"dropout": jax.random.key(0)})
+    kept = np.asarray(y) != 0
+    assert 0.45 < kept.mean() < 0.55
+    np.testing.assert_allclose(np.asarray(y)[kept], 2 * np.asarray(x)[kept], rtol=1e-6)
+    assert np.array_equal(Dropout(0.5, deterministic=True).apply({}, x), x)
+    assert np.array_equal(Dropout(0.0).apply({}, x, rngs={"dropout": jax.random.key(0)}), x)
+    assert not np.any(Dropout(1.0).apply({}, x, rngs={"dropout": jax.random.key(0)}))
+
+
+def test_library_fusion_option_is_probed_per_platform(monkeypatch):
+    assert compiler._cpu_accepts((("xla_cpu_no_such_option_exists", "1"),)) is False
+    options = compiler.compiler_options("cpu")
+    assert options == compiler.CPU_OPTIONS  # this jaxlib (the one requirements.txt installs) accepts it
+    assert compiler.compiler_options("gpu") is None and compiler.compiler_options("tpu") is None
+    monkeypatch.setenv("HELMJAX_XLA_LIBRARY_FUSION", "0")
+    assert compiler.compiler_options("cpu") is None
