@@ -101,6 +101,56 @@ def append_metrics(run_dir: pathlib.Path, row: dict):
         f.flush()
 
 
+def restore_start(checkpoints: RunCheckpoints, fresh_state):
+    """(start epoch, state, train seconds so far): the latest checkpoint, or (0, `fresh_state`, 0.0)."""
+    restored = checkpoints.restore_latest(fresh_state)
+    if restored is None:
+        return 0, fresh_state, 0.0
+    start_epoch, state, meta = restored
+    return start_epoch, state, float(meta.get("train_seconds", 0.0))
+
+
+def record_epoch(run_dir: pathlib.Path, checkpoints: RunCheckpoints, state, row: dict, best_val: float,
+                 train_seconds: float) -> float:
+    """Writes an epoch's metrics row, its best checkpoint when validation improved, and its latest checkpoint,
+    in that order; returns the best validation accuracy so far."""
+    epoch = row["epoch"]
+    if is_primary():
+        append_metrics(run_dir, row)
+    meta = {"epoch": epoch, "train_seconds": train_seconds}
+    if row["val_acc"] > best_val:
+        best_val = row["val_acc"]
+        drop_steps_from(checkpoints.best, epoch)  # stale "future" best from before a kill
+        checkpoints.save_best(epoch, state, meta)
+    checkpoints.save_latest(epoch, state, meta)
+    return best_val
+
+
+def best_row(run_dir: pathlib.Path, epochs: int):
+    """(metrics history, the row of the best-validation epoch; ties go to the earliest)."""
+    history = read_metrics(run_dir)
+    if not history:
+        raise ValueError(f"run {pathlib.Path(run_dir).name} has no epochs (train.epochs={epochs})")
+    return history, max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
+
+
+def restore_best_state(checkpoints: RunCheckpoints, template, run_dir: pathlib.Path, best_epoch: int):
+    restored = checkpoints.restore_best(template)
+    if restored is None or restored[0] != best_epoch:
+        raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
+    return restored[1]
+
+
+def run_result(run_dir: pathlib.Path, history: list, best: dict, test_acc: float, test_correct: np.ndarray,
+               train_seconds: float) -> dict:
+    """A finished run's result fields; writes its per-example test correctness."""
+    if is_primary():
+        atomic_io.write_npy(pathlib.Path(run_dir) / "test_correct.npy", test_correct)
+    return {"val_acc": best["val_acc"], "test_acc": test_acc, "best_epoch": best["epoch"],
+            "epochs": len(history), "train_seconds": train_seconds, "num_test": int(len(test_correct)),
+            "final_train_loss": history[-1]["train_loss"]}
+
+
 def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed: int, epochs: int,
               stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None,
               on_step: Optional[Callable[[int, int], None]] = None) -> dict:
@@ -114,12 +164,8 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
     checkpoints = RunCheckpoints(run_dir)
     try:
         init_rng, train_rng = jax.random.split(jax.random.key(seed))
-        state = trainer.init(np.asarray(data.x_train[:1]), init_rng)
-        start_epoch, train_seconds = 0, 0.0
-        restored = checkpoints.restore_latest(state)
-        if restored is not None:
-            start_epoch, state, meta = restored
-            train_seconds = float(meta.get("train_seconds", 0.0))
+        start_epoch, state, train_seconds = restore_start(
+            checkpoints, trainer.init(np.asarray(data.x_train[:1]), init_rng))
         best_val = rewind_metrics(run_dir, start_epoch)
 
         trace.event(f"train {run_dir.name} from-epoch {start_epoch}")
@@ -136,33 +182,16 @@ def train_run(run_dir: pathlib.Path, trainer: Trainer, data: SplitData, *, seed:
             row = {"epoch": epoch, "step": int(state.step), "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val_loss, "val_acc": val_acc, "epoch_seconds": seconds,
                    "lr": float(trainer.learning_rate(int(state.step)))}
-            if is_primary():
-                append_metrics(run_dir, row)
-            meta = {"epoch": epoch, "train_seconds": train_seconds}
-            if val_acc > best_val:
-                best_val = val_acc
-                drop_steps_from(checkpoints.best, epoch)  # stale "future" best from before a kill
-                checkpoints.save_best(epoch, state, meta)
-            checkpoints.save_latest(epoch, state, meta)
+            best_val = record_epoch(run_dir, checkpoints, state, row, best_val, train_seconds)
             if on_epoch is not None:
                 on_epoch(row)
             if stop:
                 raise StopRequested()
 
-        history = read_metrics(run_dir)
-        if not history:
-            raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
-        best_row = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
-        restored = checkpoints.restore_best(state)
-        if restored is None or restored[0] != best_row["epoch"]:
-            raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
-        _, best_state, _ = restored
+        history, best = best_row(run_dir, epochs)
+        best_state = restore_best_state(checkpoints, state, run_dir, best["epoch"])
         _, test_acc, test_correct = trainer.evaluate(best_state, data.x_test, data.y_test)
-        if is_primary():
-            atomic_io.write_npy(run_dir / "test_correct.npy", test_correct)
-        return {"val_acc": best_row["val_acc"], "test_acc": test_acc, "best_epoch": best_row["epoch"],
-                "epochs": len(history), "train_seconds": train_seconds, "num_test": int(len(test_correct)),
-                "final_train_loss": history[-1]["train_loss"]}
+        return run_result(run_dir, history, best, test_acc, test_correct, train_seconds)
     finally:
         checkpoints.close()
 

@@ -31,12 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from helmjax import atomic_io, trace
+from helmjax import trace
 from helmjax.checkpoints import RunCheckpoints
-from helmjax.compiler import mesh_compiler_options
-from helmjax.distributed import is_primary
-from helmjax.runner import (SplitData, StopFlag, StopRequested, append_metrics, drop_steps_from, failed_result,
-                            read_metrics, rewind_metrics, stopping_step_hook)
+from helmjax.runner import (SplitData, StopFlag, StopRequested, best_row, failed_result, record_epoch,
+                            restore_best_state, restore_start, rewind_metrics, run_result, stopping_step_hook)
 from helmjax.train import (Trainer, TrainingDiverged, TrainState, check_finite, make_batch_eval_step,
                            make_batch_train_step)
 
@@ -129,12 +127,11 @@ class StackedTrainer:
             return _stack_trees([eval_one(state, x[m], y[m], mask) for m, state in enumerate(states)])
 
         batch = NamedSharding(mesh, P("data"))
-        options = mesh_compiler_options(mesh)
         self.train_step = jax.jit(train_step, in_shardings=(replicated,) * 4 + (self._member_batch,)
                                   + (replicated,) * 2, out_shardings=(replicated, replicated), donate_argnums=(0,),
-                                  compiler_options=options)
+                                  compiler_options=trainer.compiler_options)
         self.eval_step = jax.jit(eval_step, in_shardings=(replicated,) * 4 + (batch, batch),
-                                 out_shardings=(replicated, replicated), compiler_options=options)
+                                 out_shardings=(replicated, replicated), compiler_options=trainer.compiler_options)
         self._stack = jax.jit(_stack_trees, out_shardings=replicated)
         self._member = jax.jit(lambda tree, m: jax.tree_util.tree_map(lambda a: a[m], tree),
                                out_shardings=replicated)
@@ -195,14 +192,9 @@ class StackedTrainer:
     def evaluate(self, states, data_x: jax.Array, data_y: jax.Array, data_of_member: jax.Array):
         """Per member: mean loss, accuracy and per-example correctness, batched as `Trainer.evaluate` does."""
         members, n = int(data_of_member.shape[0]), data_x.shape[1]
-        batch = self.trainer.eval_batch_size()
         loss_sums, correct = [0.0] * members, []
-        for start in range(0, n, batch):
-            idx = np.arange(start, start + batch)
-            mask = idx < n
-            idx = np.where(mask, idx, 0)
-            batch_loss, batch_correct = self.eval_step(states, data_x, data_y, data_of_member,
-                                                       self.trainer.shard_batch(idx), self.trainer.shard_batch(mask))
+        for indices, device_mask, mask in self.trainer.eval_batches(n):
+            batch_loss, batch_correct = self.eval_step(states, data_x, data_y, data_of_member, indices, device_mask)
             batch_loss = np.asarray(batch_loss)
             loss_sums = [s + float(b) for s, b in zip(loss_sums, batch_loss)]  # Python floats, as a lone run sums
             correct.append(np.asarray(batch_correct)[:, mask])
@@ -216,7 +208,7 @@ def _stack_trees(trees: Sequence):
 
 
 def _arrays(data: SplitData):
-    return (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+    return tuple(getattr(data, f.name) for f in dataclasses.fields(SplitData))
 
 
 def _shape_dtype(array) -> tuple:
@@ -249,18 +241,13 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)
     checkpoints = [RunCheckpoints(d) for d in run_dirs]
-    primary = is_primary()
     try:
         keys = [jax.random.split(jax.random.key(seed)) for seed in seeds]
         train_keys = [train_key for _, train_key in keys]
         starts, train_seconds, member_states = [], [], []
         for m, (init_key, _) in enumerate(keys):
-            state = trainer.init(np.asarray(datas[m].x_train[:1]), init_key)
-            restored = checkpoints[m].restore_latest(state)
-            start, seconds = 0, 0.0
-            if restored is not None:
-                start, state, meta = restored
-                seconds = float(meta.get("train_seconds", 0.0))
+            start, state, seconds = restore_start(checkpoints[m],
+                                                  trainer.init(np.asarray(datas[m].x_train[:1]), init_key))
             starts.append(start)
             train_seconds.append(seconds)
             member_states.append(state)
@@ -302,15 +289,8 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
                 row = {"epoch": epoch, "step": step, "train_loss": float(train_losses[m]),
                        "train_acc": float(train_accs[m]), "val_loss": val_loss, "val_acc": val_acc,
                        "epoch_seconds": seconds, "lr": float(trainer.learning_rate(step))}
-                if primary:
-                    append_metrics(run_dir, row)
-                meta = {"epoch": epoch, "train_seconds": train_seconds[m]}
                 state = stacked.member_state(states, m)
-                if val_acc > best_val[m]:
-                    best_val[m] = val_acc
-                    drop_steps_from(checkpoints[m].best, epoch)  # stale "future" best from before a kill
-                    checkpoints[m].save_best(epoch, state, meta)
-                checkpoints[m].save_latest(epoch, state, meta)
+                best_val[m] = record_epoch(run_dir, checkpoints[m], state, row, best_val[m], train_seconds[m])
                 del state
                 if on_epoch is not None:
                     on_epoch(m, row)
@@ -321,29 +301,24 @@ def train_stacked(run_dirs: Sequence[pathlib.Path], trainer: Union[Trainer, Stac
         del states
 
         return _finish(stacked, run_dirs, checkpoints, template, data, data_of_member, train_seconds, failures,
-                       epochs, primary)
+                       epochs)
     finally:
         for c in checkpoints:
             c.close()
 
 
 def _finish(stacked: StackedTrainer, run_dirs, checkpoints, template, data: SplitData, data_of_member,
-            train_seconds, failures, epochs: int, primary: bool) -> List[dict]:
+            train_seconds, failures, epochs: int) -> List[dict]:
     """Test accuracy of every member with its best-validation parameters, evaluated as one stack."""
-    histories, best_states = [], []
+    bests, best_states = [], []
     for m, run_dir in enumerate(run_dirs):
-        history = read_metrics(run_dir)
-        histories.append(history)
         if failures[m] is not None:
+            bests.append(None)
             best_states.append(None)
             continue
-        if not history:
-            raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
-        best_epoch = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))["epoch"]
-        restored = checkpoints[m].restore_best(template)
-        if restored is None or restored[0] != best_epoch:
-            raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")
-        best_states.append(restored[1])
+        history, best = best_row(run_dir, epochs)
+        bests.append((history, best))
+        best_states.append(restore_best_state(checkpoints[m], template, run_dir, best["epoch"]))
     good = next((state for state in best_states if state is not None), None)
     if good is None:
         return [failed_result(f) for f in failures]
@@ -355,12 +330,6 @@ def _finish(stacked: StackedTrainer, run_dirs, checkpoints, template, data: Spli
         if failures[m] is not None:
             results.append(failed_result(failures[m]))
             continue
-        history = histories[m]
-        best_row = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))
         _, test_acc, test_correct = tests[m]
-        if primary:
-            atomic_io.write_npy(run_dir / "test_correct.npy", test_correct)
-        results.append({"val_acc": best_row["val_acc"], "test_acc": test_acc, "best_epoch": best_row["epoch"],
-                        "epochs": len(history), "train_seconds": train_seconds[m],
-                        "num_test": int(len(test_correct)), "final_train_loss": history[-1]["train_loss"]})
+        results.append(run_result(run_dir, *bests[m], test_acc, test_correct, train_seconds[m]))
     return results

@@ -11,32 +11,26 @@ import dataclasses
 import fcntl
 import io
 import json
-import logging
 import os
 import pathlib
 import time
 from typing import Iterable, List, Optional, Tuple, Union
 
-import jax
 import ml_collections
 import numpy as np
 
-from helmjax import atomic_io, models
+from helmjax import atomic_io, models, stacked
 from helmjax.data import catalog
 from helmjax.data.dataset import ArrayDataset
 from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
-from helmjax.quantized_data import RAW, LevelData, fingerprint, quantize
+from helmjax.quantized_data import RAW, fingerprint, quantize
 from helmjax.quantizers import registry
 from helmjax.run_names import level_tag, run_name
 from helmjax.runner import (RESULT_FILE, SplitData, StopFlag, StopRequested, failed_result, read_metrics,
                             read_result, train_run)
 from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings
 
-
-def default_stack_size() -> int:
-    from helmjax.stacked import default_stack_size as measured_default
-    return measured_default()
 
 RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
                   "bits_per_second", "sample_rate", "sample_rate_actual", "kbps_actual", "bytes_per_item", "arch",
@@ -260,7 +254,7 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
     if is_primary():
         _write_examples(config, ds, sweep_dir, quantizer_options)
 
-    stack_size = config.train.get("stack", 0) or default_stack_size()
+    stack_size = config.train.get("stack", 0) or stacked.default_stack_size()
     if stack_size > 1:
         return _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, settings, is_image,
                                    quantizer_options, stack_size, stop, log)
@@ -284,11 +278,7 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
                     row = _train_one(config, spec, run_dir, ds, x_train, x_test, train_idx, val_idx, info,
                                      trainers, settings, is_image, stop, progress)
                     (trained if row["status"] == "done" else failed).append(spec.name)
-                    if row["status"] == "done":
-                        bar.write(f"  {spec.name}: test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']}, "
-                                  f"val {row['val_acc']:.4f}, {row['train_seconds']:.1f} s)")
-                    else:
-                        bar.write(f"  {spec.name}: failed: {row['error']}")
+                    bar.write(_result_line(spec.name, row))
             finally:
                 claim.release()
             bar.update(1)
@@ -312,14 +302,11 @@ def _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log):
 def _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, settings, is_image,
                         quantizer_options, stack_size, stop, log):
     """Runs of one architecture (any level and seed) trained `stack_size` at a time as one program."""
-    from helmjax import stacked
-
     levels = {}
     for level in config.grid.level:
         if any(r.level == level for r in todo):
             levels[level] = _level_arrays(config, ds, level, quantizer_options, sweep_dir / "cache", key, log)
     trained, failed, busy = [], [], []
-    primary = is_primary()
     for arch in config.grid.arch:
         claimed, claims = [], []
         for spec in (r for r in todo if r.arch == arch):
@@ -334,34 +321,24 @@ def _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, se
         try:
             if not claimed:
                 continue
-            model = models.build(config.model.family, arch, ds.num_classes, **_model_knobs(config))
-            trainer = stacked.StackedTrainer(Trainer(model, settings, is_image))
+            trainer = stacked.StackedTrainer(Trainer(_build_model(config, arch, ds), settings, is_image))
             params = trainer.trainer.param_count(levels[claimed[0].level][0][:1])
             run_dirs = [sweep_dir / "runs" / spec.name for spec in claimed]
             for group in stacked.group_for_stacking(run_dirs, stack_size):
                 members = [claimed[i] for i in group]
                 log(f"training {len(members)} runs together: {', '.join(m.name for m in members)}")
-                put = trainer.trainer.put
-                datas = []
+                datas = [_split_data(trainer.trainer, ds, *levels[m.level][:2], train_idx, val_idx)
+                         for m in members]
                 for m in members:
-                    x_train, x_test, _ = levels[m.level]
-                    datas.append(SplitData(put(x_train[train_idx]), put(ds.y_train[train_idx].astype(np.int32)),
-                                           put(x_train[val_idx]), put(ds.y_train[val_idx].astype(np.int32)),
-                                           put(x_test), put(ds.y_test.astype(np.int32))))
-                if primary:
-                    for m in members:
-                        atomic_io.write_json(sweep_dir / "runs" / m.name / "config.json",
-                                             {"run": m.name, "level": m.level, "arch": m.arch, "seed": m.seed,
-                                              "stacked_with": [o.name for o in members], "config": config.to_dict()})
+                    _write_run_config(sweep_dir / "runs" / m.name, m, config,
+                                      stacked_with=[o.name for o in members])
                 results = stacked.train_stacked([run_dirs[i] for i in group], trainer, datas,
                                                 [m.seed for m in members], config.train.epochs, stop=stop)
                 for m, fields in zip(members, results):
                     row = result_row(config, m, levels[m.level][2], params, fields)
                     (trained if row["status"] == "done" else failed).append(m.name)
-                    if primary:
-                        atomic_io.write_json(sweep_dir / "runs" / m.name / RESULT_FILE, row)
-                    log(f"  {m.name}: " + (f"test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']})"
-                                           if row["status"] == "done" else f"failed: {row['error']}"))
+                    _write_result(sweep_dir / "runs" / m.name, row)
+                    log(_result_line(m.name, row))
         finally:
             for claim in claims:
                 claim.release()
@@ -374,12 +351,9 @@ def _train_one(config, spec: RunSpec, run_dir: pathlib.Path, ds: ArrayDataset, x
     from tqdm.auto import tqdm
 
     if spec.arch not in trainers:
-        model = models.build(config.model.family, spec.arch, ds.num_classes, **_model_knobs(config))
-        trainers[spec.arch] = Trainer(model, settings, is_image)
+        trainers[spec.arch] = Trainer(_build_model(config, spec.arch, ds), settings, is_image)
     trainer = trainers[spec.arch]
-    data = SplitData(trainer.put(x_train[train_idx]), trainer.put(ds.y_train[train_idx].astype(np.int32)),
-                     trainer.put(x_train[val_idx]), trainer.put(ds.y_train[val_idx].astype(np.int32)),
-                     trainer.put(x_test), trainer.put(ds.y_test.astype(np.int32)))
+    data = _split_data(trainer, ds, x_train, x_test, train_idx, val_idx)
     epoch_bar = tqdm(total=config.train.epochs, desc=f"  {spec.name} epochs", unit="ep", leave=False,
                      disable=not progress, position=1)
     epoch_bar.update(min(sum(1 for _ in _existing_epochs(run_dir)), config.train.epochs))
@@ -389,10 +363,7 @@ def _train_one(config, spec: RunSpec, run_dir: pathlib.Path, ds: ArrayDataset, x
         epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
                               val=f"{row['val_acc']:.3f}")
 
-    primary = is_primary()
-    if primary:
-        atomic_io.write_json(run_dir / "config.json", {"run": spec.name, "level": spec.level, "arch": spec.arch,
-                                                       "seed": spec.seed, "config": config.to_dict()})
+    _write_run_config(run_dir, spec, config)
     params = trainer.param_count(x_train[:1])
     try:
         fields = train_run(run_dir, trainer, data, seed=spec.seed, epochs=config.train.epochs, stop=stop,
@@ -402,9 +373,39 @@ def _train_one(config, spec: RunSpec, run_dir: pathlib.Path, ds: ArrayDataset, x
         row = result_row(config, spec, info, params, failed_result(str(e)))
     finally:
         epoch_bar.close()
-    if primary:
-        atomic_io.write_json(run_dir / RESULT_FILE, row)
+    _write_result(run_dir, row)
     return row
+
+
+def _build_model(config, arch: str, ds: ArrayDataset):
+    return models.build(config.model.family, arch, ds.num_classes, **_model_knobs(config))
+
+
+def _split_data(trainer: Trainer, ds: ArrayDataset, x_train, x_test, train_idx, val_idx) -> SplitData:
+    """One level's model-ready arrays on the devices: train minus validation, validation, test."""
+    put = trainer.put
+    return SplitData(put(x_train[train_idx]), put(ds.y_train[train_idx].astype(np.int32)),
+                     put(x_train[val_idx]), put(ds.y_train[val_idx].astype(np.int32)),
+                     put(x_test), put(ds.y_test.astype(np.int32)))
+
+
+def _result_line(name: str, row: dict) -> str:
+    if row["status"] != "done":
+        return f"  {name}: failed: {row['error']}"
+    return (f"  {name}: test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']}, val {row['val_acc']:.4f}, "
+            f"{row['train_seconds']:.1f} s)")
+
+
+def _write_result(run_dir: pathlib.Path, row: dict):
+    """The run's `result.json`: its done (or failed) marker, written last."""
+    if is_primary():
+        atomic_io.write_json(run_dir / RESULT_FILE, row)
+
+
+def _write_run_config(run_dir: pathlib.Path, spec: RunSpec, config, **extra):
+    if is_primary():
+        atomic_io.write_json(run_dir / "config.json", {"run": spec.name, "level": spec.level, "arch": spec.arch,
+                                                       "seed": spec.seed, **extra, "config": config.to_dict()})
 
 
 def _existing_epochs(run_dir: pathlib.Path) -> Iterable[int]:

@@ -194,7 +194,7 @@ class Trainer:
         replicated = NamedSharding(self.mesh, P())
         sharded = NamedSharding(self.mesh, P("data"))
         self._replicated, self._sharded = replicated, sharded
-        options = mesh_compiler_options(self.mesh)
+        self.compiler_options = options = mesh_compiler_options(self.mesh)
         self.train_step = jax.jit(make_train_step(self.model, self.tx, self.settings, self.is_image),
                                   in_shardings=(replicated, replicated, replicated, sharded, replicated),
                                   out_shardings=(replicated, replicated), donate_argnums=(0,),
@@ -257,22 +257,23 @@ class Trainer:
         order = np.asarray(jax.random.permutation(perm_rng, n))[: steps * batch].reshape(steps, batch)
         return order, step_rng
 
-    def eval_batch_size(self) -> int:
-        """The evaluation batch, rounded down to a multiple of the devices (at least one row per device)."""
+    def eval_batches(self, n: int):
+        """Per evaluation batch over `n` examples (the last padded with row 0): the sharded indices and mask,
+        and the host mask that drops the padding from the results. The batch is `eval_batch_size` rounded down
+        to a multiple of the devices (at least one row per device)."""
         batch = self.settings.eval_batch_size
-        return max(self.num_devices, batch - batch % self.num_devices)
+        batch = max(self.num_devices, batch - batch % self.num_devices)
+        for start in range(0, n, batch):
+            idx = np.arange(start, start + batch)
+            mask = idx < n
+            yield self.shard_batch(np.where(mask, idx, 0)), self.shard_batch(mask), mask
 
     def evaluate(self, state: TrainState, data_x: jax.Array, data_y: jax.Array):
         """Mean loss, accuracy and per-example correctness over the whole array (padded to full batches)."""
         n = data_x.shape[0]
-        batch = self.eval_batch_size()
         loss_sum, correct = 0.0, []
-        for start in range(0, n, batch):
-            idx = np.arange(start, start + batch)
-            mask = idx < n
-            idx = np.where(mask, idx, 0)
-            batch_loss, batch_correct = self.eval_step(state, data_x, data_y, self.shard_batch(idx),
-                                                       self.shard_batch(mask))
+        for indices, device_mask, mask in self.eval_batches(n):
+            batch_loss, batch_correct = self.eval_step(state, data_x, data_y, indices, device_mask)
             loss_sum += float(batch_loss)
             correct.append(np.asarray(batch_correct)[mask])
         correct = np.concatenate(correct) if correct else np.zeros(0, bool)

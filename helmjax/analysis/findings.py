@@ -17,9 +17,9 @@ import numpy as np
 from helmjax.analysis import bootstrap, curve
 from helmjax.analysis.convergence import convergence_epoch
 from helmjax.analysis.quantization_step import n_approx
-from helmjax.run_names import run_name
 from helmjax.analysis.sweep_files import (RAW, as_float, parse_level, read_config, read_examples, read_metrics,
                                           read_rows, read_test_correct)
+from helmjax.run_names import run_name
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -292,7 +292,7 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
         warnings.append(f"{len(failed)} run(s) failed and are left out: {_few(f['run'] for f in failed)}")
     if missing:
         warnings.append(f"{len(missing)} run(s) of the grid have no result yet (a partial sweep): "
-                        f"{_few(_run_label(m) for m in missing)}")
+                        f"{_few(m['run'] for m in missing)}")
 
     examples = read_examples(sweep_dir)
     rate_name, rate_label = _rate_settings(level_name, runs, examples)
@@ -309,7 +309,6 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
             params[run.arch] = int(value)
     archs = sorted({r.arch for r in runs}, key=lambda a: (params.get(a, math.inf), a))
     all_levels = sorted({r.level for r in runs}, key=_level_key)
-    numeric_levels = [level for level in all_levels if level != RAW]
 
     single_seed = sorted({arch for (arch, _), members in groups.items() if len(members) == 1})
     if single_seed:
@@ -419,10 +418,6 @@ def tolerance_fraction(value) -> float:
     if not math.isfinite(number) or number < 0:
         return DEFAULT_TOLERANCE_POINTS / 100.0
     return number if number < 1.0 else number / 100.0
-
-
-def _run_label(entry) -> str:
-    return entry["run"]
 
 
 def _raw_bpp_from_examples(examples) -> Optional[float]:
