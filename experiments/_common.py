@@ -11,7 +11,7 @@ def paper_train() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True, lr_decay=1e-6, rho=0.95,
         batch_size=128, eval_batch_size=1000, epochs=200, augment=True, shift_fraction=0.1, standardize=False,
-        max_steps_per_epoch=0, val_fraction=0.1,
+        max_steps_per_epoch=0, micro_batches=0, val_fraction=0.1,
         stack=0))  # runs trained together as one program; 0 = what is fastest here (1 on CPU, 8 on GPU/TPU)
 
 

@@ -106,7 +106,8 @@ class StackedTrainer:
         mesh = trainer.mesh
         replicated = NamedSharding(mesh, P())
         self._member_batch = NamedSharding(mesh, P(None, "data"))
-        train_one = make_batch_train_step(trainer.model, trainer.tx, trainer.settings, trainer.is_image)
+        train_one = make_batch_train_step(trainer.model, trainer.tx, trainer.settings, trainer.is_image,
+                                          trainer.micro_batches)
         eval_one = make_batch_eval_step(trainer.model, trainer.settings)
 
         def train_step(states, data_x, data_y, data_of_member, indices, step_key_data, step):

@@ -45,6 +45,7 @@ class TrainSettings:
     shift_fraction: float = 0.1
     standardize: bool = False  # per-image standardisation (zero mean, unit variance) instead of x / 255
     max_steps_per_epoch: int = 0  # > 0 caps an epoch (smoke tests); 0 = one pass over the training set
+    micro_batches: int = 0  # gradient slices per batch (same gradient, less memory traffic); 0 = fastest here
 
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
@@ -122,22 +123,89 @@ def _apply(model, state_params, batch_stats, x, train, rng=None):
     return model.apply(variables, x, train=False), batch_stats
 
 
+AUTO = 0  # micro_batches: choose from the model's activation size when the step is traced
+CPU_SLICE_ACTIVATION_BYTES = 24 * 2 ** 20  # a slice's activations should fit a CPU's last-level cache (32 MiB here)
+
+
+def resolve_micro_batches(settings: TrainSettings, platform: str, num_devices: int) -> int:
+    """Gradient slices per batch: `settings.micro_batches`, or for 0 the fastest choice for the platform.
+
+    Only a single CPU device gains from slicing (BENCHMARKS.md); there AUTO is returned and the step picks the
+    count from the model's activation size. Accelerators and multi-device meshes take the whole batch at once.
+    """
+    batch, wanted = settings.batch_size, settings.micro_batches
+    if wanted < 0 or (wanted and batch % (wanted * num_devices)):
+        raise UserError(f"train.micro_batches={wanted} does not split train.batch_size={batch} evenly over "
+                        f"{num_devices} device(s); use a divisor of {batch // num_devices}, or 0 for automatic")
+    if wanted:
+        return wanted
+    return AUTO if platform == "cpu" and num_devices == 1 else 1
+
+
+def activation_bytes(model: nn.Module, params, x: jax.Array) -> int:
+    """Bytes of every layer's output for input `x` in training mode (shapes only; nothing is computed)."""
+    def forward(params):
+        return model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(0)},
+                           capture_intermediates=True, mutable=["intermediates"])[1]
+
+    shapes = jax.eval_shape(forward, params)
+    return int(sum(np.prod(a.shape) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes)))
+
+
+def auto_micro_batches(batch_bytes: int, batch: int) -> int:
+    """The fewest slices, dividing `batch`, whose activations fit CPU_SLICE_ACTIVATION_BYTES."""
+    for count in range(1, batch + 1):
+        if batch % count == 0 and batch_bytes / count <= CPU_SLICE_ACTIVATION_BYTES:
+            return count
+    return batch
+
+
 def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
-                          is_image: bool) -> Callable:
-    """(state, x, y, rng) -> (state, metrics) on a gathered batch; `stacked` vmaps it over runs."""
+                          is_image: bool, micro_batches: int = 1) -> Callable:
+    """(state, x, y, rng) -> (state, metrics) on a gathered batch; `stacked` vmaps it over runs.
+
+    With `micro_batches` = k > 1 the batch's gradient is summed over k interleaved slices (rows i, i + k, ...)
+    before the one optimizer update: the same gradient up to float summation order, but each slice's
+    activations stay in cache, which on a CPU with little memory bandwidth is faster (BENCHMARKS.md).
+    AUTO picks k from the model's activation size when the step is traced.
+    Each slice draws its own dropout masks. Models with batch statistics always use the whole batch.
+    """
+
+    def grads_of(params, batch_stats, x, y, dropout_rng, total):
+        def loss_fn(params):
+            logits, new_stats = _apply(model, params, batch_stats, x, True, dropout_rng)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return jnp.sum(loss) / total, (logits, loss, new_stats)
+
+        return jax.grad(loss_fn, has_aux=True)(params)
 
     def step(state: TrainState, x, y, rng):
         aug_rng, dropout_rng = jax.random.split(rng)
         if is_image and settings.augment:
             x = augment(x, aug_rng, settings.shift_fraction)
         x = to_model_input(x, settings.standardize)
-
-        def loss_fn(params):
-            logits, batch_stats = _apply(model, params, state.batch_stats, x, True, dropout_rng)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-            return jnp.mean(loss), (logits, loss, batch_stats)
-
-        (_, (logits, losses, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        total = y.shape[0]
+        slices = micro_batches
+        if slices == AUTO:
+            slices = 1 if state.batch_stats else auto_micro_batches(
+                activation_bytes(model, state.params, x), total)
+        if slices == 1 or state.batch_stats:
+            grads, (logits, losses, batch_stats) = grads_of(state.params, state.batch_stats, x, y, dropout_rng,
+                                                            total)
+        else:
+            parts = []
+            grads = None
+            for i, part_rng in enumerate(jax.random.split(dropout_rng, slices)):
+                xi = x[i::slices]
+                if grads is not None:  # one slice after the other, so only one slice's activations are live
+                    xi, grads = jax.lax.optimization_barrier((xi, grads))
+                g, aux = grads_of(state.params, state.batch_stats, xi, y[i::slices], part_rng, total)
+                grads = g if grads is None else jax.tree_util.tree_map(jnp.add, grads, g)
+                parts.append((g, aux))
+            logits = jnp.concatenate([aux[0] for _, aux in parts])
+            losses = jnp.concatenate([aux[1] for _, aux in parts])
+            y = jnp.concatenate([y[i::slices] for i in range(slices)])
+            batch_stats = state.batch_stats
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss_sum": jnp.sum(losses), "correct": jnp.sum(jnp.argmax(logits, -1) == y),
@@ -148,9 +216,9 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
-                    is_image: bool) -> Callable:
+                    is_image: bool, micro_batches: int = 1) -> Callable:
     """(state, data_x, data_y, indices, rng) -> (state, metrics); metrics are sums so they average right."""
-    batch_step = make_batch_train_step(model, tx, settings, is_image)
+    batch_step = make_batch_train_step(model, tx, settings, is_image, micro_batches)
 
     def step(state: TrainState, data_x, data_y, indices, rng):
         return batch_step(state, jnp.take(data_x, indices, axis=0), jnp.take(data_y, indices, axis=0), rng)
@@ -195,7 +263,10 @@ class Trainer:
         sharded = NamedSharding(self.mesh, P("data"))
         self._replicated, self._sharded = replicated, sharded
         self.compiler_options = options = mesh_compiler_options(self.mesh)
-        self.train_step = jax.jit(make_train_step(self.model, self.tx, self.settings, self.is_image),
+        self.micro_batches = resolve_micro_batches(self.settings, self.mesh.devices.flat[0].platform,
+                                                   self.num_devices)
+        self.train_step = jax.jit(make_train_step(self.model, self.tx, self.settings, self.is_image,
+                                                  self.micro_batches),
                                   in_shardings=(replicated, replicated, replicated, sharded, replicated),
                                   out_shardings=(replicated, replicated), donate_argnums=(0,),
                                   compiler_options=options)
