@@ -29,7 +29,7 @@ from helmjax.quantizers import registry
 from helmjax.run_names import level_tag, run_name
 from helmjax.runner import (RESULT_FILE, SplitData, StopFlag, StopRequested, failed_result, read_metrics,
                             read_result, train_run)
-from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings
+from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings, check_micro_batches
 
 
 RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
@@ -88,6 +88,7 @@ def validate(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> 
         raise UserError(f"unknown optimizer {config.train.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise UserError("train.epochs and train.batch_size must be >= 1")
+    check_micro_batches(train_settings(config))  # per device again when the trainer is built
     if not 0.0 < config.train.val_fraction < 1.0:
         raise UserError(f"train.val_fraction={config.train.val_fraction} must be in (0, 1)")
     if config.data.name == "image_folder" and not config.data.get("root"):

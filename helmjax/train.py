@@ -133,13 +133,18 @@ def resolve_micro_batches(settings: TrainSettings, platform: str, num_devices: i
     Only a single CPU device gains from slicing (BENCHMARKS.md); there AUTO is returned and the step picks the
     count from the model's activation size. Accelerators and multi-device meshes take the whole batch at once.
     """
+    check_micro_batches(settings, num_devices)
+    if settings.micro_batches:
+        return settings.micro_batches
+    return AUTO if platform == "cpu" and num_devices == 1 else 1
+
+
+def check_micro_batches(settings: TrainSettings, num_devices: int = 1) -> None:
+    """Raises UserError unless `settings.micro_batches` is 0 or splits each device's share of the batch."""
     batch, wanted = settings.batch_size, settings.micro_batches
     if wanted < 0 or (wanted and batch % (wanted * num_devices)):
         raise UserError(f"train.micro_batches={wanted} does not split train.batch_size={batch} evenly over "
                         f"{num_devices} device(s); use a divisor of {batch // num_devices}, or 0 for automatic")
-    if wanted:
-        return wanted
-    return AUTO if platform == "cpu" and num_devices == 1 else 1
 
 
 def activation_bytes(model: nn.Module, params, x: jax.Array) -> int:

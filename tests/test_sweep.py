@@ -105,6 +105,7 @@ def test_quantized_data_is_cached(tmp_path):
     ("quantizer.name=nope", "unknown quantizer 'nope'"),
     ("data.name=nope", "unknown dataset 'nope'"),
     ("train.optimizer=rmsprop", "unknown optimizer"),
+    ("train.micro_batches=3", "train.micro_batches=3 does not split train.batch_size"),
 ])
 def test_bad_grid_is_rejected_before_anything_is_written(tmp_path, override, message):
     with pytest.raises(UserError, match=message):
