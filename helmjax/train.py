@@ -190,15 +190,17 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
             x = augment(x, aug_rng, settings.shift_fraction)
         x = to_model_input(x, settings.standardize)
         total = y.shape[0]
-        slices = micro_batches
-        if slices == AUTO:
-            slices = 1 if state.batch_stats else auto_micro_batches(
-                activation_bytes(model, state.params, x), total)
-        if slices == 1 or state.batch_stats:
+        if state.batch_stats:
+            slices = 1  # slicing would change the batch statistics
+        elif micro_batches == AUTO:
+            slices = auto_micro_batches(activation_bytes(model, state.params, x), total)
+        else:
+            slices = micro_batches
+        if slices == 1:
             grads, (logits, losses, batch_stats) = grads_of(state.params, state.batch_stats, x, y, dropout_rng,
                                                             total)
         else:
-            parts = []
+            auxes = []
             grads = None
             for i, part_rng in enumerate(jax.random.split(dropout_rng, slices)):
                 xi = x[i::slices]
@@ -206,9 +208,9 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
                     xi, grads = jax.lax.optimization_barrier((xi, grads))
                 g, aux = grads_of(state.params, state.batch_stats, xi, y[i::slices], part_rng, total)
                 grads = g if grads is None else jax.tree_util.tree_map(jnp.add, grads, g)
-                parts.append((g, aux))
-            logits = jnp.concatenate([aux[0] for _, aux in parts])
-            losses = jnp.concatenate([aux[1] for _, aux in parts])
+                auxes.append(aux)
+            logits = jnp.concatenate([aux[0] for aux in auxes])
+            losses = jnp.concatenate([aux[1] for aux in auxes])
             y = jnp.concatenate([y[i::slices] for i in range(slices)])
             batch_stats = state.batch_stats
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
