@@ -2,11 +2,11 @@
 
 XLA differentiates a stride-s convolution into a convolution over the gradient dilated with s-1 zeros between
 rows and columns, so s*s - 1 of every s*s multiply-adds hit a zero: on CPU that pass ran at a third of the
-forward's speed. Here the input gradient is the same sum computed sub-pixel style: one stride-1 convolution of
-the (undilated) gradient with the kernel rearranged into s*s phase kernels stacked on the output channels,
-then a depth-to-space. Forward pass and kernel gradient stay XLA's own. The result equals XLA's gradient up to
-float summation order (tested). Only on CPU: GPU libraries have their own strided gradients, and anything
-other than a plain strided 2-D NHWC/HWIO convolution goes to lax unchanged.
+forward's speed. Here the input gradient is the same sum computed sub-pixel style: each of the s*s phases of the
+input is a stride-1 convolution of the (undilated) gradient with the kernel taps that reach that phase, then the
+phases are interleaved (depth-to-space). Forward pass and kernel gradient stay XLA's own. The result equals
+XLA's gradient up to float summation order (tested). Only on CPU: GPU libraries have their own strided
+gradients, and anything other than a plain strided 2-D NHWC/HWIO convolution goes to lax unchanged.
 """
 
 import functools
@@ -36,20 +36,36 @@ def _phase_taps(kernel: int, stride: int, pad_lo: int):
 
 
 def strided_input_gradient(g: jax.Array, kernel: jax.Array, input_shape, strides, pads) -> jax.Array:
-    """d(conv)/d(input) of a strided NHWC/HWIO convolution with explicit `pads`, without zero dilation."""
+    """d(conv)/d(input) of a strided NHWC/HWIO convolution with explicit `pads`, without zero dilation.
+
+    Each of the s*s input phases is one stride-1 VALID convolution of the padded gradient with only the kernel
+    taps that land on it (a 3x3 stride-2 kernel splits into 2x2, 2x1, 1x2 and 1x1 pieces), so no multiply-add
+    hits a zero; the phases are then interleaved back into rows and columns.
+    """
     n, h, w, c_in = input_shape
     kh, kw, _, c_out = kernel.shape
     sy, sx = strides
     index_y, dmin_y, dmax_y = _phase_taps(kh, sy, pads[0][0])
     index_x, dmin_x, dmax_x = _phase_taps(kw, sx, pads[1][0])
     rows, cols = -(-h // sy), -(-w // sx)  # phase positions per axis; the last may overhang and is cropped
-    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # the zero tap
-    phases = padded[index_y[:, None, :, None], index_x[None, :, None, :]]  # (ty, tx, ay, ax, c_in, c_out)
-    phases = phases.transpose(0, 1, 5, 2, 3, 4).reshape(len(index_y), len(index_x), c_out, sy * sx * c_in)
     g_rows, g_cols = g.shape[1:3]
-    padding = ((dmax_y, max(0, rows - g_rows - dmin_y)), (dmax_x, max(0, cols - g_cols - dmin_x)))
-    out = lax.conv_general_dilated(g, phases, (1, 1), padding, dimension_numbers=_NHWC)[:, :rows, :cols]
-    out = out.reshape(n, rows, cols, sy, sx, c_in).transpose(0, 1, 3, 2, 4, 5)
+    g = jnp.pad(g, ((0, 0), (dmax_y, max(0, rows - g_rows - dmin_y)), (dmax_x, max(0, cols - g_cols - dmin_x)),
+                    (0, 0)))
+    kernel = kernel.transpose(0, 1, 3, 2)  # the gradient flows from c_out back to c_in
+    phase_rows = []
+    for ay in range(sy):
+        taps_y = [t for t in range(len(index_y)) if index_y[t, ay] < kh]  # contiguous offsets t
+        phase_cols = []
+        for ax in range(sx):
+            taps_x = [t for t in range(len(index_x)) if index_x[t, ax] < kw]
+            if not taps_y or not taps_x:  # no kernel tap reaches this phase (e.g. a 1x1 stride-2 kernel)
+                phase_cols.append(jnp.zeros((n, rows, cols, c_in), g.dtype))
+                continue
+            taps = kernel[index_y[taps_y, ay][:, None], index_x[taps_x, ax][None, :]]
+            window = g[:, taps_y[0]:taps_y[0] + rows + len(taps_y) - 1, taps_x[0]:taps_x[0] + cols + len(taps_x) - 1]
+            phase_cols.append(lax.conv_general_dilated(window, taps, (1, 1), "VALID", dimension_numbers=_NHWC))
+        phase_rows.append(jnp.stack(phase_cols, axis=3))  # (n, rows, cols, sx, c_in)
+    out = jnp.stack(phase_rows, axis=2)  # (n, rows, sy, cols, sx, c_in)
     return out.reshape(n, rows * sy, cols * sx, c_in)[:, :h, :w]
 
 
