@@ -63,8 +63,9 @@ def augment(images: torch.Tensor, shift_fraction: float = 0.1) -> torch.Tensor:
     return torch.where(flip, shifted.flip(3), shifted)
 
 
-def torch_images_per_second(arch: str, batch: int, steps: int, image_size: int = 32) -> float:
-    """Training images/s of `arch` at `batch` after two warm-up steps, with every core as a torch thread."""
+def make_torch_step(arch: str, batch: int, image_size: int = 32):
+    """A callable running one training step of `arch` at `batch` (waiting for it), warmed up, with every core as
+    a torch thread."""
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     model = build(arch, image_size=image_size)
@@ -85,14 +86,19 @@ def torch_images_per_second(arch: str, batch: int, steps: int, image_size: int =
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return loss
+        loss.item()  # waits for the step
 
     for _ in range(2):
         step()
+    return step
+
+
+def torch_images_per_second(arch: str, batch: int, steps: int, image_size: int = 32) -> float:
+    """Training images/s of `arch` at `batch` after two warm-up steps."""
+    step = make_torch_step(arch, batch, image_size)
     t0 = time.perf_counter()
     for _ in range(steps):
-        loss = step()
-    loss.item()  # waits for the last step
+        step()
     return steps * batch / (time.perf_counter() - t0)
 
 
