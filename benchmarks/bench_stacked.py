@@ -22,9 +22,9 @@ from helmjax.stacked import StackedTrainer, default_stack_mode, default_stack_si
 from helmjax.train import Trainer, TrainSettings
 
 
-def _random_data(trainer: Trainer, rng: np.random.RandomState, n: int, size: int):
+def random_data(trainer: Trainer, rng: np.random.RandomState, n: int, size: int, num_classes: int = 10):
     x = rng.randint(0, 256, (n, size, size, 3), np.uint8)
-    y = rng.randint(0, 10, n).astype(np.int32)
+    y = rng.randint(0, num_classes, n).astype(np.int32)
     return trainer.put(x), trainer.put(y)
 
 
@@ -34,7 +34,7 @@ def sequential_images_per_second(trainer: Trainer, runs: int, steps: int, size: 
     batch = trainer.settings.batch_size
     elapsed = 0.0
     for run in range(runs):
-        x, y = _random_data(trainer, rng, n, size)
+        x, y = random_data(trainer, rng, n, size)
         state = trainer.init(np.zeros((1, size, size, 3), np.uint8), jax.random.key(run))
         order = [trainer.shard_batch(rng.randint(0, n, batch)) for _ in range(steps + 1)]
         state, metrics = trainer.train_step(state, x, y, order[0], jax.random.key(0))  # compiles on run 0
@@ -47,17 +47,25 @@ def sequential_images_per_second(trainer: Trainer, runs: int, steps: int, size: 
     return runs * steps * batch / elapsed
 
 
-def stacked_images_per_second(stacked: StackedTrainer, members: int, steps: int, size: int, n: int) -> dict:
+def stacked_inputs(stacked: StackedTrainer, members: int, size: int, n: int, rng: np.random.RandomState,
+                   num_classes: int = 10):
+    """(data_x, data_y, data_of_member, states, step_key_data) of `members` runs, each on its own random data."""
     trainer = stacked.trainer
-    rng = np.random.RandomState(1)
-    batch = trainer.settings.batch_size
-    xs, ys = zip(*(_random_data(trainer, rng, n, size) for _ in range(members)))
+    xs, ys = zip(*(random_data(trainer, rng, n, size, num_classes) for _ in range(members)))
     data_x, data_y = stacked.stack_arrays(xs), stacked.stack_arrays(ys)
     del xs, ys
     data_of_member = trainer.put(np.arange(members, dtype=np.int32))
     sample = np.zeros((1, size, size, 3), np.uint8)
     states = stacked.stack_states([trainer.init(sample, jax.random.key(m)) for m in range(members)])
     key_data = trainer.put(np.stack([np.asarray(jax.random.key_data(jax.random.key(m))) for m in range(members)]))
+    return data_x, data_y, data_of_member, states, key_data
+
+
+def stacked_images_per_second(stacked: StackedTrainer, members: int, steps: int, size: int, n: int) -> dict:
+    trainer = stacked.trainer
+    rng = np.random.RandomState(1)
+    batch = trainer.settings.batch_size
+    data_x, data_y, data_of_member, states, key_data = stacked_inputs(stacked, members, size, n, rng)
     order = [stacked.put_members(rng.randint(0, n, (members, batch))) for _ in range(steps + 1)]
     t0 = time.perf_counter()
     states, metrics = stacked.train_step(states, data_x, data_y, data_of_member, order[0], key_data, 0)

@@ -21,11 +21,12 @@ from typing import Dict, Sequence
 import jax
 import numpy as np
 
+from benchmarks.bench_stacked import random_data, stacked_inputs
 from helmjax import models, stacked
 from helmjax.config import apply_overrides, load_experiment
 from helmjax.quantized_data import RAW
 from helmjax.quantizers import registry
-from helmjax.sweep import _model_knobs, train_settings
+from helmjax.sweep import _model_knobs, quantizer_settings, train_settings
 from helmjax.train import Trainer
 
 
@@ -52,19 +53,17 @@ def project_seconds(runs_per_arch: Dict[str, int], costs: Dict[str, ArchCost], s
     return out
 
 
-def measure_arch(config, arch: str, stack: int, image_shape: Sequence[int], num_classes: int, steps: int,
+def measure_arch(config, arch: str, stack: int, image_size: int, num_classes: int, steps: int,
                  eval_images: int) -> ArchCost:
     settings = train_settings(config)
     trainer = Trainer(models.build(config.model.family, arch, num_classes, **_model_knobs(config)), settings,
                       is_image=True)
     rng = np.random.RandomState(0)
     n = max(settings.batch_size * 4, eval_images)
-    sample = np.zeros((1, *image_shape), np.uint8)
     if stack == 1:  # the sweep trains lone runs with the plain Trainer
-        x = trainer.put(rng.randint(0, 256, (n, *image_shape), np.uint8))
-        y = trainer.put(rng.randint(0, num_classes, n).astype(np.int32))
+        x, y = random_data(trainer, rng, n, image_size, num_classes)
         x_eval, y_eval = x[:eval_images], y[:eval_images]
-        box = {"state": trainer.init(sample, jax.random.key(0))}
+        box = {"state": trainer.init(np.zeros((1, image_size, image_size, 3), np.uint8), jax.random.key(0))}
 
         def train(i):
             box["state"], metrics = trainer.train_step(
@@ -75,14 +74,10 @@ def measure_arch(config, arch: str, stack: int, image_shape: Sequence[int], num_
             return trainer.evaluate(box["state"], x_eval, y_eval)
     else:
         runner = stacked.StackedTrainer(trainer)
-        xs = [trainer.put(rng.randint(0, 256, (n, *image_shape), np.uint8)) for _ in range(stack)]
-        ys = [trainer.put(rng.randint(0, num_classes, n).astype(np.int32)) for _ in range(stack)]
-        data_x, data_y = runner.stack_arrays(xs), runner.stack_arrays(ys)
-        del xs, ys
-        of_member = trainer.put(np.arange(stack, dtype=np.int32))
+        data_x, data_y, of_member, states, keys = stacked_inputs(runner, stack, image_size, n, rng, num_classes)
         x_eval, y_eval = data_x[:, :eval_images], data_y[:, :eval_images]
-        box = {"state": runner.stack_states([trainer.init(sample, jax.random.key(m)) for m in range(stack)])}
-        keys = trainer.put(np.stack([np.asarray(jax.random.key_data(jax.random.key(m))) for m in range(stack)]))
+        box = {"state": states}
+        del states
 
         def train(i):
             order = runner.put_members(rng.randint(0, n, (stack, settings.batch_size)))
@@ -106,7 +101,7 @@ def measure_arch(config, arch: str, stack: int, image_shape: Sequence[int], num_
 
 def quantize_seconds_per_image(config, levels: Sequence, sample: np.ndarray) -> Dict:
     """Seconds per image of the sweep's quantizer at each level (raw costs nothing), after one warm-up call."""
-    options = {k: v for k, v in config.quantizer.to_dict().items() if k not in ("name", "apply_to")}
+    options = quantizer_settings(config)
     out = {}
     for level in levels:
         if level == RAW:
@@ -163,7 +158,7 @@ def main():
     costs = {}
     for arch in archs:
         members = min(stack, len(levels) * len(seeds))
-        cost = measure_arch(config, arch, members, image_shape, args.num_classes, args.steps,
+        cost = measure_arch(config, arch, members, args.image_size, args.num_classes, args.steps,
                             min(1000, args.test_size))
         costs[arch] = cost
         print(f"arch {arch}: {cost.step_s * 1e3:8.1f} ms per step of {members} run(s) = "

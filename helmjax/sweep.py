@@ -174,6 +174,11 @@ def write_results(sweep_dir: pathlib.Path, rows: List[dict]):
     atomic_io.write_text(sweep_dir / "results.csv", buf.getvalue())
 
 
+def quantizer_settings(config) -> dict:
+    """The quantizer's own options from `config.quantizer` (everything but which one and which splits)."""
+    return {k: v for k, v in config.quantizer.to_dict().items() if k not in ("name", "apply_to")}
+
+
 def _model_knobs(config) -> dict:
     return {k: v for k, v in config.model.to_dict().items() if k != "family"}
 
@@ -250,7 +255,7 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
     settings = train_settings(config)
     is_image = catalog.entry(config.data.name).modality == "image"
     trainers = {}
-    quantizer_options = {k: v for k, v in config.quantizer.to_dict().items() if k not in ("name", "apply_to")}
+    quantizer_options = quantizer_settings(config)
     cache_dir = sweep_dir / "cache"
     if is_primary():
         _write_examples(config, ds, sweep_dir, quantizer_options)

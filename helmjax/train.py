@@ -200,18 +200,19 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
             grads, (logits, losses, batch_stats) = grads_of(state.params, state.batch_stats, x, y, dropout_rng,
                                                             total)
         else:
-            auxes = []
+            auxes, labels = [], []
             grads = None
             for i, part_rng in enumerate(jax.random.split(dropout_rng, slices)):
-                xi = x[i::slices]
+                xi, yi = x[i::slices], y[i::slices]
                 if grads is not None:  # one slice after the other, so only one slice's activations are live
                     xi, grads = jax.lax.optimization_barrier((xi, grads))
-                g, aux = grads_of(state.params, state.batch_stats, xi, y[i::slices], part_rng, total)
+                g, aux = grads_of(state.params, state.batch_stats, xi, yi, part_rng, total)
                 grads = g if grads is None else jax.tree_util.tree_map(jnp.add, grads, g)
                 auxes.append(aux)
+                labels.append(yi)
             logits = jnp.concatenate([aux[0] for aux in auxes])
             losses = jnp.concatenate([aux[1] for aux in auxes])
-            y = jnp.concatenate([y[i::slices] for i in range(slices)])
+            y = jnp.concatenate(labels)  # in the slices' row order, as logits and losses are
             batch_stats = state.batch_stats
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
