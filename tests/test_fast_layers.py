@@ -1,5 +1,6 @@
-"""The CPU speed layers change speed, not maths: the sub-pixel strided-conv gradient equals XLA's, the bit-sliced
-dropout is an exact Bernoulli draw, and the XLA library-fusion option is probed, not assumed."""
+"""The CPU speed layers change speed, not maths: the sub-pixel strided-conv gradient equals XLA's, so does the
+patch-matmul convolution for few input channels, the bit-sliced dropout is an exact Bernoulli draw, and the XLA
+library-fusion option is probed, not assumed."""
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,7 @@ import pytest
 from jax import lax
 
 from helmjax import compiler
+from helmjax.models import conv as conv_module
 from helmjax.models.conv import conv_general_dilated, strided_input_gradient
 from helmjax.models.dropout import Dropout, _bits_per_draw, bernoulli_mask
 
@@ -59,6 +61,44 @@ def test_drop_in_conv_has_laxs_output_and_gradients(height, width, kernel, strid
     lone = [jax.grad(lambda w: loss(lax.conv_general_dilated, x, w))(k) for k in ws]
     for a, b in zip(stacked, lone):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+PATCH_CASES = [  # (height, width, kernel, c_in, padding): patches of 27, 9, 50, 64 values
+    (32, 32, 3, 3, "SAME"), (9, 13, 3, 1, "VALID"), (11, 10, 5, 2, ((2, 1), (0, 3))), (8, 8, 4, 4, "SAME"),
+]
+
+
+@pytest.mark.parametrize("height,width,kernel,c_in,padding", PATCH_CASES)
+def test_few_channel_convolution_is_one_patch_matmul_with_laxs_values(height, width, kernel, c_in, padding):
+    rng = np.random.RandomState(height * kernel + c_in)
+    x = jnp.asarray(rng.rand(3, height, width, c_in), jnp.float32)
+    w = jnp.asarray(rng.randn(kernel, kernel, c_in, 8), jnp.float32)
+
+    def loss(conv, x, w):
+        return jnp.sum(jnp.sin(conv(x, w, (1, 1), padding, dimension_numbers=NHWC)))
+
+    jaxpr = str(jax.make_jaxpr(lambda x, w: conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC))(x, w))
+    assert "dot_general" in jaxpr and "conv_general_dilated" not in jaxpr  # the fast path was taken
+    ours, theirs = (conv(x, w, (1, 1), padding, dimension_numbers=NHWC)
+                    for conv in (conv_general_dilated, lax.conv_general_dilated))
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(theirs))))
+    grads = [jax.grad(lambda x, w: loss(conv, x, w), argnums=(0, 1))(x, w)
+             for conv in (conv_general_dilated, lax.conv_general_dilated)]
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+    stacked = jax.vmap(jax.grad(lambda w: loss(conv_general_dilated, x, w)))(jnp.stack([w, -w]))
+    for a, k in zip(stacked, (w, -w)):
+        b = jax.grad(lambda w: loss(lax.conv_general_dilated, x, w))(k)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+def test_longer_patches_stay_xlas_convolution():
+    x = jnp.ones((1, 8, 8, 8), jnp.float32)
+    w = jnp.ones((3, 3, 8, 4), jnp.float32)  # 72 > PATCH_MATMUL_MAX values per patch
+    assert 3 * 3 * 8 > conv_module.PATCH_MATMUL_MAX
+    jaxpr = str(jax.make_jaxpr(lambda x, w: conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC))(x, w))
+    assert "conv_general_dilated" in jaxpr and "dot_general" not in jaxpr
 
 
 def test_other_convolutions_go_to_lax_unchanged():

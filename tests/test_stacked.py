@@ -48,14 +48,16 @@ def setup(tmp_path_factory):
                 unroll=StackedTrainer(trainer, "unroll"), vmap=StackedTrainer(trainer, "vmap"))
 
 
-def _params(run_dir: pathlib.Path, trainer: Trainer, which: str = "latest"):
+def _params(run_dir: pathlib.Path, trainer: Trainer, which: str = "latest", part: str = "state"):
+    """(epoch, leaves) of a run's checkpoint: the whole train state, or with part="params" the weights only."""
     template = trainer.init(np.zeros((1, 16, 16, 3), np.uint8), jax.random.key(0))
     checkpoints = RunCheckpoints(run_dir)
     try:
         restored = checkpoints.restore_latest(template) if which == "latest" else checkpoints.restore_best(template)
     finally:
         checkpoints.close()
-    return restored[0], [np.asarray(a) for a in jax.tree_util.tree_leaves(restored[1])]
+    tree = restored[1].params if part == "params" else restored[1]
+    return restored[0], [np.asarray(a) for a in jax.tree_util.tree_leaves(tree)]
 
 
 def test_unrolled_stack_is_bit_identical_to_lone_runs(setup, tmp_path):
@@ -92,9 +94,13 @@ def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
             assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
             assert abs(a["val_acc"] - b["val_acc"]) <= 1 / 64  # at most one borderline example flips
         assert abs(results[m]["test_acc"] - setup["lone"][m]["test_acc"]) <= 1 / 128
-        _, stacked = _params(run_dir, setup["trainer"])
-        _, lone = _params(setup["lone_dir"] / f"r{m}", setup["trainer"])
-        assert max(float(np.max(np.abs(a - b))) for a, b in zip(stacked, lone)) < 1e-6
+        # The weights agree to float tolerance. Not bit for bit: a batched matmul or grouped convolution sums in
+        # another order, so a ReLU input within rounding of zero can flip in one run and not the other; the
+        # gradient through that unit then differs, and momentum carries it on (seen: up to 1.3e-5 in the weights,
+        # 1.5e-4 in the momentum after these 12 steps). A mixed-up member, key or batch moves them by 1e-2 or more.
+        _, stacked = _params(run_dir, setup["trainer"], part="params")
+        _, lone = _params(setup["lone_dir"] / f"r{m}", setup["trainer"], part="params")
+        assert max(float(np.max(np.abs(a - b))) for a, b in zip(stacked, lone)) < 1e-4
 
 
 def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):

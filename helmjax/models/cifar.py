@@ -31,7 +31,7 @@ class CifarNet(nn.Module):
     def __call__(self, x, *, train: bool):
         w = functools.partial(_width, multiplier=self.width)
         conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME",
-                                 conv_general_dilated=conv_general_dilated)  # fast strided gradients on CPU
+                                 conv_general_dilated=conv_general_dilated)  # CPU fast paths (models/conv.py)
         drop = Dropout(self.dropout, deterministic=not train)
         x = nn.relu(conv(w(32))(x))
         x = nn.relu(conv(w(64))(x))

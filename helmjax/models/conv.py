@@ -1,4 +1,4 @@
-"""A drop-in `conv_general_dilated` whose strided convolutions have a fast input gradient.
+"""A drop-in `conv_general_dilated` with two CPU fast paths: strided gradients, and few-channel convolutions.
 
 XLA differentiates a stride-s convolution into a convolution over the gradient dilated with s-1 zeros between
 rows and columns, so s*s - 1 of every s*s multiply-adds hit a zero: on CPU that pass ran at a third of the
@@ -6,7 +6,12 @@ forward's speed. Here the input gradient is the same sum computed sub-pixel styl
 input is a stride-1 convolution of the (undilated) gradient with the kernel taps that reach that phase, then the
 phases are interleaved (depth-to-space). Forward pass and kernel gradient stay XLA's own. The result equals
 XLA's gradient up to float summation order (tested). Only on CPU: GPU libraries have their own strided
-gradients, and anything other than a plain strided 2-D NHWC/HWIO convolution goes to lax unchanged.
+gradients, and anything other than a plain 2-D NHWC/HWIO convolution goes to lax unchanged.
+
+A stride-1 convolution whose patch is short (kh * kw * c_in <= PATCH_MATMUL_MAX, e.g. an RGB stem: 3x3x3 = 27)
+runs as one matmul over the patches instead: XLA's convolution kernels vectorise over input channels, and with 3
+of them both the forward pass and the kernel gradient (a 27 x 32 result summed over every pixel) ran well below
+the matmul's speed (BENCHMARKS.md).
 """
 
 import functools
@@ -17,6 +22,7 @@ import numpy as np
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+PATCH_MATMUL_MAX = 64  # longest patch (kh * kw * c_in) computed as a matmul over patches
 
 
 def _phase_taps(kernel: int, stride: int, pad_lo: int):
@@ -69,6 +75,17 @@ def strided_input_gradient(g: jax.Array, kernel: jax.Array, input_shape, strides
     return out.reshape(n, rows * sy, cols * sx, c_in)[:, :h, :w]
 
 
+def patch_matmul_conv(x: jax.Array, kernel: jax.Array, pads) -> jax.Array:
+    """A stride-1 NHWC/HWIO convolution with explicit `pads` as one matmul over its kh*kw*c_in-long patches."""
+    n, h, w, c_in = x.shape
+    kh, kw, _, c_out = kernel.shape
+    x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+    rows, cols = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    patches = jnp.concatenate([x[:, i:i + rows, j:j + cols] for i in range(kh) for j in range(kw)], axis=-1)
+    out = patches.reshape(-1, kh * kw * c_in) @ kernel.reshape(kh * kw * c_in, c_out)  # taps in (i, j, c) order
+    return out.reshape(n, rows, cols, c_out)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _strided_conv(x, kernel, strides, pads):
     return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_NHWC)
@@ -99,17 +116,21 @@ def _is_nhwc(dimension_numbers) -> bool:
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
                          preferred_element_type=None):
-    """`lax.conv_general_dilated`, routing plain strided 2-D convolutions through the fast input gradient."""
+    """`lax.conv_general_dilated`, routing plain strided 2-D convolutions through the fast input gradient and
+    stride-1 ones with short patches through one matmul."""
     strides = tuple(window_strides)
-    plain = (jax.default_backend() == "cpu" and lhs.ndim == 4 and _is_nhwc(dimension_numbers) and max(strides) > 1
+    plain = (jax.default_backend() == "cpu" and lhs.ndim == 4 and _is_nhwc(dimension_numbers)
              and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
              and feature_group_count == 1 and batch_group_count == 1 and precision is None
              and preferred_element_type is None)
-    if not plain:
+    few_channels = plain and max(strides) == 1 and int(np.prod(rhs.shape[:3])) <= PATCH_MATMUL_MAX
+    if not plain or (max(strides) == 1 and not few_channels):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, batch_group_count, precision,
                                         preferred_element_type)
     if isinstance(padding, str):
         padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+    if few_channels:
+        return patch_matmul_conv(lhs, rhs, pads)
     return _strided_conv(lhs, rhs, strides, pads)
