@@ -20,6 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from helmjax.compiler import mesh_compiler_options
 from helmjax.errors import UserError
+from helmjax.models.dense import DEFERRED, OUTPUTS
 
 
 @flax.struct.dataclass
@@ -174,6 +175,8 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
     activations stay in cache, which on a CPU with little memory bandwidth is faster (BENCHMARKS.md).
     AUTO picks k from the model's activation size when the step is traced.
     Each slice draws its own dropout masks. Models with batch statistics always use the whole batch.
+    Kernels of `helmjax.models.dense.Dense` layers get their gradient once per batch, from every slice's layer
+    inputs and output gradients, instead of once per slice.
     """
 
     def grads_of(params, batch_stats, x, y, dropout_rng, total):
@@ -183,6 +186,41 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
             return jnp.sum(loss) / total, (logits, loss, new_stats)
 
         return jax.grad(loss_fn, has_aux=True)(params)
+
+    def deferred_perturbations(params, x, dropout_rng):
+        """Shapes of the output perturbations of the model's deferred-kernel Dense layers for input `x` ({} if none)."""
+        def probe(params):
+            return model.apply({"params": params}, x, train=True, rngs={"dropout": dropout_rng},
+                               mutable=[DEFERRED, "perturbations"])[1]
+        return dict(jax.eval_shape(probe, params).get("perturbations", {}))
+
+    def deferred_grads_of(params, x, y, dropout_rng, total, perturbation_shapes):
+        """(gradients without the deferred kernels', the deferred layers' output gradients, (logits, losses,
+        the deferred layers' inputs))."""
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), perturbation_shapes)
+
+        def loss_fn(params, perturbations):
+            logits, sown = model.apply({"params": params, "perturbations": perturbations}, x, train=True,
+                                       rngs={"dropout": dropout_rng}, mutable=[DEFERRED])
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return jnp.sum(loss) / total, (logits, loss, sown[DEFERRED])
+
+        (grads, output_grads), aux = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, zeros)
+        kernels = {path[:-1] + ("kernel",) for path in flax.traverse_util.flatten_dict(output_grads)}
+        grads = {path: g for path, g in flax.traverse_util.flatten_dict(grads).items() if path not in kernels}
+        return flax.traverse_util.unflatten_dict(grads), output_grads, aux
+
+    def with_deferred_kernel_grads(grads, inputs, output_grads):
+        """`grads` with each deferred kernel's gradient: all slices' inputs (transposed) times output gradients."""
+        flat = flax.traverse_util.flatten_dict(grads)
+        inputs = [flax.traverse_util.flatten_dict(tree) for tree in inputs]
+        output_grads = [flax.traverse_util.flatten_dict(tree) for tree in output_grads]
+        for path in output_grads[0]:
+            module = path[:-1]
+            x = jnp.concatenate([tree[module + ("inputs",)][0] for tree in inputs])
+            g = jnp.concatenate([tree[path] for tree in output_grads])
+            flat[module + ("kernel",)] = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+        return flax.traverse_util.unflatten_dict(flat)
 
     def step(state: TrainState, x, y, rng):
         aug_rng, dropout_rng = jax.random.split(rng)
@@ -200,16 +238,26 @@ def make_batch_train_step(model: nn.Module, tx: optax.GradientTransformation, se
             grads, (logits, losses, batch_stats) = grads_of(state.params, state.batch_stats, x, y, dropout_rng,
                                                             total)
         else:
-            auxes, labels = [], []
+            part_rngs = jax.random.split(dropout_rng, slices)
+            perturbation_shapes = deferred_perturbations(state.params, x[::slices], part_rngs[0])
+            auxes, labels, inputs, output_grads = [], [], [], []
             grads = None
-            for i, part_rng in enumerate(jax.random.split(dropout_rng, slices)):
+            for i, part_rng in enumerate(part_rngs):
                 xi, yi = x[i::slices], y[i::slices]
                 if grads is not None:  # one slice after the other, so only one slice's activations are live
                     xi, grads = jax.lax.optimization_barrier((xi, grads))
-                g, aux = grads_of(state.params, state.batch_stats, xi, yi, part_rng, total)
+                if perturbation_shapes:
+                    g, outputs_grad, aux = deferred_grads_of(state.params, xi, yi, part_rng, total,
+                                                             perturbation_shapes)
+                    inputs.append(aux[2])
+                    output_grads.append(outputs_grad)
+                else:
+                    g, aux = grads_of(state.params, state.batch_stats, xi, yi, part_rng, total)
                 grads = g if grads is None else jax.tree_util.tree_map(jnp.add, grads, g)
                 auxes.append(aux)
                 labels.append(yi)
+            if perturbation_shapes:
+                grads = with_deferred_kernel_grads(grads, inputs, output_grads)
             logits = jnp.concatenate([aux[0] for aux in auxes])
             losses = jnp.concatenate([aux[1] for aux in auxes])
             y = jnp.concatenate(labels)  # in the slices' row order, as logits and losses are

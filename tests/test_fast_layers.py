@@ -1,7 +1,9 @@
 """The CPU speed layers change speed, not maths: the sub-pixel strided-conv gradient equals XLA's, so does the
-patch-matmul convolution for few input channels, the bit-sliced dropout is an exact Bernoulli draw, and the XLA
-library-fusion option is probed, not assumed."""
+patch-matmul convolution for few input channels, the deferred-kernel Dense is nn.Dense and hands the sliced step
+what its kernel gradient needs, the bit-sliced dropout is an exact Bernoulli draw, and the XLA library-fusion
+option is probed, not assumed."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from jax import lax
 from helmjax import compiler
 from helmjax.models import conv as conv_module
 from helmjax.models.conv import conv_general_dilated, strided_input_gradient
+from helmjax.models.dense import DEFERRED, OUTPUTS, Dense
 from helmjax.models.dropout import Dropout, _bits_per_draw, bernoulli_mask
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -113,6 +116,31 @@ def test_other_convolutions_go_to_lax_unchanged():
     assert np.array_equal(dilated, lax.conv_general_dilated(x, w4, (2, 2), "SAME", rhs_dilation=(2, 2),
                                                             dimension_numbers=NHWC))
     assert dilated.shape == (2, 5, 5, 4)
+
+
+def test_dense_is_flax_dense_and_defers_its_kernel_gradient_on_request():
+    rng = np.random.RandomState(4)
+    x = jnp.asarray(rng.randn(6, 5), jnp.float32)
+    ours, flax_dense = Dense(3), nn.Dense(3)
+    params = ours.init(jax.random.key(0), x)
+    assert jax.tree_util.tree_map(np.shape, params) == jax.tree_util.tree_map(np.shape, flax_dense.init(
+        jax.random.key(0), x))
+    assert np.array_equal(ours.apply(params, x), flax_dense.apply(params, x))
+    # Deferred: the input is recorded, the kernel gets no gradient, the output perturbation gets dL/dy.
+    target = jnp.asarray(rng.randn(6, 3), jnp.float32)
+    zeros = {OUTPUTS: jnp.zeros((6, 3))}
+
+    def loss(params, perturbations):
+        y, sown = ours.apply({**params, "perturbations": perturbations}, x, mutable=[DEFERRED])
+        return jnp.sum((y - target) ** 2), sown[DEFERRED]
+
+    (grads, output_grad), sown = jax.grad(loss, argnums=(0, 1), has_aux=True)(params, zeros)
+    y = flax_dense.apply(params, x)
+    np.testing.assert_allclose(output_grad[OUTPUTS], 2 * (y - target), rtol=1e-6)
+    assert np.array_equal(sown["inputs"][0], x) and not np.any(grads["params"]["kernel"])
+    expected = jax.grad(lambda p: jnp.sum((flax_dense.apply(p, x) - target) ** 2))(params)["params"]
+    np.testing.assert_allclose(x.T @ output_grad[OUTPUTS], expected["kernel"], rtol=1e-5)  # what the step forms
+    np.testing.assert_allclose(grads["params"]["bias"], expected["bias"], rtol=1e-6)
 
 
 def test_bits_per_draw_is_exact_or_falls_back():

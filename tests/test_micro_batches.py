@@ -32,8 +32,9 @@ def _train(model, micro_batches, steps=3, is_image=True, x=None, y=None):
     return state, losses
 
 
-def test_sliced_gradient_equals_the_whole_batch():
-    model = models.build("image", "A", 4, width=0.25, dropout=0.0)  # no dropout: the same maths either way
+@pytest.mark.parametrize("arch", ["A", "F"])  # F's Dense kernels get their gradient once per batch when sliced
+def test_sliced_gradient_equals_the_whole_batch(arch):
+    model = models.build("image", arch, 4, width=0.25, dropout=0.0)  # no dropout: the same maths either way
     whole, whole_losses = _train(model, 1)
     for slices in (2, 4):
         sliced, sliced_losses = _train(model, slices)

@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from helmjax.models.conv import conv_general_dilated
+from helmjax.models.dense import Dense
 from helmjax.models.dropout import Dropout
 
 
@@ -47,8 +48,8 @@ class CifarNet(nn.Module):
             return jnp.mean(x, axis=(1, 2))
         x = x.reshape((x.shape[0], -1))
         for units in self.dense_units:
-            x = drop(nn.relu(nn.Dense(w(units))(x)))
-        return nn.Dense(self.num_classes)(x)
+            x = drop(nn.relu(Dense(w(units))(x)))  # kernel gradients once per batch, not per slice
+        return Dense(self.num_classes)(x)
 
 
 ARCHS = {
