@@ -230,7 +230,7 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
                                        for r in a.accuracy if r["arch"] == arch and r["level"] == level), "—")
                                  for arch in a.archs] for level in a.levels]) + [""]
 
-    lines += [f"## Difference from the reference per level (points; q* rule: one-sided upper bound >= 0)", ""]
+    lines += ["## Difference from the reference per level (points; q* rule: one-sided upper bound >= 0)", ""]
     for arch, result in a.per_arch.items():
         if not result.differences:
             continue
@@ -240,7 +240,7 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
             [a.level_text(d["level"]), _points(d["diff"], 2), _ci_points(d["ci"]), _points(d["upper_bound"], 2),
              "yes" if d["not_below"] else "no"] for d in result.differences]) + [""]
 
-    lines += [f"## Coded rate and quantization step per level", ""]
+    lines += ["## Coded rate and quantization step per level", ""]
     lines += _table([a.level_name, a.rate_label, "N_approx"], [
         [a.level_text(row["level"]), _number(row["rate"]), _n_approx_text(row["n_approx"])] for row in a.rates]) + [""]
 

@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from helmjax.compiler import mesh_compiler_options
 from helmjax.errors import UserError
-from helmjax.models.dense import DEFERRED, OUTPUTS
+from helmjax.models.dense import DEFERRED
 
 
 @flax.struct.dataclass

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from helmjax import plots
 from helmjax.analysis import analyze
 from helmjax.analysis.sweep_files import read_examples

@@ -3,7 +3,6 @@
 import errno
 import json
 import pathlib
-import shutil
 
 import numpy as np
 import pytest
