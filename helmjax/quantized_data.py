@@ -28,6 +28,9 @@ class LevelData:
     x_train: np.ndarray
     x_test: np.ndarray
     info: dict  # bpp (images) or bits_per_second (audio), bytes_per_item, sample_rate, ...
+    # (2, N) coded bits per item (file, payload; NaN where not separable) over the items the level compressed
+    # (train then test when apply_to="both"); None for the raw level.
+    bits: Optional[np.ndarray] = None
 
 
 def fingerprint(ds: ArrayDataset) -> str:
@@ -80,24 +83,28 @@ def quantize_split(x: np.ndarray, quantizer: str, level: int, options: dict, cac
 
 
 def raw_info(ds: ArrayDataset) -> dict:
+    """The raw level's storage size (8 bits per channel, 16-bit PCM): no headers, so payload = file. This is
+    storage, not information: the lossless rate (`helmjax.rates`) says what the data needs."""
     if ds.sample_rate:  # 16-bit PCM
-        return {"bpp": None, "bits_per_second": 16.0 * ds.sample_rate, "sample_rate": ds.sample_rate,
+        return {"bpp": None, "bits_per_second": 16.0 * ds.sample_rate,
+                "bits_per_second_payload": 16.0 * ds.sample_rate, "sample_rate": ds.sample_rate,
                 "bytes_per_item": 2.0 * ds.x_train.shape[1]}
     pixels_channels = int(np.prod(ds.x_train.shape[1:]))
     channels = ds.x_train.shape[-1] if ds.x_train.ndim == 4 else 1
-    return {"bpp": 8.0 * channels, "bpp_payload": 8.0 * channels, "bits_per_second": None, "sample_rate": None,
-            "bytes_per_item": float(pixels_channels)}
+    return {"bpp": 8.0 * channels, "bpp_payload": 8.0 * channels, "bpp_header": 0.0, "bits_per_second": None,
+            "sample_rate": None, "bytes_per_item": float(pixels_channels)}
 
 
 def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec, level: int, options: dict) -> dict:
     """What a level costs; `bits` is (2, N): whole coded size and payload alone, per example."""
     mean_bits = float(np.mean(bits[0])) if bits.shape[1] else float("nan")
     payload = float(np.mean(bits[1])) if bits.shape[1] and not np.isnan(bits[1]).any() else None
-    info = {"bytes_per_item": mean_bits / 8.0, "bpp": None, "bpp_payload": None, "bits_per_second": None,
-            "sample_rate": None}
+    info = {"bytes_per_item": mean_bits / 8.0, "bpp": None, "bpp_payload": None, "bpp_header": None,
+            "bits_per_second": None, "bits_per_second_payload": None, "sample_rate": None}
     if spec.modality == "audio":
         duration = ds.x_train.shape[1] / ds.sample_rate
         info["bits_per_second"] = mean_bits / duration
+        info["bits_per_second_payload"] = None if payload is None else payload / duration
         info["sample_rate"] = ds.sample_rate
         if spec.level_info is not None:  # e.g. LAME's actual output sample rate at this bitrate
             info.update(spec.level_info(level, ds.sample_rate))
@@ -105,6 +112,8 @@ def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec,
         pixels = ds.x_train.shape[1] * ds.x_train.shape[2]
         info["bpp"] = mean_bits / pixels
         info["bpp_payload"] = None if payload is None else payload / pixels
+        # the mean of (file - payload), so it equals the per-item header bits in `rates/` to the last digit
+        info["bpp_header"] = None if payload is None else float(np.mean(bits[0] - bits[1])) / pixels
     return info
 
 
@@ -126,4 +135,4 @@ def quantize(ds: ArrayDataset, level: Union[int, str], quantizer: str, options: 
     if apply_to in ("both", "test"):
         x_test, test_bits = quantize_split(ds.x_test, quantizer, level, options, cache_dir, key_base, "test")
         bits = test_bits if bits is None else np.concatenate([bits, test_bits], axis=1)
-    return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options))
+    return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options), bits)

@@ -1,7 +1,8 @@
 """A sweep: every (level, arch, seed) of an experiment's grid, trained in its own run directory.
 
 Layout of `<workdir>/<experiment>/`: `sweep.json` (the config), `runs/<run>/` (see `runner`), `cache/` (quantized
-copies), `examples.npz` (a few test images per level), `results.jsonl` / `results.csv` (one row per finished run,
+copies), `examples.npz` (a few test images per level), `rates/` (each level's bits per item and the lossless
+reference, see `helmjax.rates`), `results.jsonl` / `results.csv` (one row per finished run,
 rebuilt from the runs' `result.json` files, so they are never half-written), and the report. Finished runs are
 skipped on a re-run; interrupted ones resume from their latest checkpoint.
 """
@@ -19,7 +20,7 @@ from typing import Iterable, List, Optional, Tuple, Union
 import ml_collections
 import numpy as np
 
-from helmjax import atomic_io, models, stacked
+from helmjax import atomic_io, models, rates, stacked
 from helmjax.data import catalog
 from helmjax.data.dataset import ArrayDataset
 from helmjax.distributed import RunClaim, is_primary
@@ -33,7 +34,9 @@ from helmjax.train import OPTIMIZERS, Trainer, TrainingDiverged, TrainSettings, 
 
 
 RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
-                  "bits_per_second", "sample_rate", "sample_rate_actual", "kbps_actual", "bytes_per_item", "arch",
+                  "bpp_header", "bpp_lossless", "bits_per_second", "bits_per_second_payload",
+                  "bits_per_second_lossless", "lossless_codec", "sample_rate", "sample_rate_actual", "kbps_actual",
+                  "bytes_per_item", "arch",
                   "params", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
                   "status", "error"]
 
@@ -145,8 +148,10 @@ def result_row(config, spec: RunSpec, level_data_info: dict, params: int, fields
            "quantizer": config.quantizer.name, "level_name": level_name, "level": spec.level,
            level_name: spec.level, "arch": spec.arch, "params": params, "seed": spec.seed, "status": "done",
            "error": None}
-    row.update({k: level_data_info.get(k) for k in ("bpp", "bpp_payload", "bits_per_second", "sample_rate",
-                                                       "bytes_per_item")})
+    row.update({k: level_data_info.get(k) for k in ("bpp", "bpp_payload", "bpp_header", "bpp_lossless",
+                                                       "bits_per_second", "bits_per_second_payload",
+                                                       "bits_per_second_lossless", "lossless_codec",
+                                                       "sample_rate", "bytes_per_item")})
     row.update(level_data_info)  # and what the quantizer records per level (e.g. LAME's actual sample rate)
     row.update(fields)
     return row
@@ -257,20 +262,24 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
     trainers = {}
     quantizer_options = quantizer_settings(config)
     cache_dir = sweep_dir / "cache"
+    # A property of the data, so cached beside the datasets (shared by every sweep of the workdir).
+    reference = rates.lossless_rate(ds, config.quantizer.apply_to, sweep_dir.parent / "cache" / "lossless", key)
     if is_primary():
         _write_examples(config, ds, sweep_dir, quantizer_options)
+        reference.write(sweep_dir)
+    lossless = reference.fields(ds)  # the dataset's lossless rate, recorded on every row
 
     stack_size = config.train.get("stack", 0) or stacked.default_stack_size()
     if stack_size > 1:
         return _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, settings, is_image,
-                                   quantizer_options, stack_size, stop, log)
+                                   quantizer_options, stack_size, stop, log, lossless)
     trained, failed, busy = [], [], []
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress, position=0)
     for level in config.grid.level:
         level_runs = [r for r in todo if r.level == level]
         if not level_runs:
             continue
-        x_train, x_test, info = _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log)
+        x_train, x_test, info = _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log, lossless)
         for spec in level_runs:
             run_dir = sweep_dir / "runs" / spec.name
             claim = RunClaim(run_dir)
@@ -292,13 +301,17 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
     return trained, failed, busy
 
 
-def _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log):
-    """(model-ready train x, test x, cost info) of one level, through the quantized-data cache."""
+def _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log, lossless: dict):
+    """(model-ready train x, test x, cost info) of one level, through the quantized-data cache; writes the level's
+    per-item bits to `rates/` (`lossless`: the dataset's lossless-rate fields, added to the info)."""
     tq = time.perf_counter()
     level_data = quantize(ds, level, config.quantizer.name, quantizer_options, config.quantizer.apply_to,
                           cache_dir, key)
-    info = level_data.info
-    log(f"level {level_tag(registry.get(config.quantizer.name).level_name, level)}: "
+    info = dict(level_data.info, **lossless)
+    tag = level_tag(registry.get(config.quantizer.name).level_name, level)
+    if is_primary():
+        rates.write_level(cache_dir.parent, tag, level_data.bits)
+    log(f"level {tag}: "
         + (f"{info['bpp']:.3f} bits/pixel" if info.get("bpp") is not None else
            f"{info['bits_per_second'] / 1000:.1f} kbit/s")
         + f" ({time.perf_counter() - tq:.1f} s)")
@@ -306,12 +319,13 @@ def _level_arrays(config, ds, level, quantizer_options, cache_dir, key, log):
 
 
 def _train_runs_stacked(config, sweep_dir, todo, ds, key, train_idx, val_idx, settings, is_image,
-                        quantizer_options, stack_size, stop, log):
+                        quantizer_options, stack_size, stop, log, lossless):
     """Runs of one architecture (any level and seed) trained `stack_size` at a time as one program."""
     levels = {}
     for level in config.grid.level:
         if any(r.level == level for r in todo):
-            levels[level] = _level_arrays(config, ds, level, quantizer_options, sweep_dir / "cache", key, log)
+            levels[level] = _level_arrays(config, ds, level, quantizer_options, sweep_dir / "cache", key, log,
+                                          lossless)
     trained, failed, busy = [], [], []
     for arch in config.grid.arch:
         claimed, claims = [], []

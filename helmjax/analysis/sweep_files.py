@@ -153,3 +153,35 @@ def read_examples(sweep_dir: pathlib.Path) -> dict:
         if level is not None:
             examples[level] = images
     return examples
+
+
+_TAG_PREFIX_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"  # "q", "kbps", "b": run_names.level_tag
+
+
+def read_level_bits(sweep_dir: pathlib.Path) -> dict:
+    """Per-item bits the sweep saved in `rates/` (see `helmjax.rates`): {level: {"file": (N,), "payload": (N,)}},
+    and {"raw": {"lossless": (M,), "codec": str, "index": (M,) when a subset was coded}}. A level is parsed
+    from its file's tag ("q20" -> 20); an unreadable file is skipped."""
+    out: dict = {}
+    for path in sorted((pathlib.Path(sweep_dir) / "rates").glob("*.npz")):
+        tag = path.stem
+        level = RAW if tag == RAW else parse_level(tag.lstrip(_TAG_PREFIX_CHARS))
+        if level is None:
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except Exception:  # truncated or not a zip (zipfile.BadZipFile), hand-edited: skip it
+            continue
+        if level == RAW:
+            if "lossless" not in arrays or "codec" not in arrays:
+                continue
+            entry = {"lossless": np.asarray(arrays["lossless"], np.float64), "codec": str(arrays["codec"])}
+            if "index" in arrays:
+                entry["index"] = np.asarray(arrays["index"], np.int64)
+        else:
+            if "file" not in arrays or "payload" not in arrays:
+                continue
+            entry = {name: np.asarray(arrays[name], np.float64) for name in ("file", "payload")}
+        out[level] = entry
+    return out

@@ -116,6 +116,53 @@ def frame_kbps(data: bytes) -> int:
     raise UserError("no MPEG audio frame header found in the MP3 data; it is not an MP3 file")
 
 
+_FRAME_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _id3v2_size(data: bytes) -> int:
+    if data[:3] != b"ID3" or len(data) < 10:
+        return 0
+    size = 0
+    for b in data[6:10]:  # syncsafe integer
+        size = (size << 7) | (b & 0x7F)
+    return 10 + size + (10 if data[5] & 0x10 else 0)
+
+
+def payload_bytes(data: bytes) -> Optional[int]:
+    """Bytes of Layer III main data (scale factors, Huffman-coded samples, ancillary bits) in an MP3 file.
+
+    Everything else is left out: ID3v2/ID3v1 tags, a Xing/Info/VBRI (LAME tag) frame, and each frame's
+    4-byte header, CRC and side information. None when the frames do not tile the file exactly (another
+    container, a damaged stream), so a payload is never a guess.
+    """
+    pos, end = _id3v2_size(data), len(data)
+    if end - pos >= 128 and data[end - 128:end - 125] == b"TAG":
+        end -= 128
+    total, first = 0, True
+    while pos < end:
+        if end - pos < 4 or data[pos] != 0xFF or data[pos + 1] & 0xE0 != 0xE0:
+            return None
+        version, layer = (data[pos + 1] >> 3) & 0b11, (data[pos + 1] >> 1) & 0b11
+        index, rate_index = data[pos + 2] >> 4, (data[pos + 2] >> 2) & 0b11
+        if version == 1 or layer != 1 or not 0 < index < 15 or rate_index == 3:
+            return None
+        kbps = (_FRAME_KBPS_V1 if version == 3 else _FRAME_KBPS_V2)[index]
+        rate = _FRAME_RATES[version][rate_index]
+        length = (144 if version == 3 else 72) * kbps * 1000 // rate + ((data[pos + 2] >> 1) & 1)
+        mono = data[pos + 3] >> 6 == 3
+        side = (17 if mono else 32) if version == 3 else (9 if mono else 17)
+        overhead = 4 + (0 if data[pos + 1] & 1 else 2) + side
+        tag = data[pos + overhead:pos + overhead + 4]
+        info_frame = first and (tag in (b"Xing", b"Info") or data[pos + 36:pos + 40] == b"VBRI")
+        if pos + length > end:
+            return None
+        if not info_frame:
+            total += length - overhead
+        pos += length
+        first = False
+    return total
+
+
 def _resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return audio
@@ -184,11 +231,14 @@ def level_info(kbps: int, sample_rate: int, quality: int = DEFAULT_QUALITY) -> d
 def _compress_chunk(waveforms: np.ndarray, kbps: int, sample_rate: int, quality: int) -> tuple:
     out = np.empty(waveforms.shape, np.float32)
     bits = np.empty(len(waveforms), np.int64)
+    payload = np.empty(len(waveforms), np.float64)  # NaN where the frames cannot be parsed
     for i, waveform in enumerate(waveforms):
         result = round_trip(waveform, kbps, sample_rate=sample_rate, quality=quality)
         out[i] = result.audio
         bits[i] = 8 * len(result.data)
-    return out, bits
+        main_data = payload_bytes(result.data)
+        payload[i] = np.nan if main_data is None else 8 * main_data
+    return out, bits, payload
 
 
 def _pool_context():
@@ -211,7 +261,7 @@ def compress(waveforms: np.ndarray, kbps: int, *, sample_rate: int, workers: Opt
         raise UserError(f"mp3 needs a batch of mono clips (N, T), got shape {waveforms.shape}; mix stereo down "
                         "to mono and stack clips of one length")
     if len(waveforms) == 0:
-        return Quantized(np.zeros(waveforms.shape, np.float32), np.zeros(0, np.int64))
+        return Quantized(np.zeros(waveforms.shape, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float64))
     _check_clip(waveforms[0])
     kbps, sample_rate = check_kbps(kbps), check_sample_rate(sample_rate)
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(waveforms)))
@@ -220,12 +270,13 @@ def compress(waveforms: np.ndarray, kbps: int, *, sample_rate: int, workers: Opt
     chunks = np.array_split(np.arange(len(waveforms)), min(len(waveforms), 4 * workers))
     out = np.empty(waveforms.shape, np.float32)
     bits = np.empty(len(waveforms), np.int64)
+    payload = np.empty(len(waveforms), np.float64)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
         futures = {pool.submit(_compress_chunk, waveforms[idx], kbps, sample_rate, quality): idx for idx in chunks}
         for future in concurrent.futures.as_completed(futures):
             idx = futures[future]
-            out[idx], bits[idx] = future.result()
-    return Quantized(out, bits)
+            out[idx], bits[idx], payload[idx] = future.result()
+    return Quantized(out, bits, payload)
 
 
 register("mp3", compress, modality="audio", level_name="kbps", level_range=(8, 320), level_info=level_info,
