@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import tempfile
+import zipfile
 from typing import Any, Callable
 
 import numpy as np
@@ -45,7 +46,13 @@ def write_json(path: pathlib.Path, obj: Any):
 
 
 def write_npz(path: pathlib.Path, **arrays: np.ndarray):
-    write_with(path, lambda f: np.savez(f, **arrays))
+    """An uncompressed .npz, as np.savez writes it, but any array name works (np.savez reserves "file")."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+    write_with(path, write)
 
 
 def write_npy(path: pathlib.Path, array: np.ndarray):

@@ -1,7 +1,8 @@
 """Experiments as data: load `experiments/<name>.py`, apply typed `--set key=value` overrides, validate early.
 
 Every experiment module defines `get_config()` returning a locked `ml_collections.ConfigDict` with the fields
-`name`, `data`, `quantizer`, `model`, `train`, `grid` (level x arch x seed) and `tolerance`. A typo in a key or
+`name`, `data`, `quantizer`, `model`, `train`, `grid` (level x arch x seed, plus `reference_seed`: extra seeds
+for the lossless level) and `tolerance`, and may define `analysis` (margin δ in points, confidence). A typo in a key or
 a value of the wrong type is a one-line `UserError`, raised before anything is written.
 """
 
@@ -32,8 +33,18 @@ def load_experiment(name: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_
     spec = importlib.util.spec_from_file_location(f"helmjax_experiment_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config()
+    config = with_defaults(module.get_config())
     config.lock()
+    return config
+
+
+def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The keys every experiment has, filled in where its file leaves them out: the analysis settings (margin δ
+    in accuracy points, confidence) and `grid.reference_seed` (extra seeds of the lossless reference level)."""
+    if "analysis" not in config:
+        config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
+    if "reference_seed" not in config.grid:
+        config.grid.reference_seed = []
     return config
 
 

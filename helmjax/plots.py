@@ -1,5 +1,5 @@
-"""The pictures of a sweep's analysis: accuracy vs level with the fit and q* (the paper's Figure 3), accuracy
-vs parameters (Figure 4), coded rate vs level, convergence epoch vs level, and example images per level.
+"""The pictures of a sweep's analysis: accuracy vs level with intervals, the δ band, the knee and q* (the paper's
+Figure 3), accuracy vs parameters (Figure 4), rates vs level, epochs to target vs level, and example images.
 
 Matplotlib is imported lazily (Agg backend) so `helmjax.analysis` and the CLI stay light. Every function
 takes an `Analysis` and a path, writes one PNG and returns its path (None when there is nothing to draw).
@@ -12,7 +12,6 @@ from typing import Dict, Optional
 import numpy as np
 
 from helmjax.analysis import RAW, Analysis
-from helmjax.analysis.curve import HingeFit, hinge_curve
 
 DPI = 120
 RAW_OFFSET = 1.8  # the lossless baseline sits this factor to the right of the highest level on log axes
@@ -62,7 +61,8 @@ def _colours(n: int):
 
 
 def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
-    """One panel per arch: mean +- std over seeds, the hinge and c*ln(q) fits, the raw baseline, q*, knee."""
+    """One panel per arch: means with their intervals, the δ band under the reference, the monotone fit, the knee
+    and its interval, the paper's a + c ln q curve when it fits, and q*."""
     if not analysis.accuracy:
         return None
     plt = _pyplot()
@@ -71,32 +71,36 @@ def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
     rows = math.ceil(len(archs) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), squeeze=False, sharey=True)
     x_of = _x_of(analysis)
+    margin = 100 * analysis.settings["margin"]
+    confidence = analysis.settings["confidence"]
     for ax, arch in zip(axes.ravel(), archs):
         table = [row for row in analysis.accuracy if row["arch"] == arch]
         compressed = [row for row in table if row["level"] != RAW]
         raw = [row for row in table if row["level"] == RAW]
-        ax.errorbar([x_of(r["level"]) for r in compressed], [100 * r["mean"] for r in compressed],
-                    yerr=[100 * r["std"] for r in compressed], fmt="o", color="C0", capsize=3,
-                    label="mean ± sd over seeds")
+        _errorbar(ax, [x_of(r["level"]) for r in compressed], compressed, "o", "C0",
+                  f"mean, {confidence:.0%} interval")
         result = analysis.per_arch.get(arch)
         numeric = [r["level"] for r in compressed]
         if raw:
-            ax.errorbar([x_of(RAW)], [100 * raw[0]["mean"]], yerr=[100 * raw[0]["std"]], fmt="s", color="black",
-                        capsize=3)
-            ax.axhline(100 * raw[0]["mean"], color="black", lw=0.8, ls="--", label="lossless baseline")
-        if result is not None and numeric:
-            grid = np.geomspace(min(numeric), max(numeric), 200)
-            if result.hinge_fit:
-                fit = HingeFit(**result.hinge_fit)
-                ax.plot(grid, 100 * hinge_curve(fit, grid), color="C1", lw=1.5, label="hinge fit")
-                if fit.shape == "knee":
-                    ax.axvline(fit.knee, color="C1", lw=0.8, ls=":")
-                    if result.knee_ci:
-                        ax.axvspan(*result.knee_ci, color="C1", alpha=0.12, label=f"knee {fit.knee:.3g} (CI)")
-            if result.log_fit and min(numeric) > 0:
-                ax.plot(grid, 100 * result.log_fit["c"] * np.log(grid), color="C2", lw=1, ls="--",
-                        label=f"c·ln q, c={result.log_fit['c']:.3f}")
-            if result.q_star is not None and result.q_star != RAW:
+            _errorbar(ax, [x_of(RAW)], raw, "s", "black", None)
+        if result is not None:
+            reference = 100 * result.reference_mean
+            ax.axhspan(reference - margin, reference, color="grey", alpha=0.15, label=f"reference - δ ({margin:g} pt)")
+            ax.axhline(reference, color="black", lw=0.8, ls="--")
+            if result.knee:
+                ax.plot(result.levels, 100 * np.asarray(result.knee["fitted"]), color="C1", lw=1.5,
+                        label="monotone fit")
+                if result.knee["shape"] == "knee":
+                    low, high = result.knee["ci"]
+                    ax.axvline(result.knee["knee"], color="C1", lw=0.8, ls=":")
+                    ax.axvspan(low if low is not None else min(numeric), high if high is not None else max(numeric),
+                               color="C1", alpha=0.12, label=f"knee {result.knee['knee']:.3g} (interval)")
+            fit = result.log_fit
+            if fit and fit["fits"] and numeric:
+                grid = np.geomspace(min(numeric), max(numeric), 200)
+                ax.plot(grid, 100 * (fit["a"] + fit["c"] * np.log(grid)), color="C2", lw=1, ls="--",
+                        label=f"a + c ln q, R²={fit['r2']:.2f}")
+            if result.q_star not in (None, RAW):
                 ax.axvline(x_of(result.q_star), color="C3", lw=1.5,
                            label=f"sweet spot {analysis.level_text(result.q_star)}")
         params = analysis.params.get(arch)
@@ -113,6 +117,14 @@ def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
     return _save(fig, path)
 
 
+def _errorbar(ax, xs, rows, marker, colour, label):
+    """Means with asymmetric interval bars (percent)."""
+    means = np.array([100 * r["mean"] for r in rows])
+    low = np.array([100 * (r["ci"][0] if r["ci"][0] is not None else r["mean"]) for r in rows])
+    high = np.array([100 * (r["ci"][1] if r["ci"][1] is not None else r["mean"]) for r in rows])
+    ax.errorbar(xs, means, yerr=[means - low, high - means], fmt=marker, color=colour, capsize=3, label=label)
+
+
 def accuracy_vs_params(analysis: Analysis, path) -> Optional[pathlib.Path]:
     """The paper's Figure 4: one line per level, accuracy against model size."""
     if len(analysis.params) < 2:
@@ -127,9 +139,8 @@ def accuracy_vs_params(analysis: Analysis, path) -> Optional[pathlib.Path]:
                        key=lambda row: analysis.params[row["arch"]])
         if not table:
             continue
-        ax.errorbar([analysis.params[r["arch"]] for r in table], [100 * r["mean"] for r in table],
-                    yerr=[100 * r["std"] for r in table], marker="o", capsize=2, color=colours[level],
-                    ls="--" if level == RAW else "-", label=analysis.level_text(level))
+        _errorbar(ax, [analysis.params[r["arch"]] for r in table], table, "o-", colours[level],
+                  analysis.level_text(level))
     for arch, params in analysis.params.items():
         ax.annotate(arch, (params, 0), xycoords=("data", "axes fraction"), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=8)
@@ -143,19 +154,27 @@ def accuracy_vs_params(analysis: Analysis, path) -> Optional[pathlib.Path]:
 
 
 def rate_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
-    """Coded rate (bits per pixel or bits per second) against the level, raw rate and each arch's q* marked."""
-    points = [row for row in analysis.rates if row["rate"] is not None and row["level"] != RAW]
+    """Payload, headers and whole file against the level, the lossless reference, and each arch's q* marked."""
+    points = [row for row in analysis.rates if row["file"]["mean"] is not None]
     if not points:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     x_of = _x_of(analysis)
-    ax.plot([x_of(r["level"]) for r in points], [r["rate"] for r in points], "o-", color="C0", label="coded rate")
-    if analysis.raw_rate is not None:
-        ax.axhline(analysis.raw_rate, color="black", ls="--", lw=0.8, label=f"lossless: {analysis.raw_rate:g}")
-    rate_of = {r["level"]: r["rate"] for r in points}
+    xs = [x_of(r["level"]) for r in points]
+    for key, colour, label in (("payload", "C0", "coded payload"), ("header", "C7", "headers and tables"),
+                               ("file", "C1", "whole file")):
+        values = [r[key]["mean"] for r in points]
+        if any(v is not None for v in values):
+            ax.plot(xs, [np.nan if v is None else v for v in values], "o-", color=colour, label=label, ms=4)
+    if analysis.lossless:
+        ax.axhline(analysis.lossless["mean"], color="black", ls="--", lw=0.8,
+                   label=f"lossless: {analysis.lossless['mean']:.3g}")
+    if analysis.storage_rate is not None:
+        ax.axhline(analysis.storage_rate, color="grey", ls=":", lw=0.8, label=f"raw storage: {analysis.storage_rate:g}")
+    rate_of = {r["level"]: r[r["primary"]]["mean"] for r in points}
     for index, (arch, result) in enumerate(analysis.per_arch.items()):
-        if result.q_star in rate_of:
+        if result.q_star in rate_of and rate_of[result.q_star] is not None:
             ax.plot([x_of(result.q_star)], [rate_of[result.q_star]], marker="v", ms=10, ls="none",
                     color=f"C{(index + 3) % 10}", label=f"q* of {arch}: {rate_of[result.q_star]:.3g}")
     ax.set_yscale("log")
@@ -168,8 +187,8 @@ def rate_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
 
 
 def convergence_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
-    """Mean convergence epoch over seeds, one line per arch."""
-    table = [row for row in analysis.accuracy if row["convergence_epoch"] is not None]
+    """Mean epochs to reach the target (95% of the lossless run's best), one line per arch."""
+    table = [row for row in analysis.accuracy if row.get("convergence_epochs") is not None]
     if not table:
         return None
     plt = _pyplot()
@@ -178,11 +197,11 @@ def convergence_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
     for index, arch in enumerate(analysis.archs):
         rows = [row for row in table if row["arch"] == arch]
         if rows:
-            ax.plot([x_of(r["level"]) for r in rows], [r["convergence_epoch"] for r in rows], "o-",
+            ax.plot([x_of(r["level"]) for r in rows], [r["convergence_epochs"] for r in rows], "o-",
                     color=f"C{index % 10}", label=arch)
     _level_axis(ax, analysis)
-    ax.set_ylabel("convergence epoch (first 10-epoch mean > 0.99 max)")
-    ax.set_title(f"{analysis.experiment}: convergence vs {analysis.level_name}")
+    ax.set_ylabel("epochs to 95% of raw's best val acc")
+    ax.set_title(f"{analysis.experiment}: epochs to target vs {analysis.level_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title="arch", title_fontsize=8)
     return _save(fig, path)
@@ -203,7 +222,7 @@ def example_grid(analysis: Analysis, examples: Dict, path, max_levels: int = 8) 
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(count, len(columns), figsize=(1.5 * len(columns), 1.55 * count), squeeze=False)
-    rate_of = {row["level"]: row["rate"] for row in analysis.rates}
+    rate_of = {row["level"]: row[row["primary"]]["mean"] for row in analysis.rates}
     for column, level in enumerate(columns):
         for row in range(count):
             image = np.asarray(examples[level][row])

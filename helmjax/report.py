@@ -2,7 +2,9 @@
 
 `write_report(sweep_dir)` writes everything into `<sweep_dir>/report/`: report.md, analysis.json (the full
 `Analysis.to_dict()`) and the PNG plots; it returns the path of report.md. `summary_text(analysis)` is what
-`run.py` prints at the end of a sweep and with `--analyze`.
+`run.py` prints at the end of a sweep and with `--analyze`. Words follow the statistics: a level is "not worse
+than the reference by more than δ" (shown by its lower bound), never "equal"; every number carries its interval
+and no more digits than that supports.
 """
 
 import json
@@ -10,40 +12,27 @@ import pathlib
 from typing import List, Optional
 
 from helmjax.analysis import RAW, Analysis, analyze
-from helmjax.analysis.findings import DEFAULT_RESAMPLES
 from helmjax.analysis.sweep_files import read_examples
+from helmjax.number_format import bound, number
 
 REPORT_DIR = "report"
 
 
-def _pct(value: Optional[float], digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+def _pct(value, ci=None) -> str:
+    """Accuracy in percent, with its interval when given: "99.4% (98.9 to 99.8)"."""
+    text = number(value, ci, scale=100.0)
+    head, sep, tail = text.partition(" (")
+    return head + ("%" if head != "n/a" else "") + sep + tail
 
 
-def _points(value: Optional[float], digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:+.{digits}f}"
-
-
-def _ci_points(ci) -> str:
-    if not ci or ci[0] is None:
-        return "n/a"
-    return f"{100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}"
-
-
-def _number(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}g}"
-
-
-def _level_ci(analysis: Analysis, ci) -> str:
-    low, high = ci if ci else (None, None)
+def _level_range(analysis: Analysis, ci) -> str:
+    low, high = ci
+    text = lambda level: analysis.level_text(round(level, 1) if isinstance(level, float) else level)
     if low is None and high is None:
-        return "n/a"
-    text = lambda level: analysis.level_text(level) if level is not None else "none passes"
-    return text(low) if low == high else f"{text(low)} to {text(high)}"
+        return f"at or below {analysis.level_text(analysis.levels[0])}"
+    if low is None:
+        return f"at or below {analysis.level_text(analysis.levels[0])} to {text(high)}"
+    return f"{text(low)} to {text(high)}"
 
 
 def _n_approx_text(n_approx: Optional[dict]) -> str:
@@ -59,214 +48,263 @@ def _n_approx_text(n_approx: Optional[dict]) -> str:
     return ", ".join(f"{k} {v}" for k, v in n_approx.items())
 
 
-def _arch_sentences(analysis: Analysis, arch: str) -> List[str]:
+def _reference_text(analysis: Analysis, result) -> str:
+    return "raw" if result.reference == RAW else analysis.level_text(result.reference)
+
+
+def _margin(analysis: Analysis) -> str:
+    points = analysis.settings["margin_points"]
+    return f"δ = {points:g} accuracy point{'' if points == 1 else 's'}"
+
+
+def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
+    result = analysis.per_arch[arch]
+    confidence = analysis.settings["confidence"]
+    reference = _reference_text(analysis, result)
+    tests = {t["level"]: t for t in result.tests}
+    out = []
+    if result.q_star is None:
+        top = tests[max(tests, key=float)] if tests else None
+        out.append(f"No compressed level is shown to be not worse than {reference} by more than {_margin(analysis)}"
+                   + (f": the highest, {analysis.level_text(top['level'])}, differs by "
+                      f"{number(top['diff'], top['ci'], scale=100, sign=True)} points (one-sided {confidence:.0%} "
+                      f"lower bound {bound(top['lower_bound'], top['ci'], scale=100)})." if top else "."))
+        return out
+    if result.q_star == result.reference:
+        return out
+    test = tests[result.q_star]
+    out.append(f"Accuracy is not worse than {reference} by more than {_margin(analysis)} down to "
+               f"**{analysis.level_text(result.q_star)}** (fixed-sequence test from the highest level down): there "
+               f"the difference is {number(test['diff'], test['ci'], scale=100, sign=True)} points, one-sided "
+               f"{confidence:.0%} lower bound {bound(test['lower_bound'], test['ci'], scale=100)} > "
+               f"-{analysis.settings['margin_points']:g}.")
+    below = [t for t in result.tests if float(t["level"]) < float(result.q_star)]
+    if below:
+        nxt = below[-1]
+        out.append(f"The next level, {analysis.level_text(nxt['level'])}, is not shown to be within δ: "
+                   f"{number(nxt['diff'], nxt['ci'], scale=100, sign=True)} points (lower bound "
+                   f"{bound(nxt['lower_bound'], nxt['ci'], scale=100)}).")
+    return out
+
+
+def _rate_sentences(analysis: Analysis, arch: str) -> List[str]:
+    result = analysis.per_arch[arch]
+    if result.rate_at_q_star is None:
+        return []
+    unit = analysis.rate_label
+    row = next(r for r in analysis.rates if r["level"] == result.q_star)
+    kind = "coded payload (headers and tables excluded)" if row["primary"] == "payload" else "whole file"
+    text = (f"At {analysis.level_text(result.q_star)} the data takes {number(row[row['primary']]['mean'], row[row['primary']]['ci'])} "
+            f"{unit} of {kind}")
+    if row["primary"] == "payload" and row["header"]["mean"] is not None:
+        text += f", plus {number(row['header']['mean'], row['header']['ci'])} of headers and tables"
+    out = [text + "."]
+    if analysis.lossless and result.noise_bits:
+        lossless = analysis.lossless
+        out.append(f"The same data losslessly ({lossless.get('codec') or 'lossless codec'}) takes "
+                   f"{number(lossless['mean'], lossless['ci'])} {unit}; the classifier did not need "
+                   f"{number(result.noise_bits['mean'], result.noise_bits['ci'])} of them (lossless minus payload at "
+                   f"q*: the paper's 'noise bits'; that they are noise is a separate claim, see VALIDATION.md).")
+    if result.n_approx_at_q_star:
+        out.append(f"N_approx at q*: {_n_approx_text(result.n_approx_at_q_star)}.")
+    return out
+
+
+def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
+    result = analysis.per_arch[arch]
+    knee = result.knee
+    out = []
+    if knee:
+        share = f"a drop larger than δ in {knee['drop_share']:.0%} of bootstrap replicates"
+        if knee["shape"] == "knee":
+            out.append(f"Knee: the monotone fit falls δ below its plateau ({_pct(knee['plateau'])}) at "
+                       f"{analysis.level_text(round(knee['knee'], 1))} ({analysis.settings['confidence']:.0%} "
+                       f"interval {_level_range(analysis, knee['ci'])}; {share})."
+                       + (f" N_approx there: {_n_approx_text(result.n_approx_at_knee)}." if result.n_approx_at_knee
+                          else ""))
+        else:
+            out.append(f"No drop larger than δ over the sampled levels ({share}, "
+                       f"{analysis.settings['confidence']:.0%} needed): the knee is at or below "
+                       f"{analysis.level_text(result.levels[0])}.")
+    fit = result.log_fit
+    if fit:
+        if fit["fits"]:
+            out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} fits with c = {100 * fit['c']:.2g} "
+                       f"points per unit of ln {analysis.level_name} (R² = {fit['r2']:.2f}).")
+        else:
+            out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} does not fit (R² = {fit['r2']:.2f}).")
+    return out
+
+
+def _arch_paragraph(analysis: Analysis, arch: str) -> List[str]:
     result = analysis.per_arch[arch]
     params = analysis.params.get(arch)
-    head = f"**Arch {arch}**" + (f" ({params:,} parameters)" if params else "")
-    reference = "the lossless baseline" if result.reference == RAW else \
-        f"the highest level ({analysis.level_text(result.reference)}, no lossless run)"
-    sentences = []
-    if result.q_star is None:
-        sentences.append(f"{head}: every compressed level is significantly below {reference} "
-                         f"({_pct(result.reference_mean)}): no sweet spot within the sweep.")
-    else:
-        diff = next((d for d in result.differences if d["level"] == result.q_star), None)
-        text = (f"{head}: accuracy is not significantly below {reference} down to "
-                f"**{analysis.level_text(result.q_star)}** (95% CI of q*: {_level_ci(analysis, result.q_star_ci)}), "
-                f"where it is {_pct(result.accuracy_at_q_star)} against {_pct(result.reference_mean)}")
-        if diff:
-            text += f" ({_points(diff['diff'])} points, 95% CI {_ci_points(diff['ci'])})"
-        sentences.append(text + ".")
-        if result.rate_at_q_star is not None:
-            rate = f"{result.rate_at_q_star:.3g} {analysis.rate_label}"
-            if result.noise_bits is not None and analysis.raw_rate:
-                share = result.noise_bits / analysis.raw_rate
-                sentences.append(f"There the data takes {rate} (H_approx) against {analysis.raw_rate:g} lossless: "
-                                 f"{result.noise_bits:.3g} {analysis.rate_label} ({share:.0%}) are noise "
-                                 f"as far as this classifier can tell.")
-            else:
-                sentences.append(f"There the data takes {rate} (H_approx).")
-        if result.n_approx_at_q_star:
-            sentences.append(f"N_approx at q*: {_n_approx_text(result.n_approx_at_q_star)}.")
-    tolerance = analysis.bootstrap["tolerance_points"]
-    rule = f"within {tolerance:g} accuracy point{'' if tolerance == 1 else 's'} of the reference"
-    if result.q_star_tolerance is None:
-        sentences.append(f"The simple rule ({rule}, every higher level too) is met by no compressed level.")
-    else:
-        sentences.append(f"The simple rule ({rule}, every higher level too) gives "
-                         f"{analysis.level_text(result.q_star_tolerance)} "
-                         f"(95% CI {_level_ci(analysis, result.q_star_tolerance_ci)}).")
-    hinge = result.hinge_fit
-    if hinge:
-        if hinge["shape"] == "knee":
-            ci = result.knee_ci
-            sentences.append(f"The hinge fit puts the knee at {analysis.level_text(round(hinge['knee'], 1))}"
-                             + (f" (95% CI {ci[0]:.3g} to {ci[1]:.3g})" if ci else "")
-                             + f", plateau {_pct(hinge['plateau'])}, slope {100 * hinge['slope']:.2f} points per unit "
-                             f"of ln {analysis.level_name}, R² = {hinge['r2']:.3f}.")
-        elif hinge["shape"] == "flat":
-            sentences.append(f"Accuracy is flat over the sweep (the fit drops {100 * hinge['drop']:.2f} points): "
-                             f"no knee within the levels tried.")
-        else:
-            sentences.append("Accuracy still rises at the highest level: no plateau within the sweep.")
-    if result.log_fit:
-        text = f"The paper's curve acc = c·ln(q) fits with c = {result.log_fit['c']:.4f} (R² = {result.log_fit['r2']:.3f})"
-        if result.log_fit_below_knee:
-            text += (f"; up to the knee, c = {result.log_fit_below_knee['c']:.4f} "
-                     f"(R² = {result.log_fit_below_knee['r2']:.3f})")
-        sentences.append(text + ".")
+    head = f"**Arch {arch}**" + (f" ({params:,} parameters)" if params else "") + ":"
+    ref = next(r for r in analysis.accuracy if r["arch"] == arch and r["level"] == result.reference)
+    sentences = [head, f"{_reference_text(analysis, result)} reaches {_pct(ref['mean'], ref['ci'])} "
+                       f"({ref['n']} seed{'s' if ref['n'] != 1 else ''})."]
+    if not result.seeds_covered:
+        sentences.append("*Exploratory*: one seed per level, so the intervals cover test-example noise only, not "
+                         "training noise; run 2 or more seeds for a measurement.")
+    sentences += _sweet_spot_sentences(analysis, arch) + _rate_sentences(analysis, arch) + \
+        _knee_sentences(analysis, arch)
+    tolerance = analysis.settings["tolerance_points"]
+    simple = ("no compressed level" if result.q_star_tolerance is None
+              else analysis.level_text(result.q_star_tolerance))
+    sentences.append(f"Secondary, simple rule (mean within {tolerance:g} point{'' if tolerance == 1 else 's'} of the reference at this and every "
+                     f"higher level; no interval): {simple}.")
     return sentences
 
 
-def _complexity_sentences(analysis: Analysis) -> List[str]:
-    complexity = analysis.complexity
-    if not complexity.get("largest"):
+def _model_size_lines(analysis: Analysis) -> List[str]:
+    size = analysis.model_size
+    if not size.get("largest"):
         return ["Model size: fewer than two architectures with parameter counts, nothing to compare."]
-    largest, level = complexity["largest"], complexity["level"]
-    rows = complexity["comparisons"]
+    rows, level = size["comparisons"], size["level"]
     if not rows:
-        return [f"Model size: no smaller model has results at {analysis.level_text(level)}."]
-    winners = [row for row in rows if row["verdict"] in ("beats", "matches")]
-    lines = [f"Model size, at {analysis.level_text(level)} (the sweet spot of the largest model, {largest}, "
-             f"{analysis.params[largest]:,} parameters, {_pct(rows[0]['largest_accuracy'])}): "
-             + ("a smaller model matches or beats it." if winners else "no smaller model matches it.")]
+        return [f"Model size: no smaller model to compare with the largest ({size['largest']}) at "
+                f"{analysis.level_text(level)}."]
+    lines = [f"Model size at {analysis.level_text(level)} (the largest model's sweet spot): what compression costs "
+             f"each smaller model beyond what it costs {size['largest']} (difference in differences against raw, "
+             f"Holm-corrected over {len(rows)} model{'s' if len(rows) > 1 else ''}):"]
     for row in rows:
-        lines.append(f"- {row['arch']} ({row['params']:,} parameters): {_pct(row['accuracy'])}, "
-                     f"{_points(row['diff'])} points (95% CI {_ci_points(row['ci'])}): **{row['verdict']}**")
-    return lines
-
-
-def _convergence_sentences(analysis: Analysis) -> List[str]:
-    lines = []
-    for arch in analysis.archs:
-        rows = [row for row in analysis.accuracy if row["arch"] == arch and row["convergence_epoch"] is not None]
-        compressed = [row for row in rows if row["level"] != RAW]
-        if len(rows) < 2 or not compressed:
-            continue
-        lowest, top = compressed[0], rows[-1]
-        lines.append(f"- {arch}: converges at epoch {lowest['convergence_epoch']:.1f} at "
-                     f"{analysis.level_text(lowest['level'])} vs {top['convergence_epoch']:.1f} at "
-                     f"{analysis.level_text(top['level'])}")
-    return lines
-
-
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append(f"- {row['arch']} ({row['params']:,} parameters): {number(row['did'], row['ci'], scale=100, sign=True)} "
+                     f"points, Holm p = {row['p_holm']:.2g}: **{row['verdict']}**; its plain gap to "
+                     f"{size['largest']} there is {number(row['gap'], row['gap_ci'], scale=100, sign=True)} points")
     return lines
 
 
 def summary_text(analysis: Analysis) -> str:
-    """A few plain lines: per arch q* with CI, the rate there, noise bits, model size verdict, run problems."""
-    lines = [f"{analysis.experiment} ({analysis.dataset}, {analysis.quantizer}): {analysis.runs['done']} runs done, "
-             f"{analysis.runs['failed']} failed, {analysis.runs['missing']} missing"]
-    for arch in analysis.archs:
-        result = analysis.per_arch.get(arch)
+    """A few plain lines: per arch q* with its bound, the rates there, the knee, model size, run problems."""
+    a = analysis
+    lines = [f"{a.experiment} ({a.dataset}, {a.quantizer}): {a.runs['done']} runs done, {a.runs['failed']} failed, "
+             f"{a.runs['missing']} missing"]
+    if a.per_arch:
+        lines.append(f"  sweet spot = lowest level not worse than the reference by more than {_margin(a)} "
+                     f"(one-sided {a.settings['confidence']:.0%}, fixed sequence)"
+                     + ("; EXPLORATORY: one seed, training noise not covered" if a.exploratory else ""))
+    for arch in a.archs:
+        result = a.per_arch.get(arch)
         if result is None:
             lines.append(f"  {arch}: no compressed level finished")
             continue
-        reference = "raw" if result.reference == RAW else analysis.level_text(result.reference)
+        reference = _reference_text(a, result)
         if result.q_star is None:
-            lines.append(f"  {arch}: every level significantly below {reference}; no sweet spot in the sweep")
+            lines.append(f"  {arch}: no level shown within δ of {reference}; no sweet spot in the sweep")
             continue
-        text = (f"  {arch}: q* = {analysis.level_text(result.q_star)} (95% CI {_level_ci(analysis, result.q_star_ci)}), "
-                f"acc {_pct(result.accuracy_at_q_star)} vs {reference} {_pct(result.reference_mean)}")
-        if result.rate_at_q_star is not None:
-            text += f"; {result.rate_at_q_star:.3g} {analysis.rate_label}"
-        if result.noise_bits is not None:
-            text += f", noise {result.noise_bits:.3g} of {analysis.raw_rate:g}"
-        if result.hinge_fit and result.hinge_fit["shape"] == "knee":
-            text += f"; knee {result.hinge_fit['knee']:.3g}"
+        text = f"  {arch}: q* = {a.level_text(result.q_star)}"
+        test = next((t for t in result.tests if t["level"] == result.q_star), None)
+        if test:
+            text += (f", {number(test['diff'], test['ci'], scale=100, sign=True)} points vs {reference} "
+                     f"(lower bound {bound(test['lower_bound'], test['ci'], scale=100)})")
+        if result.rate_at_q_star:
+            text += f"; {number(result.rate_at_q_star['mean'], result.rate_at_q_star['ci'])} {a.rate_label} payload"
+        if result.noise_bits and a.lossless:
+            text += (f", lossless {number(a.lossless['mean'], a.lossless['ci'])}: "
+                     f"{number(result.noise_bits['mean'], result.noise_bits['ci'])} not needed")
+        if result.knee:
+            text += ("; knee " + (f"{a.level_text(round(result.knee['knee'], 1))}" if result.knee["shape"] == "knee"
+                                  else f"at or below {a.level_text(result.levels[0])}"))
         lines.append(text)
-    complexity = analysis.complexity
-    if complexity.get("comparisons"):
-        best = max(complexity["comparisons"], key=lambda row: row["diff"])
-        matched = [row["arch"] for row in complexity["comparisons"] if row["verdict"] != "worse"]
-        lines.append(f"  model size at {analysis.level_text(complexity['level'])}: "
-                     + (f"{', '.join(matched)} match(es) or beat(s) the largest ({complexity['largest']})"
-                        if matched else f"no smaller model matches the largest ({complexity['largest']})")
-                     + f"; best smaller: {best['arch']} {_points(best['diff'])} points")
-    if analysis.failed:
-        lines.append("  failed: " + "; ".join(f"{f['run']} ({f['error']})" for f in analysis.failed[:5])
-                     + (f" and {len(analysis.failed) - 5} more" if len(analysis.failed) > 5 else ""))
-    if analysis.missing:
-        names = [m["run"] for m in analysis.missing]
+    if a.model_size.get("comparisons"):
+        verdicts = ", ".join(f"{r['arch']} {r['verdict']}" for r in a.model_size["comparisons"])
+        lines.append(f"  model size at {a.level_text(a.model_size['level'])} vs the largest "
+                     f"({a.model_size['largest']}): {verdicts}")
+    if a.failed:
+        lines.append("  failed: " + "; ".join(f"{f['run']} ({f['error']})" for f in a.failed[:5])
+                     + (f" and {len(a.failed) - 5} more" if len(a.failed) > 5 else ""))
+    if a.missing:
+        names = [m["run"] for m in a.missing]
         lines.append(f"  missing ({len(names)}): " + ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
     return "\n".join(lines)
 
 
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _tables(a: Analysis) -> List[str]:
+    conf = f"{a.settings['confidence']:.0%}"
+    lines = [f"## Accuracy (mean over seeds, {conf} interval, n seeds)", ""]
+    cell = lambda r: f"{_pct(r['mean'], r['ci'])} ({r['n']})"
+    lines += _table([a.level_name] + a.archs, [
+        [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level), "—")
+                                 for arch in a.archs] for level in a.levels]) + [""]
+    lines += [f"## Difference from the reference per level (points; passes when the one-sided {conf} lower bound "
+              f"> -{a.settings['margin_points']:g})", ""]
+    for arch, result in a.per_arch.items():
+        if not result.tests:
+            continue
+        lines += [f"Arch {arch}, reference {_reference_text(a, result)}:", ""]
+        verdict = lambda t: ("not worse by more than δ" if t["passed"] else "not shown within δ") if t["tested"] \
+            else "not tested (sequence stopped)"
+        lines += _table([a.level_name, "difference", f"{conf} interval", "lower bound", "verdict"], [
+            [a.level_text(t["level"]), number(t["diff"], t["ci"], scale=100, sign=True).split(" (")[0],
+             number(t["diff"], t["ci"], scale=100, sign=True).partition(" (")[2].rstrip(")"),
+             bound(t["lower_bound"], t["ci"], scale=100), verdict(t)] for t in result.tests]) + [""]
+    lines += [f"## Rates per level ({a.rate_label}; {conf} intervals over items)", ""]
+    rows = [[a.level_text(r["level"]), number(r["payload"]["mean"], r["payload"]["ci"]),
+             number(r["header"]["mean"], r["header"]["ci"]), number(r["file"]["mean"], r["file"]["ci"]),
+             _n_approx_text(r["n_approx"])] for r in a.rates]
+    if a.lossless:
+        rows.append([f"lossless ({a.lossless.get('codec') or '?'})", number(a.lossless["mean"], a.lossless["ci"]),
+                     "", "", ""])
+    if a.storage_rate is not None:
+        rows.append(["raw storage", f"{a.storage_rate:g}", "", "", ""])
+    lines += _table([a.level_name, "payload", "headers", "file", "N_approx"], rows) + [""]
+    per_level = a.model_size.get("per_level") or []
+    if per_level:
+        lines += [f"## Model size per level: difference in differences against {a.model_size['largest']} (points)", ""]
+        lines += _table([a.level_name, "arch", "params", "DiD", "Holm p", "verdict"], [
+            [a.level_text(r["level"]), r["arch"], f"{r['params']:,}", number(r["did"], r["ci"], scale=100, sign=True),
+             f"{r['p_holm']:.2g}", r["verdict"]] for r in per_level]) + [""]
+    if any(r.get("convergence_runs") for r in a.accuracy):
+        lines += ["## Epochs to reach 95% of the lossless run's best validation accuracy (mean; runs that reached "
+                  "it / runs)", ""]
+        cell = lambda r: ("not reached" if r["convergence_epochs"] is None else f"{r['convergence_epochs']:.1f}") \
+            + f" ({r['converged']}/{r.get('convergence_runs', 0)})"
+        lines += _table([a.level_name] + a.archs, [
+            [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level
+                                           and r.get("convergence_runs")), "—") for arch in a.archs]
+            for level in a.levels]) + [""]
+    return lines
+
+
 def report_markdown(analysis: Analysis, plots: dict) -> str:
     a = analysis
-    lines = [f"# {a.experiment}: how much of {a.dataset} is noise", "",
+    lines = [f"# {a.experiment}: how much compression {a.dataset} tolerates", "",
              f"Quantizer `{a.quantizer}`, levels: {', '.join(a.level_text(level) for level in a.levels)}; "
              f"architectures: {', '.join(a.archs) or 'none'}. Runs: {a.runs['done']} done, {a.runs['failed']} failed, "
-             f"{a.runs['missing']} missing. Accuracy is test accuracy of the best-validation parameters; intervals "
-             f"are {a.bootstrap['confidence']:.0%} bootstrap intervals ({a.bootstrap['resamples']} resamples over test "
-             f"examples and seeds).", "", "## Findings", ""]
+             f"{a.runs['missing']} missing. Accuracy is the test accuracy of the best-validation parameters. "
+             f"Margin {_margin(a)}; intervals are {a.settings['confidence']:.0%} and cover test-example noise"
+             + (" only (one seed: exploratory)." if a.exploratory else " and training-seed noise."), "",
+             "## Findings", ""]
     if not a.per_arch:
         lines += ["No architecture has a finished compressed level yet: nothing to conclude.", ""]
     for arch in a.archs:
         if arch in a.per_arch:
-            lines += [" ".join(_arch_sentences(a, arch)), ""]
-    lines += _complexity_sentences(a) + [""]
-    convergence = _convergence_sentences(a)
-    if convergence:
-        lines += ["Convergence (first epoch whose 10-epoch mean validation accuracy exceeds 0.99 of its maximum):"]
-        lines += convergence + [""]
+            lines += [" ".join(_arch_paragraph(a, arch)), ""]
+    lines += _model_size_lines(a) + [""]
     if a.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in a.warnings] + [""]
-
     titles = {"accuracy_vs_level": f"Accuracy vs {a.level_name}", "accuracy_vs_params": "Accuracy vs model size",
               "rate_vs_level": f"{a.rate_label.capitalize()} vs {a.level_name}",
-              "convergence_vs_level": f"Convergence epoch vs {a.level_name}", "examples": "Examples"}
+              "convergence_vs_level": f"Epochs to target vs {a.level_name}", "examples": "Examples"}
     if plots:
         lines += ["## Plots", ""]
         for name, path in plots.items():
             lines += [f"### {titles.get(name, name)}", "", f"![{titles.get(name, name)}]({pathlib.Path(path).name})", ""]
-
-    lines += ["## Accuracy (mean ± sd over seeds, n runs)", ""]
-    lines += _table([a.level_name] + a.archs, [
-        [a.level_text(level)] + [next((f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} ({r['n']})"
-                                       for r in a.accuracy if r["arch"] == arch and r["level"] == level), "—")
-                                 for arch in a.archs] for level in a.levels]) + [""]
-
-    lines += ["## Difference from the reference per level (points; q* rule: one-sided upper bound >= 0)", ""]
-    for arch, result in a.per_arch.items():
-        if not result.differences:
-            continue
-        reference = "raw" if result.reference == RAW else a.level_text(result.reference)
-        lines += [f"Arch {arch}, reference {reference}:", ""]
-        lines += _table([a.level_name, "difference", "95% CI", "upper bound", "not below"], [
-            [a.level_text(d["level"]), _points(d["diff"], 2), _ci_points(d["ci"]), _points(d["upper_bound"], 2),
-             "yes" if d["not_below"] else "no"] for d in result.differences]) + [""]
-
-    lines += ["## Coded rate and quantization step per level", ""]
-    lines += _table([a.level_name, a.rate_label, "N_approx"], [
-        [a.level_text(row["level"]), _number(row["rate"]), _n_approx_text(row["n_approx"])] for row in a.rates]) + [""]
-
-    per_level = a.complexity.get("per_level") or []
-    if per_level:
-        lines += [f"## Smaller models vs the largest ({a.complexity['largest']}) per level", ""]
-        lines += _table([a.level_name, "arch", "params", "accuracy", "difference (points)", "95% CI", "verdict"], [
-            [a.level_text(r["level"]), r["arch"], f"{r['params']:,}", _pct(r["accuracy"], 2), _points(r["diff"], 2),
-             _ci_points(r["ci"]), r["verdict"]] for r in per_level]) + [""]
-
-    if any(r["convergence_epoch"] is not None for r in a.accuracy):
-        lines += ["## Convergence epoch (mean over seeds)", ""]
-        lines += _table([a.level_name] + a.archs, [
-            [a.level_text(level)] + [next((_number(r["convergence_epoch"]) for r in a.accuracy
-                                           if r["arch"] == arch and r["level"] == level), "—") for arch in a.archs]
-            for level in a.levels]) + [""]
-
+    lines += _tables(a)
     if a.failed:
         lines += ["## Failed runs", ""] + _table(["run", "reason"], [[f["run"], str(f["error"])] for f in a.failed]) + [""]
     if a.missing:
-        lines += ["## Missing runs", "", ", ".join(f"{m['level']}-{m['arch']}-s{m['seed']}" for m in a.missing), ""]
+        lines += ["## Missing runs", "", ", ".join(m["run"] for m in a.missing), ""]
     lines += ["## Method", ""] + [f"- **{name}**: {text}" for name, text in a.method.items()] + [""]
     return "\n".join(lines)
 
 
-def write_report(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+def write_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0,
                  analysis: Optional[Analysis] = None) -> pathlib.Path:
     """Analyses the sweep and writes report.md, analysis.json and the plots into `<sweep_dir>/report/`."""
     from helmjax import plots as plotting  # matplotlib loads only when a report is written

@@ -1,110 +1,109 @@
-"""The paper's accuracy-vs-quality curve: Accuracy = c * log(q), and a hinge variant with a plateau.
+"""The shape of accuracy against compression level: a monotone fit, the knee, and the paper's log curve.
 
-The paper reads accuracy as rising like c * log(q) until a knee, beyond which more bits buy nothing. The
-hinge model says exactly that and makes the knee a parameter:
+The knee is where a monotone (isotonic, non-decreasing in ln level) fit of the per-level mean accuracies,
+interpolated linearly in ln level, has dropped δ below its plateau (its mean over the levels within 2δ of its top). A monotone
+fit assumes only that more bits never cost accuracy, so no curve shape is imposed; a curve that never drops more
+than δ over the sampled levels has no knee in range, and the knee is then censored ("at or below the lowest
+level"), never a number. Whether there is a drop is decided on bootstrap replicates (see `knee_call`).
 
-    acc(q) = plateau + slope * min(0, ln q - ln knee)      (slope >= 0)
-
-i.e. a straight line in log q up to `knee`, flat after it. It is linear in (plateau, slope) for a fixed
-knee, so the fit scans the knee over a fine grid in log q and solves the rest in closed form: no
-optimiser to diverge, and it runs batched over bootstrap replicates. All logs are natural logs.
+The paper reads accuracy as a + c * ln(level); it is fitted with an intercept and reported with its R².
+All logs are natural logs.
 """
 
 import dataclasses
-import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 
-KNEE_GRID_POINTS = 400
-FLAT_DROP = 0.01  # a fitted drop below one accuracy point across the sweep is read as "flat"
+LOG_FIT_MIN_R2 = 0.5
+PLATEAU_WINDOW = 2.0  # in margins: the levels whose fit is this close to the top make the plateau  # below this the paper's curve "does not fit" and is not drawn
+
+
+def monotone_fit(accuracies, weights=None) -> np.ndarray:
+    """Isotonic (non-decreasing) fit of accuracies given in ascending level order."""
+    y = np.asarray(accuracies, float)
+    return isotonic_regression(y, weights=None if weights is None else np.asarray(weights, float)).x
+
+
+def plateau(fitted: np.ndarray, margin: float) -> float:
+    """The fit's plateau: its mean over the levels within 2 margins of its top (one noisy top level would
+    otherwise set the plateau alone and drag the knee onto the flat part)."""
+    return float(np.mean(fitted[fitted >= fitted[-1] - PLATEAU_WINDOW * margin]))
+
+
+def knee_level(levels: Sequence, fitted: np.ndarray, margin: float) -> Optional[float]:
+    """Level where the interpolated monotone fit crosses plateau - margin; None when it never drops that far."""
+    target = plateau(fitted, margin) - margin
+    below = np.flatnonzero(fitted < target)
+    if below.size == 0:
+        return None
+    i = int(below[-1])  # monotone: every level up to i is below the target, i + 1 is not
+    x0, x1 = np.log(float(levels[i])), np.log(float(levels[i + 1]))
+    y0, y1 = fitted[i], fitted[i + 1]
+    return float(np.exp(x0 + (target - y0) / (y1 - y0) * (x1 - x0)))
+
+
+def drop(fitted: np.ndarray, margin: float) -> float:
+    """Plateau minus the fit at the lowest level."""
+    return plateau(fitted, margin) - float(fitted[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class KneeCall:
+    shape: str  # "knee": a drop larger than the margin in at least `confidence` of replicates; else "flat"
+    knee: Optional[float]  # from the point fit; None when censored (no drop larger than the margin)
+    ci: tuple  # (low, high); low None = "at or below the lowest level" (censored)
+    drop: float  # plateau minus the fit at the lowest level (point fit)
+    drop_share: float  # share of replicates whose drop exceeds the margin
+    plateau: float
+    fitted: list  # the point fit per level
+
+
+def knee_call(levels: Sequence, means: Sequence[float], replicates: np.ndarray, margin: float, confidence: float,
+              weights=None) -> KneeCall:
+    """The knee of one curve: point fit on `means`, call and interval from `replicates` (B, L), levels ascending."""
+    fitted = monotone_fit(means, weights)
+    knees = np.full(len(replicates), -np.inf)  # -inf: no drop larger than the margin (censored low)
+    drops = np.empty(len(replicates))
+    for b, row in enumerate(replicates):
+        fit_b = monotone_fit(row, weights)
+        drops[b] = drop(fit_b, margin)
+        k = knee_level(levels, fit_b, margin)
+        if k is not None:
+            knees[b] = k
+    share = float(np.mean(drops > margin))
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(knees, [tail, 100.0 - tail], method="nearest")
+    ci = (None if not np.isfinite(low) else float(low), None if not np.isfinite(high) else float(high))
+    knee = knee_level(levels, fitted, margin)
+    shape = "knee" if share >= confidence and knee is not None else "flat"
+    return KneeCall(shape=shape, knee=knee if shape == "knee" else None, ci=ci, drop=drop(fitted, margin),
+                    drop_share=share, plateau=plateau(fitted, margin), fitted=fitted.tolist())
 
 
 @dataclasses.dataclass(frozen=True)
 class LogFit:
-    """acc = c * ln(q), least squares through the origin; r2 against the mean (can be negative)."""
+    """acc = a + c * ln(level) by least squares; r2 against the mean (can be negative)."""
+    a: float
     c: float
     r2: float
 
-
-@dataclasses.dataclass(frozen=True)
-class HingeFit:
-    knee: float  # level where the rising line meets the plateau
-    plateau: float  # accuracy on the flat part
-    slope: float  # accuracy per unit of ln(level) below the knee
-    r2: float
-    drop: float  # plateau minus the fitted accuracy at the lowest level
-    shape: str  # "knee", "flat" (no drop within the sweep) or "rising" (no plateau within the sweep)
-
-
-def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
-    total = float(np.sum((y - y.mean()) ** 2))
-    residual = float(np.sum((y - predicted) ** 2))
-    if total == 0.0:
-        return 1.0 if residual == 0.0 else 0.0
-    return 1.0 - residual / total
+    @property
+    def fits(self) -> bool:
+        return self.r2 >= LOG_FIT_MIN_R2
 
 
 def fit_log(levels, accuracies) -> Optional[LogFit]:
-    """The paper's upper-bound curve; None when no level is above 1 (ln 1 = 0 carries no information)."""
+    """The paper's curve with an intercept; None with fewer than 3 distinct levels."""
     x = np.log(np.asarray(levels, float))
     y = np.asarray(accuracies, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    if not np.any(x != 0):
+    if len(np.unique(x)) < 3:
         return None
-    c = float(np.dot(x, y) / np.dot(x, x))
-    return LogFit(c=c, r2=_r2(y, c * x))
-
-
-def hinge_curve(fit: HingeFit, levels) -> np.ndarray:
-    x = np.log(np.asarray(levels, float))
-    return fit.plateau + fit.slope * np.minimum(0.0, x - np.log(fit.knee))
-
-
-def fit_hinge_batch(levels, accuracies: np.ndarray) -> dict:
-    """Hinge fits of many curves at once: accuracies (B, L) over the same levels -> arrays of (B,).
-
-    Returns dict of knee, plateau, slope, sse. Needs at least 3 distinct levels (3 parameters).
-    """
-    x = np.log(np.asarray(levels, float))
-    y = np.atleast_2d(np.asarray(accuracies, float))
-    knees = np.linspace(x.min(), x.max(), KNEE_GRID_POINTS)
-    z = np.minimum(0.0, x[None, :] - knees[:, None])  # (G, L)
-    zc = z - z.mean(axis=1, keepdims=True)
-    szz = np.sum(zc ** 2, axis=1)  # (G,); zero when the knee is at the lowest level (a flat line)
-    yc = y - y.mean(axis=1, keepdims=True)
-    syy = np.sum(yc ** 2, axis=1)  # (B,)
-    sxy = yc @ zc.T  # (B, G)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where((szz > 0) & (sxy > 0), sxy / np.where(szz > 0, szz, 1.0), 0.0)
-    sse = syy[:, None] - slope * sxy
-    # Ties (e.g. a flat curve fits equally at every knee) go to the lowest knee: prefer "no drop".
-    best = np.argmin(np.round(sse, 12), axis=1)
-    rows = np.arange(len(y))
-    best_slope = slope[rows, best]
-    plateau = y.mean(axis=1) - best_slope * z[best].mean(axis=1)
-    return {"knee": np.exp(knees[best]), "plateau": plateau, "slope": best_slope, "sse": sse[rows, best]}
-
-
-def fit_hinge(levels, accuracies) -> Optional[HingeFit]:
-    """The hinge fit of one curve; None with fewer than 3 distinct finite levels."""
-    levels = np.asarray(levels, float)
-    y = np.asarray(accuracies, float)
-    keep = np.isfinite(y) & (levels > 0)
-    levels, y = levels[keep], y[keep]
-    if len(np.unique(levels)) < 3:
-        return None
-    batch = fit_hinge_batch(levels, y[None, :])
-    knee, plateau, slope = float(batch["knee"][0]), float(batch["plateau"][0]), float(batch["slope"][0])
-    fitted = plateau + slope * np.minimum(0.0, np.log(levels) - np.log(knee))
-    drop = plateau - float(fitted[np.argmin(levels)])
-    # A plateau needs two levels on it: a knee past the middle (in log) of the two highest levels is none.
-    second, top = np.unique(levels)[-2:]
-    if drop < FLAT_DROP:
-        shape = "flat"
-    elif knee >= math.sqrt(second * top):
-        shape = "rising"
-    else:
-        shape = "knee"
-    return HingeFit(knee=knee, plateau=plateau, slope=slope, r2=_r2(y, fitted), drop=drop, shape=shape)
+    c, a = np.polyfit(x, y, 1)
+    residual = float(np.sum((y - (a + c * x)) ** 2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
+    return LogFit(a=float(a), c=float(c), r2=r2)

@@ -1,8 +1,9 @@
-"""From a sweep directory to the answer: accuracy per level, the fitted curve, the sweet spot, noise bits.
+"""From a sweep directory to the answer: accuracy per level, the sweet spot, the knee, true rates, noise bits.
 
-`analyze(sweep_dir)` reads what the sweep runner wrote and returns an `Analysis`: plain numbers and
-sentences-to-be, JSON-serialisable, with every problem of the input (missing runs, failed runs, no lossless
-baseline, a single level) recorded in `warnings` instead of raised. Accuracies are fractions in [0, 1].
+`analyze(sweep_dir)` reads what the sweep runner wrote and returns an `Analysis`: plain numbers with their
+intervals, JSON-serialisable, with every problem of the input (missing, failed or suspicious runs, no lossless
+baseline, one seed) recorded in `warnings` instead of raised. Accuracies are fractions in [0, 1]; the margin δ
+is kept in accuracy points in the config and as a fraction here.
 """
 
 import collections
@@ -14,43 +15,58 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from helmjax.analysis import bootstrap, curve
-from helmjax.analysis.convergence import convergence_epoch
+from helmjax.analysis import bootstrap, contrasts, curve, noninferiority, rate_intervals
+from helmjax.analysis.contrasts import Group
+from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
 from helmjax.analysis.quantization_step import n_approx
-from helmjax.analysis.sweep_files import (RAW, as_float, parse_level, read_config, read_examples, read_metrics,
+from helmjax.analysis.sweep_files import (RAW, as_float, parse_level, read_config, read_level_bits, read_metrics,
                                           read_rows, read_test_correct)
+from helmjax.errors import UserError
 from helmjax.run_names import run_name
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
+DEFAULT_MARGIN_POINTS = 1.0
 DEFAULT_TOLERANCE_POINTS = 1.0
+OUTLIER_SDS = 3.0  # a reference run this many pooled seed sds from the others' median is flagged
 
 LEVEL_LABELS = {"quality": "JPEG quality q (%)", "kbps": "MP3 bitrate (kbit/s)", "bits": "bit depth (bits per channel)"}
 LEVEL_SYMBOLS = {"quality": "q", "kbps": "kbps", "bits": "bits"}
 
 METHOD = {
-    "accuracy": "test accuracy of the best-validation parameters of each run; mean and standard deviation over "
-                "seeds of each (arch, level)",
-    "bootstrap": "each replicate draws the test examples with replacement (one draw shared by all runs, so "
-                 "level comparisons are paired over examples) and the seeds of each (arch, level) with "
-                 "replacement (the seed part scaled by sqrt(S/(S-1)) to undo the bootstrap's small-sample bias); "
-                 "fixed RNG seed, so the report is reproducible",
-    "sweet_spot": "q* is the lowest level L whose accuracy is not significantly below the reference: the "
-                  "one-sided {conf:.0%} bootstrap upper bound of acc(L) - acc(reference) is >= 0. "
-                  "Its interval reruns the rule on each replicate (the replicate difference keeps the same margin) "
-                  "and takes the {conf:.0%} percentile interval of the resulting q*",
-    "tolerance": "simple rule (as in the sweep's printed table): the lowest level from which every higher level "
-                 "has mean accuracy within {tol:g} accuracy points of the reference",
-    "fit": "acc = c * ln(q) by least squares through the origin (the paper's upper-bound curve), and a hinge "
-           "acc = plateau + slope * min(0, ln q - ln knee) with slope >= 0 (rising in log q up to the knee, flat "
-           "after); both on the per-level means; R^2 against the mean; the knee's interval refits each replicate",
-    "noise_bits": "H_approx is the mean coded rate at q*; noise bits = rate of the lossless data - H_approx",
+    "accuracy": "test accuracy of the best-validation parameters of each run (the epoch is chosen on a validation "
+                "split of train, never on test); mean over the seeds of each (arch, level)",
+    "intervals": "every accuracy difference has a {conf:.0%} interval covering two sources of noise: test examples "
+                 "(bootstrap over examples, one draw shared by all runs, so levels are paired over examples) and "
+                 "training seeds (sample variance of the runs, paired over shared seeds; a level with one seed "
+                 "borrows its arch's pooled seed variance), combined in a Student t interval with Welch-Satterthwaite "
+                 "degrees of freedom; with one seed everywhere only test-example noise is covered",
+    "sweet_spot": "q* by non-inferiority with margin δ = {margin:g} accuracy points: a fixed-sequence test from the "
+                  "highest level down; a level passes when the one-sided {conf:.0%} lower confidence bound of "
+                  "acc(level) - acc(reference) is above -δ; the sequence stops at the first level that fails and q* "
+                  "is the last that passed (familywise error at most {alpha:.0%}, no correction needed)",
+    "tolerance": "secondary, simple rule (as in the sweep's printed table): the lowest level from which every "
+                 "higher level has mean accuracy within {tol:g} accuracy points of the reference; no interval",
+    "knee": "an isotonic (non-decreasing) fit of the per-level mean accuracies against ln(level), interpolated "
+            "linearly in ln(level); the knee is where it has dropped δ below its plateau (its mean over the levels within 2δ of its top). Called "
+            "a knee when at least {conf:.0%} of bootstrap replicates (examples resampled, seed noise drawn from a t "
+            "distribution) drop by more than δ; otherwise there is no drop larger than δ over the sampled range and "
+            "the knee is censored at or below the lowest level. Interval: percentiles of the replicates' knees",
+    "log_fit": "the paper's curve acc = a + c ln(level), least squares on the per-level means, reported with its "
+               "R²; 'does not fit' below R² = {min_r2:g}",
+    "rates": "primary rate: the entropy-coded payload (JPEG scan data) per pixel; headers and tables are reported "
+             "separately; the lossless reference is a real lossless codec on the same items; intervals by "
+             "bootstrap over items",
+    "noise_bits": "lossless rate minus payload rate at q*, paired item by item, bootstrap interval over items. "
+                  "These are the bits the classifier did not need; whether they are noise in the data is a separate "
+                  "claim (see VALIDATION.md)",
     "n_approx": "JPEG: the IJG scale factor (5000/q for q < 50, else 200 - 2q, percent) and the mean scaled Annex K "
-                "luminance and chrominance table entries at q*; bit depth: step 2^(8-b); MP3: bits per sample",
-    "complexity": "at the largest model's q*, each smaller model's accuracy minus the largest's, paired bootstrap: "
-                  "'beats' if the two-sided interval is above 0, 'matches' if the one-sided upper bound is >= 0, "
-                  "else 'worse'",
-    "convergence": "first epoch i with mean(val_acc[i:i+10]) > 0.99 * max(val_acc) (the original code's rule)",
+                "luminance and chrominance table entries; bit depth: step 2^(8-b); MP3: bits per sample",
+    "model_size": "difference in differences: (acc(arch, L) - acc(largest, L)) - (acc(arch, raw) - acc(largest, "
+                  "raw)), what compression costs a smaller model beyond what it costs the largest; two-sided tests "
+                  "with a Holm correction over the models compared at each level",
+    "convergence": "epochs a run needs to reach {conv:.0%} of the lossless run's best validation accuracy (same "
+                   "arch, same seed when there is one); a run that never reaches it is counted as not reached",
 }
 
 
@@ -61,18 +77,15 @@ class ArchResult:
     reference: object  # "raw" or the highest level when the sweep has no lossless baseline
     reference_mean: float
     levels: list  # numeric levels with done runs, ascending
-    log_fit: Optional[dict] = None  # c * ln(q) over all levels
-    log_fit_below_knee: Optional[dict] = None  # c * ln(q) over the levels up to the knee (the paper's claim)
-    hinge_fit: Optional[dict] = None
-    knee_ci: Optional[tuple] = None
-    q_star: object = None  # the significance rule; None when every level is significantly below the reference
-    q_star_ci: tuple = (None, None)
-    q_star_tolerance: object = None
-    q_star_tolerance_ci: tuple = (None, None)
-    differences: list = dataclasses.field(default_factory=list)  # per level vs the reference
+    seeds_covered: bool = True  # training-seed noise is part of every comparison's interval
+    q_star: object = None  # non-inferiority; None when the highest level already fails
+    tests: list = dataclasses.field(default_factory=list)  # per level, ascending: diff, ci, lower bound, passed
     accuracy_at_q_star: Optional[float] = None
-    rate_at_q_star: Optional[float] = None  # H_approx
-    noise_bits: Optional[float] = None
+    q_star_tolerance: object = None  # the simple rule, secondary
+    knee: Optional[dict] = None  # curve.KneeCall as a dict
+    log_fit: Optional[dict] = None  # a + c ln(level), with r2 and "fits"
+    rate_at_q_star: Optional[dict] = None  # {"mean", "ci"} of the primary rate
+    noise_bits: Optional[dict] = None  # {"mean", "ci"}: lossless - payload at q*
     n_approx_at_q_star: Optional[dict] = None
     n_approx_at_knee: Optional[dict] = None
 
@@ -87,24 +100,30 @@ class Analysis:
     level_label: str
     rate_name: str  # "bpp" or "bits_per_second"
     rate_label: str
-    raw_rate: Optional[float]
+    storage_rate: Optional[float]  # raw storage size (8 bits x channels; 16 bits x sample rate)
+    lossless: Optional[dict]  # {"mean", "ci", "codec"} of the lossless reference rate
     levels: list  # numeric ascending, then "raw" when present
     archs: list  # ascending parameter count
     params: dict
     accuracy: list  # one row per (arch, level)
-    rates: list  # one row per level: coded rate, N_approx
+    rates: list  # one row per level: file, payload, header rates with intervals, N_approx
     per_arch: Dict[str, ArchResult]
-    complexity: dict
+    model_size: dict
     convergence: list  # one row per run
     runs: dict
     missing: list
     failed: list
     warnings: list
     method: dict
-    bootstrap: dict
+    settings: dict  # margin, confidence, resamples, seed, tolerance, num_test
 
     def to_dict(self) -> dict:
         return _json_safe(dataclasses.asdict(self))
+
+    @property
+    def exploratory(self) -> bool:
+        """Some comparison covers test-example noise only (one seed and nothing to borrow)."""
+        return any(not r.seeds_covered for r in self.per_arch.values())
 
     def level_text(self, level) -> str:
         """How a level reads in sentences: "q=20", "32 kbps", "4 bits", "raw"."""
@@ -141,6 +160,11 @@ def _level_key(level):
 def _finite_mean(values) -> Optional[float]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(values)) if values else None
+
+
+def _few(names, limit=5) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 @dataclasses.dataclass
@@ -186,21 +210,20 @@ def _missing_runs(config, rows, level_name, warnings) -> list:
         present.add(key)
         for name, value in zip(("level", "arch", "seed"), key):
             seen[name].append(value)
-    axes = {
-        "level": grid.get("level", grid.get(level_name)),
-        "arch": grid.get("arch"),
-        "seed": grid.get("seed"),
-    }
+    axes = {"level": grid.get("level", grid.get(level_name)), "arch": grid.get("arch"), "seed": grid.get("seed")}
     for name in axes:
         if axes[name] is None:
             axes[name] = sorted(set(seen[name]), key=str)
         elif not isinstance(axes[name], (list, tuple)):
             axes[name] = [axes[name]]
-    other = sorted(set(grid) - {"level", level_name, "arch", "seed"})
+    other = sorted(set(grid) - {"level", level_name, "arch", "seed", "reference_seed"})
     if other:
         warnings.append(f"the grid also varies {', '.join(other)}: missing runs are listed over level, arch and "
                         f"seed only")
+    extra = [s for s in (grid.get("reference_seed") or []) if s not in axes["seed"]]
     expected = [(parse_level(l), str(a), s) for l, a, s in itertools.product(axes["level"], axes["arch"], axes["seed"])]
+    if RAW in [parse_level(l) for l in axes["level"]]:
+        expected += [(RAW, str(a), s) for a, s in itertools.product(axes["arch"], extra)]
     missing = [{"level": l, "arch": a, "seed": s, "run": run_name(level_name, l, a, s)}
                for l, a, s in expected if (l, a, s) not in present]
     return sorted(missing, key=lambda m: (_level_key(m["level"]), m["arch"], str(m["seed"])))
@@ -214,7 +237,7 @@ def _attach_correctness(sweep_dir, runs, warnings) -> Optional[int]:
     if not lengths:
         if runs:
             warnings.append("no test_correct.npy files: test-example noise is approximated as binomial and level "
-                            "comparisons are not paired")
+                            "comparisons are not paired over examples")
         return None
     num_test = lengths.most_common(1)[0][0]
     odd = [r.name for r in runs if r.correct is not None and len(r.correct) != num_test]
@@ -236,21 +259,16 @@ def _attach_correctness(sweep_dir, runs, warnings) -> Optional[int]:
     return num_test
 
 
-def _few(names, limit=5) -> str:
-    names = list(names)
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def _replicate_matrix(runs, num_test, rng, resamples) -> np.ndarray:
-    """(B, R) replicate test accuracy of every done run."""
+    """(B, R) example-bootstrap test accuracy of every done run (one example draw shared by all)."""
     out = np.empty((resamples, len(runs)), np.float32)
     for index, run in enumerate(runs):
         run.column = index
     with_correct = [r for r in runs if r.correct is not None]
     if with_correct:
         counts = bootstrap.example_counts(rng, num_test, resamples)
-        block = bootstrap.run_replicates(np.stack([r.correct for r in with_correct]), counts)
-        out[:, [r.column for r in with_correct]] = block
+        out[:, [r.column for r in with_correct]] = bootstrap.run_replicates(
+            np.stack([r.correct for r in with_correct]), counts)
     for run in runs:
         if run.correct is None:
             size = as_float(run.row.get("num_test")) if run.row.get("num_test") else num_test
@@ -258,28 +276,44 @@ def _replicate_matrix(runs, num_test, rng, resamples) -> np.ndarray:
                 out[:, run.column] = bootstrap.binomial_replicates(rng, run.test_acc, int(size), resamples)
             else:
                 out[:, run.column] = run.test_acc
+    # Centre each run's replicates on its reported accuracy (the draws' own mean differs by bootstrap noise).
+    for run in runs:
+        out[:, run.column] += np.float32(run.test_acc - float(out[:, run.column].mean()))
     return out
 
 
-def _rate_settings(level_name, runs, examples):
+def _rate_settings(level_name, runs):
     audio = level_name == "kbps" or (runs and all(r.row.get("bpp") is None for r in runs)
                                      and any(r.row.get("bits_per_second") is not None for r in runs))
-    if audio:
-        return "bits_per_second", "bits per second"
-    return "bpp", "bits per pixel"
+    return ("bits_per_second", "bits per second") if audio else ("bpp", "bits per pixel")
 
 
-def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
-            seed: int = 0) -> Analysis:
-    """Analyses one sweep directory; problems of the input become `Analysis.warnings`, not exceptions."""
+def make_settings(config: dict, resamples, confidence, margin, seed) -> dict:
+    block = config.get("analysis") if isinstance(config.get("analysis"), dict) else {}
+    pick = lambda given, key, default: given if given is not None else block.get(key, default)
+    confidence = float(pick(confidence, "confidence", DEFAULT_CONFIDENCE))
+    margin_points = float(pick(margin, "margin", DEFAULT_MARGIN_POINTS))
+    resamples = int(pick(resamples, "resamples", DEFAULT_RESAMPLES))
+    if not 0.5 < confidence < 1.0:
+        raise UserError(f"analysis.confidence={confidence}: use a value in (0.5, 1), e.g. 0.95")
+    if not 0.0 <= margin_points < 100.0:
+        raise UserError(f"analysis.margin={margin_points}: the margin is in accuracy points, e.g. 1.0")
+    return {"margin_points": margin_points, "margin": margin_points / 100.0, "confidence": confidence,
+            "resamples": resamples, "seed": seed,
+            "tolerance_points": 100.0 * tolerance_fraction(config.get("tolerance"))}
+
+
+def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[float] = None,
+            margin: Optional[float] = None, seed: int = 0) -> Analysis:
+    """Analyses one sweep directory. Settings not given come from sweep.json's `analysis` block (margin in
+    accuracy points, confidence), then the defaults; problems of the input become warnings, not exceptions."""
     sweep_dir = pathlib.Path(sweep_dir)
     warnings: List[str] = []
     rows = read_rows(sweep_dir, warnings)
     config = read_config(sweep_dir, warnings)
+    settings = make_settings(config, resamples, confidence, margin, seed)
     first = rows[0] if rows else {}
     level_name = str(config.get("level_name") or first.get("level_name") or "quality")
-    tolerance = tolerance_fraction(config.get("tolerance"))
-    tolerance_points = 100.0 * tolerance
     rng = np.random.default_rng(seed)
 
     runs, failed = _parse_runs(rows, level_name, warnings)
@@ -294,14 +328,14 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
         warnings.append(f"{len(missing)} run(s) of the grid have no result yet (a partial sweep): "
                         f"{_few(m['run'] for m in missing)}")
 
-    examples = read_examples(sweep_dir)
-    rate_name, rate_label = _rate_settings(level_name, runs, examples)
+    rate_name, rate_label = _rate_settings(level_name, runs)
     num_test = _attach_correctness(sweep_dir, runs, warnings)
-    replicates = _replicate_matrix(runs, num_test, rng, resamples) if runs else np.zeros((resamples, 0))
+    settings["num_test"] = num_test
+    replicates = _replicate_matrix(runs, num_test, rng, settings["resamples"]) if runs else None
 
-    groups: Dict[tuple, List[_Run]] = collections.defaultdict(list)
+    members: Dict[tuple, List[_Run]] = collections.defaultdict(list)
     for run in runs:
-        groups[(run.arch, run.level)].append(run)
+        members[(run.arch, run.level)].append(run)
     params = {}
     for run in runs:
         value = run.row.get("params")
@@ -309,98 +343,71 @@ def analyze(sweep_dir, *, resamples: int = DEFAULT_RESAMPLES, confidence: float 
             params[run.arch] = int(value)
     archs = sorted({r.arch for r in runs}, key=lambda a: (params.get(a, math.inf), a))
     all_levels = sorted({r.level for r in runs}, key=_level_key)
+    groups = _groups(members, replicates, archs)
 
-    single_seed = sorted({arch for (arch, _), members in groups.items() if len(members) == 1})
-    if single_seed:
-        warnings.append(f"only one seed for some levels of {', '.join(single_seed)}: their intervals cover "
-                        f"test-example noise only, not training noise")
-
-    group_replicates = {key: bootstrap.seed_resample(rng, replicates[:, [r.column for r in members]])
-                        for key, members in sorted(groups.items(), key=lambda kv: (kv[0][0], _level_key(kv[0][1])))}
-    group_means = {key: float(np.mean([r.test_acc for r in members])) for key, members in groups.items()}
-
-    # Convergence per run.
-    convergence_rows = []
-    no_metrics = []
-    for run in runs:
-        metrics = read_metrics(sweep_dir / "runs" / run.name)
-        if not metrics:
-            no_metrics.append(run.name)
-        epoch = convergence_epoch([as_float(m.get("val_acc")) for m in metrics]) if metrics else None
-        convergence_rows.append({"run": run.name, "arch": run.arch, "level": run.level, "seed": run.seed,
-                                 "convergence_epoch": epoch, "epochs": len(metrics) or run.row.get("epochs")})
-    if no_metrics:
-        warnings.append(f"metrics.jsonl is missing for {len(no_metrics)} run(s) ({_few(no_metrics)}): "
-                        f"no convergence epoch for them")
-    epochs_by_group = collections.defaultdict(list)
-    for row in convergence_rows:
-        if row["convergence_epoch"] is not None:
-            epochs_by_group[(row["arch"], row["level"])].append(row["convergence_epoch"])
-
-    # Coded rate per level (a property of the data, shared by every arch).
-    rates = []
-    for level in all_levels:
-        members = [r for r in runs if r.level == level]
-        rate = _finite_mean(as_float(r.row.get(rate_name)) for r in members)
-        sample_rate = _finite_mean(as_float(r.row.get("sample_rate")) for r in members)
-        rates.append({"level": level, "rate": rate, "sample_rate": sample_rate,
-                      "n_approx": n_approx(level_name, level, bits_per_second=_finite_mean(
-                          as_float(r.row.get("bits_per_second")) for r in members), sample_rate=sample_rate)})
-    rate_of = {row["level"]: row["rate"] for row in rates}
-    raw_rate = rate_of.get(RAW)
-    if raw_rate is None and rate_name == "bpp":
-        raw_rate = _raw_bpp_from_examples(examples)
-        if raw_rate is not None:
-            warnings.append(f"no lossless run to read the raw rate from: {raw_rate:g} bits per pixel assumed "
-                            f"(8 bits x channels of the example images)")
-
+    level_rates, storage_rate, lossless = _rates(sweep_dir, runs, all_levels, rate_name, level_name, rng, settings,
+                                                 warnings)
     accuracy = []
-    for arch in archs:
-        for level in all_levels:
-            members = groups.get((arch, level))
-            if not members:
-                continue
-            values = [r.test_acc for r in members]
-            epochs = epochs_by_group.get((arch, level), [])
-            accuracy.append({
-                "arch": arch, "level": level, "mean": float(np.mean(values)),
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "n": len(values),
-                "ci": bootstrap.interval(group_replicates[(arch, level)], confidence),
-                "val_mean": _finite_mean(r.val_acc for r in members),
-                "convergence_epoch": float(np.mean(epochs)) if epochs else None,
-                "train_seconds": _finite_mean(as_float(r.row.get("train_seconds")) for r in members),
-                "rate": rate_of.get(level)})
+    for (arch, level), group in sorted(groups.items(), key=lambda kv: (archs.index(kv[0][0]), _level_key(kv[0][1]))):
+        accuracy.append({"arch": arch, "level": level, "mean": group.mean, "n": group.size,
+                         "std": float(np.std(group.acc, ddof=1)) if group.size > 1 else None,
+                         "ci": contrasts.contrast([(1.0, group)]).interval(settings["confidence"]),
+                         "val_mean": _finite_mean(r.val_acc for r in members[(arch, level)]),
+                         "train_seconds": _finite_mean(as_float(r.row.get("train_seconds"))
+                                                       for r in members[(arch, level)])})
 
-    per_arch = {}
-    no_raw = []
+    per_arch, no_raw = {}, []
     for arch in archs:
-        result = _analyze_arch(arch, params.get(arch), groups, group_means, group_replicates, level_name,
-                               rates, raw_rate, tolerance, confidence, warnings)
+        result = analyze_arch(arch, params.get(arch), groups, level_name, level_rates, lossless, settings, rng,
+                               warnings)
         if result is not None:
             per_arch[arch] = result
             if result.reference != RAW:
                 no_raw.append(arch)
     if no_raw:
         warnings.append(f"no lossless (raw) baseline for {', '.join(no_raw)}: the highest level is the reference, "
-                        f"so q* means 'not significantly below the highest level'")
+                        f"so q* means 'not worse than the highest level by more than δ'")
+    single = sorted(arch for arch, result in per_arch.items() if not result.seeds_covered)
+    if single:
+        warnings.append(f"one seed per level for {', '.join(single)}: intervals cover test-example noise only, not "
+                        f"training noise, so the result is exploratory; run 2+ seeds (grid.seed) for a measurement")
 
-    complexity = _complexity(archs, params, per_arch, groups, group_means, group_replicates, all_levels,
-                             confidence, warnings)
+    convergence, convergence_by_group = _convergence(sweep_dir, runs, warnings)
+    for row in accuracy:
+        row.update(convergence_by_group.get((row["arch"], row["level"]), {"convergence_epochs": None,
+                                                                          "converged": 0}))
+    model_size = _model_size(archs, params, per_arch, groups, settings["confidence"], warnings)
 
+    confidence = settings["confidence"]
     return Analysis(
-        sweep_dir=str(sweep_dir), experiment=str(config.get("experiment") or first.get("experiment") or sweep_dir.name),
+        sweep_dir=str(sweep_dir), experiment=str(config.get("experiment") or config.get("name")
+                                                 or first.get("experiment") or sweep_dir.name),
         dataset=str(config.get("dataset") or first.get("dataset") or "?"),
         quantizer=_quantizer_name(config, first),
         level_name=level_name, level_label=LEVEL_LABELS.get(level_name, level_name),
-        rate_name=rate_name, rate_label=rate_label, raw_rate=raw_rate,
-        levels=all_levels, archs=archs, params=params, accuracy=accuracy, rates=rates, per_arch=per_arch,
-        complexity=complexity, convergence=convergence_rows,
+        rate_name=rate_name, rate_label=rate_label, storage_rate=storage_rate, lossless=lossless,
+        levels=all_levels, archs=archs, params=params, accuracy=accuracy, rates=level_rates, per_arch=per_arch,
+        model_size=model_size, convergence=convergence,
         runs={"results": len(rows), "done": len(runs), "failed": len(failed), "missing": len(missing),
               "expected": len(rows) + len(missing) if config.get("grid") else None},
         missing=missing, failed=failed, warnings=warnings,
-        method={k: v.format(conf=confidence, tol=tolerance_points) for k, v in METHOD.items()},
-        bootstrap={"resamples": resamples, "confidence": confidence, "seed": seed, "num_test": num_test,
-                   "tolerance_points": tolerance_points})
+        method={k: v.format(conf=confidence, alpha=1 - confidence, margin=settings["margin_points"],
+                            tol=settings["tolerance_points"], min_r2=curve.LOG_FIT_MIN_R2,
+                            conv=CONVERGENCE_FRACTION) for k, v in METHOD.items()},
+        settings=settings)
+
+
+def _groups(members, replicates, archs) -> Dict[tuple, Group]:
+    """One `Group` per (arch, level); single-seed groups may borrow their arch's pooled seed variance."""
+    groups = {}
+    for key, runs in members.items():
+        runs = sorted(runs, key=lambda r: str(r.seed))
+        correct = np.stack([r.correct for r in runs]) if all(r.correct is not None for r in runs) else None
+        groups[key] = Group(seeds=tuple(r.seed for r in runs), acc=np.array([r.test_acc for r in runs]),
+                            replicates=replicates[:, [r.column for r in runs]].astype(np.float64), correct=correct)
+    for arch in archs:
+        contrasts.share_pooled_variance([g for (a, _), g in groups.items() if a == arch])
+    return groups
 
 
 def _quantizer_name(config: dict, first_row: dict) -> str:
@@ -420,131 +427,236 @@ def tolerance_fraction(value) -> float:
     return number if number < 1.0 else number / 100.0
 
 
-def _raw_bpp_from_examples(examples) -> Optional[float]:
-    for images in examples.values():
-        if images.ndim == 4:
-            return 8.0 * images.shape[-1]
-        if images.ndim == 3:
-            return 8.0
-    return None
+def _rates(sweep_dir, runs, levels, rate_name, level_name, rng, settings, warnings):
+    """(per-level rate rows, storage rate, lossless rate) with intervals over items where per-item bits exist."""
+    bits = read_level_bits(sweep_dir)
+    resamples, confidence = settings["resamples"], settings["confidence"]
+    interval = lambda values: rate_intervals.mean_with_interval(rng, values, resamples, confidence)
+    rows_of = lambda level: [r.row for r in runs if r.level == level]
+    row_mean = lambda level, key: _finite_mean(as_float(row.get(key)) for row in rows_of(level))
+    units = None  # items' bits per rate unit (pixels or seconds per item)
+    out, no_items = [], []
+    for level in levels:
+        if level == RAW:
+            continue
+        file_rate = row_mean(level, rate_name)
+        row = {"level": level, "file": {"mean": file_rate, "ci": (None, None)},
+               "payload": {"mean": row_mean(level, f"{rate_name}_payload"), "ci": (None, None)},
+               "header": {"mean": None, "ci": (None, None)},
+               "sample_rate": row_mean(level, "sample_rate")}
+        items = bits.get(level)
+        if items is not None and file_rate:
+            units = float(np.mean(items["file"])) / file_rate
+            row["file"] = interval(items["file"] / units)
+            if items.get("payload") is not None and np.all(np.isfinite(items["payload"])):
+                row["payload"] = interval(items["payload"] / units)
+                row["header"] = interval((items["file"] - items["payload"]) / units)
+            row["_items"] = items
+        else:
+            no_items.append(level)
+            if row["payload"]["mean"] is not None and file_rate is not None:
+                row["header"] = {"mean": file_rate - row["payload"]["mean"], "ci": (None, None)}
+        row["primary"] = "payload" if row["payload"]["mean"] is not None else "file"
+        row["n_approx"] = n_approx(level_name, level, bits_per_second=row_mean(level, "bits_per_second"),
+                                   sample_rate=row["sample_rate"])
+        out.append(row)
+    if no_items and out:
+        warnings.append(f"per-item bits are not saved for {len(no_items)} level(s): their rates carry no interval")
+    if any(row["primary"] == "file" for row in out):
+        warnings.append("the coded payload is not separable for some levels: their rate is the whole file, headers "
+                        "included")
+
+    all_rows = [r.row for r in runs]
+    storage_rate = _finite_mean(as_float(row.get(rate_name)) for row in rows_of(RAW)) if RAW in levels else None
+    lossless = None
+    raw_items = bits.get(RAW)
+    codec = raw_items.get("codec") if raw_items else next((r.get("lossless_codec") for r in all_rows
+                                                           if r.get("lossless_codec")), None)
+    if raw_items is not None and raw_items.get("lossless") is not None and units:
+        raw_items["units"] = units
+        lossless = dict(interval(raw_items["lossless"] / units), codec=codec)
+    else:
+        mean = _finite_mean(as_float(row.get(f"{rate_name}_lossless")) for row in all_rows)
+        if mean is not None:
+            lossless = {"mean": mean, "ci": (None, None), "codec": codec}
+    if lossless is None:
+        warnings.append("no lossless rate was measured for this sweep (an older sweep, or no lossless codec): noise "
+                        "bits are not computed; the raw storage size is not a measure of information")
+    for row in out:
+        items = row.pop("_items", None)
+        if items is not None and raw_items is not None and lossless is not None and raw_items.get("lossless") is not None:
+            row["_noise_items"] = (raw_items["lossless"], items.get("payload") if row["primary"] == "payload"
+                                   else items["file"], raw_items.get("index"), units)
+    return out, storage_rate, lossless
 
 
-def _analyze_arch(arch, params, groups, group_means, group_replicates, level_name, rates, raw_rate,
-                  tolerance, confidence, warnings) -> Optional[ArchResult]:
+def _noise_bits(rate_row, lossless, rng, settings) -> Optional[dict]:
+    """Lossless minus primary rate at one level, paired per item, with a bootstrap interval over items."""
+    if lossless is None or rate_row is None:
+        return None
+    paired = rate_row.get("_noise_items")
+    if paired is not None:
+        lossless_bits, coded_bits, index, units = paired
+        diff = rate_intervals.paired_difference(lossless_bits, coded_bits, index) / units
+        return rate_intervals.mean_with_interval(rng, diff, settings["resamples"], settings["confidence"])
+    primary = rate_row[rate_row["primary"]]["mean"]
+    if primary is None:
+        return None
+    return {"mean": lossless["mean"] - primary, "ci": (None, None)}
+
+
+def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settings, rng,
+                  warnings) -> Optional[ArchResult]:
+    margin, confidence = settings["margin"], settings["confidence"]
     levels = sorted([level for (a, level) in groups if a == arch and level != RAW], key=float)
-    has_raw = (arch, RAW) in groups
     if not levels:
         warnings.append(f"arch {arch}: only the lossless baseline finished, no compressed level to compare")
         return None
+    has_raw = (arch, RAW) in groups
     reference = RAW if has_raw else levels[-1]
     candidates = levels if has_raw else levels[:-1]
-    reference_replicates = group_replicates[(arch, reference)]
-    reference_mean = group_means[(arch, reference)]
-    result = ArchResult(arch=arch, params=params, reference=reference, reference_mean=reference_mean, levels=levels)
+    ref = groups[(arch, reference)]
+    result = ArchResult(arch=arch, params=params, reference=reference, reference_mean=ref.mean, levels=levels)
 
-    diff_point, diff_replicates = {}, {}
-    for level in candidates:
-        diff_point[level] = group_means[(arch, level)] - reference_mean
-        diff_replicates[level] = group_replicates[(arch, level)] - reference_replicates
-    sweet = bootstrap.significance_sweet_spot(candidates, diff_point, diff_replicates, confidence)
-    means = {level: group_means[(arch, level)] for level in candidates}
+    estimates = {level: contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, ref)]) for level in candidates}
+    result.seeds_covered = all(e.seeds_covered for e in estimates.values()) if estimates else ref.size > 1
     if candidates:
-        # In an interval, "no compressed level passes" means the sweet spot is the reference itself.
-        or_reference = lambda ci: tuple(reference if level is None else level for level in ci)
-        result.q_star, result.q_star_ci = sweet["q_star"], or_reference(sweet["ci"])
-        result.q_star_tolerance = bootstrap.tolerance_sweet_spot(candidates, means, reference_mean, tolerance)
-        result.q_star_tolerance_ci = or_reference(bootstrap.tolerance_sweet_spot_ci(
-            candidates, {level: group_replicates[(arch, level)] for level in candidates}, reference_replicates,
-            tolerance, confidence))
+        result.q_star, tests = noninferiority.fixed_sequence(candidates, estimates, margin, confidence)
+        result.tests = [dataclasses.asdict(t) for t in tests]
+        means = {level: groups[(arch, level)].mean for level in candidates}
+        result.q_star_tolerance = bootstrap.lowest_of_top_run(
+            candidates, [means[level] >= ref.mean - settings["tolerance_points"] / 100.0 for level in candidates])
         if result.q_star is None:
-            warnings.append(f"arch {arch}: every compressed level is significantly below the reference "
-                            f"({reference}): no sweet spot within the sweep")
+            warnings.append(f"arch {arch}: the highest level is already worse than the reference by more than "
+                            f"δ={settings['margin_points']:g} points, or not shown otherwise: no sweet spot in the "
+                            f"sweep")
     else:
-        # A single level and no raw run: it is its own reference.
         result.q_star = result.q_star_tolerance = reference
-        result.q_star_ci = result.q_star_tolerance_ci = (reference, reference)
         warnings.append(f"arch {arch}: a single level and no lossless baseline: nothing to compare, so q* is that "
                         f"level by definition")
-    for level in candidates:
-        low, high = bootstrap.interval(diff_replicates[level], confidence)
-        upper = sweet["upper_bounds"][level]
-        result.differences.append({"level": level, "diff": diff_point[level], "ci": (low, high),
-                                   "upper_bound": upper, "not_below": bool(upper >= 0.0)})
+    warnings.extend(_reference_flags(arch, groups, reference, levels, margin, confidence))
 
-    failing_above = [d for d in result.differences
-                     if result.q_star is not None and d["level"] > result.q_star and not d["not_below"]]
-    if failing_above:
-        worst = min(d["diff"] for d in failing_above)
-        warnings.append(f"arch {arch}: {len(failing_above)} level(s) above q*={result.q_star} are significantly "
-                        f"below the reference (by up to {-100 * worst:.2f} points): a noisy or sloping plateau; "
-                        f"more seeds would settle it")
-
-    level_means = [group_means[(arch, level)] for level in levels]
+    level_means = [groups[(arch, level)].mean for level in levels]
     log_fit = curve.fit_log(levels, level_means)
-    result.log_fit = dataclasses.asdict(log_fit) if log_fit else None
-    hinge = curve.fit_hinge(levels, level_means)
-    if hinge is not None:
-        result.hinge_fit = dataclasses.asdict(hinge)
-        rising = [(level, mean) for level, mean in zip(levels, level_means) if level <= hinge.knee]
-        if len(rising) >= 2:
-            below_knee = curve.fit_log(*zip(*rising))
-            result.log_fit_below_knee = dataclasses.asdict(below_knee) if below_knee else None
-        stacked = np.stack([group_replicates[(arch, level)] for level in levels], axis=1)
-        result.knee_ci = bootstrap.knee_interval(curve.fit_hinge_batch(levels, stacked)["knee"], confidence)
-        if hinge.shape == "flat":
-            warnings.append(f"arch {arch}: accuracy is flat across the sweep (the fit drops {100 * hinge.drop:.2f} "
-                            f"points): no knee within the levels tried; try lower levels")
-        elif hinge.shape == "rising":
-            warnings.append(f"arch {arch}: accuracy still rises at the highest level: no plateau within the sweep; "
-                            f"try higher levels")
-    elif len(levels) < 3:
-        warnings.append(f"arch {arch}: {len(levels)} compressed level(s): too few to fit the knee (needs 3)")
+    if log_fit is not None:
+        result.log_fit = dict(dataclasses.asdict(log_fit), fits=log_fit.fits)
+    if len(levels) >= 2:
+        curve_replicates = np.stack([contrasts.level_replicates(groups[(arch, level)], rng) for level in levels], axis=1)
+        call = curve.knee_call(levels, level_means, curve_replicates, margin, confidence,
+                               weights=[groups[(arch, level)].size for level in levels])
+        result.knee = dataclasses.asdict(call)
+        if call.shape == "flat":
+            warnings.append(f"arch {arch}: no drop larger than δ={settings['margin_points']:g} points over the "
+                            f"sampled levels (in {call.drop_share:.0%} of replicates, {confidence:.0%} needed): the "
+                            f"knee is at or below {levels[0]:g}; try lower levels")
+    else:
+        warnings.append(f"arch {arch}: one compressed level: too few for a knee (needs 2)")
 
-    rate_of = {row["level"]: row for row in rates}
-    if result.q_star is not None:
-        result.accuracy_at_q_star = group_means[(arch, result.q_star)]
-        row = rate_of.get(result.q_star, {})
-        result.rate_at_q_star = row.get("rate")
-        result.n_approx_at_q_star = row.get("n_approx")
-        if result.rate_at_q_star is not None and raw_rate is not None:
-            result.noise_bits = raw_rate - result.rate_at_q_star
-    if hinge is not None and hinge.shape == "knee":
-        knee_level = hinge.knee if level_name == "kbps" else int(round(hinge.knee))
-        nearest = min(levels, key=lambda level: abs(math.log(level) - math.log(hinge.knee)))
-        result.n_approx_at_knee = n_approx(level_name, knee_level, bits_per_second=1000.0 * hinge.knee
+    rate_of = {row["level"]: row for row in level_rates}
+    if result.q_star is not None and result.q_star != RAW:
+        result.accuracy_at_q_star = groups[(arch, result.q_star)].mean
+        row = rate_of.get(result.q_star)
+        if row is not None:
+            result.rate_at_q_star = row[row["primary"]]
+            result.n_approx_at_q_star = row.get("n_approx")
+            result.noise_bits = _noise_bits(row, lossless, rng, settings)
+    if result.knee and result.knee["shape"] == "knee":
+        knee = result.knee["knee"]
+        knee_level = knee if level_name == "kbps" else int(round(knee))
+        nearest = min(levels, key=lambda level: abs(math.log(level) - math.log(knee)))
+        result.n_approx_at_knee = n_approx(level_name, knee_level, bits_per_second=1000.0 * knee
                                            if level_name == "kbps" else None,
                                            sample_rate=rate_of.get(nearest, {}).get("sample_rate"))
     return result
 
 
-def _complexity(archs, params, per_arch, groups, group_means, group_replicates, all_levels, confidence,
-                warnings) -> dict:
-    """Accuracy vs parameter count: does a smaller model match or beat the largest (the paper's Figure 4)?"""
+def _reference_flags(arch, groups, reference, levels, margin, confidence) -> List[str]:
+    """Every comparison uses the reference, so a bad reference run poisons the sweep: say when one looks bad."""
+    flags = []
+    ref = groups[(arch, reference)]
+    pooled = ref.pooled
+    if pooled is not None and ref.size >= 3:
+        sd = math.sqrt(pooled.seed_var)
+        for seed, acc in zip(ref.seeds, ref.acc):
+            others = np.delete(ref.acc, list(ref.seeds).index(seed))
+            if sd > 0 and abs(acc - np.median(others)) > OUTLIER_SDS * sd:
+                flags.append(f"arch {arch}: reference run seed {seed} ({100 * acc:.1f}%) is more than {OUTLIER_SDS:g} "
+                             f"seed sds from the other reference seeds (median {100 * np.median(others):.1f}%): check "
+                             f"it; every comparison uses it")
+    neighbours = [level for level in levels if level != reference][-2:]
+    if reference == RAW and neighbours:
+        above = contrasts.contrast([(1.0 / len(neighbours), groups[(arch, level)]) for level in neighbours]
+                                   + [(-1.0, ref)])
+        if above.value > margin:
+            flags.append(f"arch {arch}: the reference ({100 * ref.mean:.1f}%) is below its neighbouring levels by "
+                         f"{100 * above.value:.1f} points: a failed or unlucky reference run makes every level look "
+                         f"'not worse'; rerun it or give the reference more seeds (grid.reference_seed)")
+    return flags
+
+
+def _convergence(sweep_dir, runs, warnings):
+    """Per run: epochs to reach FRACTION of the raw run's best validation accuracy; per group: mean and count."""
+    metrics = {run.name: read_metrics(sweep_dir / "runs" / run.name) for run in runs}
+    no_metrics = [name for name, rows in metrics.items() if not rows]
+    if no_metrics:
+        warnings.append(f"metrics.jsonl is missing for {len(no_metrics)} run(s) ({_few(no_metrics)}): no "
+                        f"convergence epoch for them")
+    best = lambda run: max((as_float(m.get("val_acc")) for m in metrics[run.name]), default=math.nan)
+    raw_best = collections.defaultdict(dict)
+    for run in runs:
+        if run.level == RAW and metrics[run.name]:
+            raw_best[run.arch][run.seed] = best(run)
+    rows, by_group = [], collections.defaultdict(list)
+    for run in runs:
+        targets = raw_best.get(run.arch, {})
+        base = targets.get(run.seed, _finite_mean(targets.values()) if targets else None)
+        target = CONVERGENCE_FRACTION * base if base is not None else None
+        epoch = epochs_to_reach([as_float(m.get("val_acc")) for m in metrics[run.name]], target) \
+            if target is not None else None
+        rows.append({"run": run.name, "arch": run.arch, "level": run.level, "seed": run.seed, "target": target,
+                     "epochs_to_target": epoch, "epochs": len(metrics[run.name]) or run.row.get("epochs")})
+        if target is not None:
+            by_group[(run.arch, run.level)].append(epoch)
+    summary = {}
+    for key, epochs in by_group.items():
+        reached = [e for e in epochs if e is not None]
+        summary[key] = {"convergence_epochs": float(np.mean(reached)) if reached else None,
+                        "converged": len(reached), "convergence_runs": len(epochs),
+                        "convergence_range": (min(reached), max(reached)) if reached else None}
+    return rows, summary
+
+
+def _model_size(archs, params, per_arch, groups, confidence, warnings) -> dict:
+    """Does compression cost a smaller model more or less than the largest? A difference in differences per level,
+    Holm-corrected over the smaller models compared at that level."""
     sized = [arch for arch in archs if arch in params]
     if len(sized) < 2:
         return {"largest": None, "level": None, "comparisons": [], "per_level": []}
     largest = max(sized, key=lambda a: (params[a], a))
-
-    def compare(arch, level):
-        diffs = group_replicates[(arch, level)] - group_replicates[(largest, level)]
-        low, high = bootstrap.interval(diffs, confidence)
-        upper = bootstrap.upper_bound(diffs, confidence)
-        verdict = "beats" if low > 0 else "matches" if upper >= 0 else "worse"
-        return {"arch": arch, "params": params[arch], "level": level,
-                "accuracy": group_means[(arch, level)], "largest_accuracy": group_means[(largest, level)],
-                "diff": group_means[(arch, level)] - group_means[(largest, level)], "ci": (low, high),
-                "upper_bound": upper, "verdict": verdict}
-
+    if (largest, RAW) not in groups:
+        warnings.append("model sizes are not compared: the largest model has no lossless (raw) run to difference "
+                        "against")
+        return {"largest": largest, "level": None, "comparisons": [], "per_level": []}
+    levels = sorted({level for (arch, level) in groups if arch == largest and level != RAW}, key=float)
     per_level = []
-    for level in all_levels:
-        if (largest, level) not in groups:
-            continue
-        per_level += [compare(arch, level) for arch in sized if arch != largest and (arch, level) in groups]
-    largest_result = per_arch.get(largest)
-    level = None
-    if largest_result is not None:
-        level = largest_result.q_star if largest_result.q_star is not None else largest_result.reference
-    comparisons = [row for row in per_level if row["level"] == level]
-    if level is not None and not comparisons:
-        warnings.append(f"no smaller model has results at the largest model's q* ({level}): model sizes not compared")
-    return {"largest": largest, "level": level, "comparisons": comparisons, "per_level": per_level}
+    for level in levels:
+        rows = []
+        for arch in sized:
+            if arch == largest or (arch, level) not in groups or (arch, RAW) not in groups:
+                continue
+            estimate = contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, groups[(largest, level)]),
+                                           (-1.0, groups[(arch, RAW)]), (1.0, groups[(largest, RAW)])])
+            gap = contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, groups[(largest, level)])])
+            rows.append({"arch": arch, "params": params[arch], "level": level, "did": estimate.value,
+                         "ci": estimate.interval(confidence), "p": estimate.p_value(),
+                         "gap": gap.value, "gap_ci": gap.interval(confidence),
+                         "seeds_covered": estimate.seeds_covered})
+        for row, adjusted in zip(rows, contrasts.holm([r["p"] for r in rows])):
+            row["p_holm"] = adjusted
+            differs = adjusted < 1.0 - confidence
+            row["verdict"] = ("loses less" if row["did"] > 0 else "loses more") if differs else "no difference shown"
+        per_level += rows
+    result = per_arch.get(largest)
+    level = result.q_star if result is not None and result.q_star not in (None, RAW) else (levels[0] if levels else None)
+    return {"largest": largest, "level": level, "comparisons": [r for r in per_level if r["level"] == level],
+            "per_level": per_level}

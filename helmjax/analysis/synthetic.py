@@ -1,8 +1,9 @@
-"""Synthetic sweep directories in the sweep runner's exact format, with a known knee and known noise.
+"""Synthetic sweep directories in the sweep runner's exact format, with a known curve and known noise.
 
-Used by the tests (the fit and sweet spot must recover what went in) and to try the report without
-training: `write_sweep(path)` produces results.jsonl/.csv, sweep.json, per-run metrics and per-example test
-correctness, and example images.
+Used by the tests (the sweet spot and knee must recover what went in) and to try the report without
+training: `write_sweep(path)` produces results.jsonl/.csv, sweep.json, per-run metrics, per-example test
+correctness, per-item bits (`rates/`) and example images. `SyntheticSweep.true_accuracy` is the truth:
+a hinge in ln(level) with a floor (slope 0 = flat), or a logistic in ln(level) with a chance floor.
 """
 
 import csv
@@ -15,15 +16,17 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from helmjax.analysis.sweep_files import RAW
+from helmjax.rates import write_level_bits
+from helmjax.run_names import level_tag
 
 COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "quality", "kbps", "bits", "bpp",
-           "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
+           "bpp_payload", "bpp_lossless", "lossless_codec", "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
            "epochs", "train_seconds", "status", "error", "num_test"]
 
 
 @dataclasses.dataclass
 class SyntheticSweep:
-    """What goes into the synthetic sweep: the true curve is a hinge in ln(level) with a plateau."""
+    """What goes into the synthetic sweep: the true curve (`shape` "hinge" or "logistic") and the noise."""
     levels: Sequence = (1, 5, 10, 15, 20, 25, 50, 75, 100)
     include_raw: bool = True
     archs: Dict[str, int] = dataclasses.field(default_factory=lambda: {"A": 701_386, "F": 1_686_090})
@@ -31,8 +34,12 @@ class SyntheticSweep:
     knee: float = 20.0
     slope: float = 0.15  # accuracy per unit of ln(level) below the knee
     floor: float = 0.1  # chance accuracy: the curve never goes below it
+    shape: str = "hinge"  # or "logistic": floor + (plateau - floor) * sigmoid((ln level - ln knee) / width)
+    width: float = 0.5  # of the logistic, in ln(level)
     seeds: Sequence[int] = (0, 1, 2)
-    seed_noise: float = 0.004  # standard deviation of training noise over seeds
+    reference_seeds: Sequence[int] = ()  # extra seeds of the raw level
+    seed_noise: float = 0.002  # standard deviation of training noise over seeds (benchmarks/calibrate_analysis.py
+    # simulates realistic noise)
     num_test: int = 2000
     epochs: int = 30
     level_name: str = "quality"
@@ -48,6 +55,9 @@ class SyntheticSweep:
         plateau = self.plateau[arch]
         if level == RAW:
             return plateau
+        if self.shape == "logistic":
+            z = (math.log(level) - math.log(self.knee)) / self.width
+            return self.floor + (plateau - self.floor) / (1.0 + math.exp(-z))
         rise = self.slope * min(0.0, math.log(level) - math.log(self.knee))
         return max(self.floor, plateau + rise)
 
@@ -72,13 +82,15 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
     rng = np.random.default_rng(spec.rng_seed)
     difficulty = rng.random(spec.num_test)  # shared across runs, so per-example correctness is correlated
     levels = ([RAW] if spec.include_raw else []) + list(spec.levels)
+    lossless_items = _write_item_bits(directory, spec, rng)
     failed = {(l, a, s) for l, a, s in spec.failed}
     missing = {(l, a, s) for l, a, s in spec.missing}
     rows = []
     for level in levels:
         bpp, bits_per_second, sample_rate = _rate(spec.level_name, level)
         for arch, params in spec.archs.items():
-            for seed in spec.seeds:
+            seeds = list(spec.seeds) + ([s for s in spec.reference_seeds if s not in spec.seeds] if level == RAW else [])
+            for seed in seeds:
                 if (level, arch, seed) in missing:
                     continue
                 name = f"{'raw' if level == RAW else spec.level_name[0] + str(level)}-{arch}-s{seed}"
@@ -87,6 +99,7 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
                 row = {"run": name, "experiment": spec.experiment, "dataset": spec.dataset,
                        "quantizer": spec.quantizer, "level_name": spec.level_name, "level": level,
                        spec.level_name: level, "bpp": bpp, "bits_per_second": bits_per_second,
+                       **_row_rates(spec, level, lossless_items),
                        "sample_rate": sample_rate, "arch": arch, "params": params, "seed": seed,
                        "epochs": spec.epochs, "train_seconds": 1.5, "num_test": spec.num_test}
                 if (level, arch, seed) in failed:
@@ -118,10 +131,12 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
         writer.writeheader()
         for row in rows:
             writer.writerow({key: row.get(key) for key in COLUMNS})
-    grid = {"level": levels, "arch": list(spec.archs), "seed": list(spec.seeds)}
+    grid = {"level": levels, "arch": list(spec.archs), "seed": list(spec.seeds),
+            "reference_seed": list(spec.reference_seeds)}
     (directory / "sweep.json").write_text(json.dumps({
         "experiment": spec.experiment, "dataset": spec.dataset, "quantizer": spec.quantizer,
-        "level_name": spec.level_name, "num_classes": 10, "tolerance": spec.tolerance, "grid": grid}, indent=2))
+        "level_name": spec.level_name, "num_classes": 10, "tolerance": spec.tolerance, "grid": grid,
+        "analysis": {"margin": 1.0, "confidence": 0.95}}, indent=2))
     if spec.level_name != "kbps":
         images = {}
         base = rng.integers(0, 256, size=(3, 32, 32, 3)).astype(np.float32)
@@ -132,3 +147,44 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
             images[f"level_{level}"] = (np.floor(smooth / step) * step).astype(np.uint8)
         np.savez(directory / "examples.npz", **images)
     return directory
+
+
+ITEMS = 400  # items whose bits the synthetic sweep stores per level
+PIXELS = 32 * 32
+HEADER_BITS = 8.0 * 600  # a baseline JPEG's markers and tables at 32x32
+LOSSLESS_BPP = 14.0  # the synthetic data's lossless rate (bits per pixel)
+CODEC = "synthetic lossless (known rate)"
+
+
+def true_rates(level_name: str, level) -> tuple:
+    """(payload, header) bits per pixel of the synthetic data at a level: JPEG-like for quality (with a baseline
+    JPEG's header), the plain bit depth for bits."""
+    if level_name == "quality":
+        return 0.05 + 4.0 * (level / 100.0) ** 2 + 0.6 * level / 100.0, HEADER_BITS / PIXELS
+    return 3.0 * level, 0.0
+
+
+def _write_item_bits(directory: pathlib.Path, spec: SyntheticSweep, rng) -> Optional[np.ndarray]:
+    """Per-item file/payload bits per level and lossless bits (images only): item i's complexity scales all."""
+    if spec.level_name == "kbps":
+        return None
+    complexity = rng.lognormal(0.0, 0.3, ITEMS)
+    complexity /= complexity.mean()
+    lossless = LOSSLESS_BPP * PIXELS * complexity
+    write_level_bits(directory, RAW, lossless=lossless, codec=CODEC)
+    for level in spec.levels:
+        payload_bpp, header_bpp = true_rates(spec.level_name, level)
+        payload = payload_bpp * PIXELS * complexity
+        write_level_bits(directory, level_tag(spec.level_name, level), file=payload + header_bpp * PIXELS,
+                         payload=payload)
+    return lossless
+
+
+def _row_rates(spec: SyntheticSweep, level, lossless_items) -> dict:
+    if lossless_items is None:
+        return {}
+    rates = {"bpp_lossless": float(np.mean(lossless_items)) / PIXELS, "lossless_codec": CODEC}
+    if level != RAW:
+        payload, header = true_rates(spec.level_name, level)
+        rates.update(bpp=payload + header, bpp_payload=payload)
+    return rates
