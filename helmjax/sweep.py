@@ -60,7 +60,17 @@ def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) ->
                 if only and any(values[a] not in allowed for a, allowed in only.items()):
                     continue
                 runs.append(RunSpec(level, arch, seed, run_name(level_name, level, arch, seed)))
+            if level == RAW:  # every comparison uses the reference: it may have more seeds than the levels
+                for seed in reference_seeds(config):
+                    if not (only and any({"level": level, "arch": arch, "seed": seed}[a] not in allowed
+                                         for a, allowed in only.items())):
+                        runs.append(RunSpec(level, arch, seed, run_name(level_name, level, arch, seed)))
     return runs
+
+
+def reference_seeds(config: ml_collections.ConfigDict) -> list:
+    """`grid.reference_seed` minus the seeds every level has: the extra seeds of the lossless level."""
+    return [s for s in (config.grid.get("reference_seed") or []) if s not in config.grid.seed]
 
 
 def train_settings(config: ml_collections.ConfigDict) -> TrainSettings:
@@ -84,9 +94,12 @@ def validate(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> 
     for arch in config.grid.arch:
         if arch not in models.archs(family):
             raise UserError(f"unknown {family} architecture {arch!r}; use one of {', '.join(models.archs(family))}")
-    for seed in config.grid.seed:
+    for seed in list(config.grid.seed) + list(config.grid.get("reference_seed") or []):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise UserError(f"grid.seed has {seed!r}; seeds are integers >= 0")
+            raise UserError(f"grid.seed / grid.reference_seed has {seed!r}; seeds are integers >= 0")
+    if config.grid.get("reference_seed") and RAW not in config.grid.level:
+        raise UserError("grid.reference_seed adds seeds to the lossless level, but grid.level has no 'raw'; add it "
+                        "or drop grid.reference_seed")
     if config.train.optimizer not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {config.train.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     if config.train.epochs < 1 or config.train.batch_size < 1:

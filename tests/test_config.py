@@ -59,3 +59,16 @@ def test_filters_parse_values():
     assert config_lib.parse_filters(["level=raw,20", "arch=A"]) == {"level": {"raw", 20}, "arch": {"A"}}
     with pytest.raises(UserError, match="unknown grid axis"):
         config_lib.parse_filters(["quality=20"])
+
+
+def test_reference_seeds_add_runs_to_the_lossless_level_only():
+    from helmjax import sweep
+    from helmjax.errors import UserError
+    c = config_lib.apply_overrides(config_lib.load_experiment("demo_q_sweep"),
+                                   ["grid.level=raw,10", "grid.seed=[0]", "grid.reference_seed=[0,1,2]"])
+    assert c.analysis.margin == 1.0
+    assert [r.name for r in sweep.grid_runs(c)] == ["raw-A-s0", "raw-A-s1", "raw-A-s2", "q10-A-s0"]
+    assert [r.name for r in sweep.grid_runs(c, only={"seed": {2}})] == ["raw-A-s2"]
+    no_raw = config_lib.apply_overrides(c, ["grid.level=10,20"])
+    with pytest.raises(UserError, match="grid.reference_seed adds seeds to the lossless level"):
+        sweep.validate(no_raw)
