@@ -1,4 +1,5 @@
-"""The jitted train step learns, augmentation keeps orientation, and a resumed run equals an uninterrupted one."""
+"""The jitted train step learns, augmentation keeps orientation, a resumed run equals an uninterrupted one, and the
+best epoch is chosen on validation, not test."""
 
 import json
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from helmjax import models
-from helmjax.runner import SplitData, StopFlag, StopRequested, train_run
+from helmjax.checkpoints import RunCheckpoints
+from helmjax.runner import SplitData, StopFlag, StopRequested, read_metrics, train_run
 from helmjax.train import Trainer, TrainSettings, augment, check_finite, TrainingDiverged
 from tests.conftest import make_stripes
 
@@ -87,3 +89,37 @@ def test_stop_flag_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path):
     assert (tmp_path / "r" / "ckpt" / "latest" / "1").is_dir()
     result = train_run(tmp_path / "r", trainer, data, seed=0, epochs=3)
     assert result["epochs"] == 3
+
+
+def test_best_epoch_is_chosen_on_validation_never_on_test(tmp_path):
+    """Validation and test curves that peak at different epochs: the run reports the best-validation epoch and
+    that epoch's test accuracy, not the best test accuracy."""
+    ds = make_stripes()
+    trainer = _trainer()
+    put = trainer.put
+    # Validation labelled all class 0: it scores the model best while it still guesses class 0 for most images
+    # (epoch 1) and worse once it tells the four bands apart. The test set keeps its true labels: best late.
+    data = SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]),
+                     put(np.zeros(64, np.int32)), put(ds.x_test), put(ds.y_test))
+    run_dir, template = tmp_path / "r", trainer.init(ds.x_train[:1], jax.random.key(0))
+    test_accs, test_corrects = [], []
+    for epoch in (1, 2, 3):  # one run, resumed epoch by epoch (bit-identical to a straight run) to test each epoch
+        result = train_run(run_dir, trainer, data, seed=0, epochs=epoch)
+        checkpoints = RunCheckpoints(run_dir)
+        try:
+            latest, state, _ = checkpoints.restore_latest(template)
+        finally:
+            checkpoints.close()
+        assert latest == epoch
+        _, test_acc, test_correct = trainer.evaluate(state, data.x_test, data.y_test)
+        test_accs.append(test_acc)
+        test_corrects.append(test_correct)
+    val_accs = [row["val_acc"] for row in read_metrics(run_dir)]
+    best_val, best_test = 1 + int(np.argmax(val_accs)), 1 + int(np.argmax(test_accs))
+    # The curves disagree by many examples (seen: val 51, 22, 22 of 64; test 65, 92, 128 of 128).
+    assert val_accs[best_val - 1] >= max(a for e, a in enumerate(val_accs, 1) if e != best_val) + 8 / 64
+    assert test_accs[best_test - 1] >= max(a for e, a in enumerate(test_accs, 1) if e != best_test) + 8 / 128
+    assert best_val != best_test
+    assert result["best_epoch"] == best_val and result["val_acc"] == val_accs[best_val - 1]
+    assert result["test_acc"] == test_accs[best_val - 1] != max(test_accs)
+    assert np.array_equal(np.load(run_dir / "test_correct.npy"), test_corrects[best_val - 1])
