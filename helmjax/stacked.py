@@ -16,7 +16,8 @@ Two ways to run the members, same files and same draws (init, order, dropout, sh
   grouped convolution over the members, which keeps a GPU/TPU busy. XLA sums in another order there, so a
   member matches its lone run to float tolerance (params ~1e-7 apart after a few epochs), not bit for bit.
 - "unroll" (CPU): the program holds one copy of the lone step per member, each on its own state buffers (a
-  tuple, not a stacked array). Bit-identical to the lone runs (tested); on a CPU a grouped convolution is
+  tuple, not a stacked array). Equal to the lone runs to float tolerance (tested: another compiled program, so bit-identity is not
+  promised across CPUs); on a CPU a grouped convolution is
   several times slower per image than the lone one, so this is the stacking that does not lose there.
 """
 
