@@ -23,19 +23,27 @@ def _fixed(value: float, places: int) -> str:
     return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text  # no "-0.0"
 
 
-def number(value: Optional[float], ci: Optional[Sequence] = None, *, scale: float = 1.0, sign: bool = False,
-           default: int = 3) -> str:
-    """`value` (times `scale`) rounded to what `ci` supports, followed by the interval: "99.4 (98.9 to 99.8)"."""
+def parts(value: Optional[float], ci: Optional[Sequence] = None, *, scale: float = 1.0, sign: bool = False,
+          default: int = 3) -> tuple:
+    """(value, interval) texts, both rounded to what `ci` supports: ("99.4", "98.9 to 99.8"); the interval text is
+    empty when there is no interval."""
     if value is None or not math.isfinite(value):
-        return "n/a"
+        return "n/a", ""
     value *= scale
     plus = "+" if sign else ""
     if ci is None or ci[0] is None or ci[1] is None:
-        return f"{value:{plus}.{default}g}"
+        return f"{value:{plus}.{default}g}", ""
     low, high = ci[0] * scale, ci[1] * scale
     places = decimals(low, high)
     fmt = lambda v: (plus if v > 0 and sign else "") + _fixed(v, places)
-    return f"{fmt(value)} ({fmt(low)} to {fmt(high)})"
+    return fmt(value), f"{fmt(low)} to {fmt(high)}"
+
+
+def number(value: Optional[float], ci: Optional[Sequence] = None, *, scale: float = 1.0, sign: bool = False,
+           default: int = 3) -> str:
+    """`value` (times `scale`) rounded to what `ci` supports, followed by the interval: "99.4 (98.9 to 99.8)"."""
+    head, interval = parts(value, ci, scale=scale, sign=sign, default=default)
+    return f"{head} ({interval})" if interval else head
 
 
 def bound(value: Optional[float], like: Sequence, *, scale: float = 1.0, sign: bool = True) -> str:

@@ -13,16 +13,15 @@ from typing import List, Optional
 
 from helmjax.analysis import RAW, Analysis, analyze
 from helmjax.analysis.sweep_files import read_examples
-from helmjax.number_format import bound, number
+from helmjax.number_format import bound, number, parts
 
 REPORT_DIR = "report"
 
 
 def _pct(value, ci=None) -> str:
     """Accuracy in percent, with its interval when given: "99.4% (98.9 to 99.8)"."""
-    text = number(value, ci, scale=100.0)
-    head, sep, tail = text.partition(" (")
-    return head + ("%" if head != "n/a" else "") + sep + tail
+    head, interval = parts(value, ci, scale=100.0)
+    return head + ("%" if head != "n/a" else "") + (f" ({interval})" if interval else "")
 
 
 def _level_range(analysis: Analysis, ci) -> str:
@@ -240,8 +239,7 @@ def _tables(a: Analysis) -> List[str]:
         verdict = lambda t: ("not worse by more than δ" if t["passed"] else "not shown within δ") if t["tested"] \
             else "not tested (sequence stopped)"
         lines += _table([a.level_name, "difference", f"{conf} interval", "lower bound", "verdict"], [
-            [a.level_text(t["level"]), number(t["diff"], t["ci"], scale=100, sign=True).split(" (")[0],
-             number(t["diff"], t["ci"], scale=100, sign=True).partition(" (")[2].rstrip(")"),
+            [a.level_text(t["level"]), *parts(t["diff"], t["ci"], scale=100, sign=True),
              bound(t["lower_bound"], t["ci"], scale=100), verdict(t)] for t in result.tests]) + [""]
     lines += [f"## Rates per level ({a.rate_label}; {conf} intervals over items)", ""]
     rows = [[a.level_text(r["level"]), number(r["payload"]["mean"], r["payload"]["ci"]),

@@ -54,17 +54,14 @@ def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) ->
     level_name = registry.get(config.quantizer.name).level_name
     runs = []
     for level in config.grid.level:
+        # Every comparison uses the reference, so it may have more seeds than the levels.
+        seeds = list(config.grid.seed) + (reference_seeds(config) if level == RAW else [])
         for arch in config.grid.arch:
-            for seed in config.grid.seed:
+            for seed in seeds:
                 values = {"level": level, "arch": arch, "seed": seed}
                 if only and any(values[a] not in allowed for a, allowed in only.items()):
                     continue
                 runs.append(RunSpec(level, arch, seed, run_name(level_name, level, arch, seed)))
-            if level == RAW:  # every comparison uses the reference: it may have more seeds than the levels
-                for seed in reference_seeds(config):
-                    if not (only and any({"level": level, "arch": arch, "seed": seed}[a] not in allowed
-                                         for a, allowed in only.items())):
-                        runs.append(RunSpec(level, arch, seed, run_name(level_name, level, arch, seed)))
     return runs
 
 

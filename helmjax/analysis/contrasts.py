@@ -44,6 +44,16 @@ class Group:
     def size(self) -> int:
         return len(self.acc)
 
+    def seed_variance(self) -> Optional[Tuple[float, float, object]]:
+        """(variance of one run, its df, the estimate it comes from): the larger of the group's own and its arch's
+        pooled variance; None with one seed and nothing to borrow."""
+        if self.pooled is None:
+            return None
+        own = float(np.var(self.acc, ddof=1)) if self.size >= 2 else 0.0
+        if own > self.pooled.seed_var * (1 + 1e-9):
+            return own, self.size - 1.0, id(self)
+        return self.pooled.seed_var, self.pooled.df, id(self.pooled)
+
 
 @dataclasses.dataclass(frozen=True)
 class Pooled:
@@ -110,11 +120,10 @@ def _seed_terms(terms) -> Optional[list]:
     bootstrap); None when some group has one seed and nothing to borrow."""
     out = []
     for w, g in terms:
-        if g.pooled is None:
+        seed = g.seed_variance()
+        if seed is None:
             return None
-        own = float(np.var(g.acc, ddof=1)) if g.size >= 2 else 0.0
-        source, variance, df = (id(g), own, g.size - 1.0) if own > g.pooled.seed_var * (1 + 1e-9) else \
-            (id(g.pooled), g.pooled.seed_var, g.pooled.df)
+        variance, df, source = seed
         out.append((w * w * variance / g.size, source, df, w * w * g.pooled.example_var / g.size))
     return out
 
@@ -146,10 +155,10 @@ def level_replicates(group: Group, rng: np.random.Generator) -> np.ndarray:
     """(B,) replicate means of one group with both noises: the shared part of the example bootstrap, plus seed
     noise drawn from a t distribution with the pooled df (for curve fits on replicates)."""
     base = group.replicates.mean(axis=1)
-    if group.pooled is None:
+    seed = group.seed_variance()
+    if seed is None:
         return base
-    own = float(np.var(group.acc, ddof=1)) if group.size >= 2 else 0.0
-    seed_var = max(own, group.pooled.seed_var) / group.size
+    seed_var = seed[0] / group.size
     example_var = float(np.var(base, ddof=1))
     shared = max(example_var - group.pooled.example_var / group.size, 0.0)
     shrink = math.sqrt(shared / example_var) if example_var > 0 else 0.0

@@ -345,7 +345,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     all_levels = sorted({r.level for r in runs}, key=_level_key)
     groups = _groups(members, replicates, archs)
 
-    level_rates, storage_rate, lossless = _rates(sweep_dir, runs, all_levels, rate_name, level_name, rng, settings,
+    level_rates, storage_rate, lossless, item_rates = _rates(sweep_dir, runs, all_levels, rate_name, level_name, rng, settings,
                                                  warnings)
     accuracy = []
     for (arch, level), group in sorted(groups.items(), key=lambda kv: (archs.index(kv[0][0]), _level_key(kv[0][1]))):
@@ -359,7 +359,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     per_arch, no_raw = {}, []
     for arch in archs:
         result = analyze_arch(arch, params.get(arch), groups, level_name, level_rates, lossless, settings, rng,
-                               warnings)
+                              warnings, item_rates)
         if result is not None:
             per_arch[arch] = result
             if result.reference != RAW:
@@ -427,36 +427,43 @@ def tolerance_fraction(value) -> float:
     return number if number < 1.0 else number / 100.0
 
 
+@dataclasses.dataclass
+class _ItemRates:
+    """Per-item rates, already in the rate's unit, for the paired bootstrap of the noise bits."""
+    primary: dict = dataclasses.field(default_factory=dict)  # level -> (N,) primary rate per item
+    lossless: Optional[np.ndarray] = None  # (M,) lossless rate per item
+    index: Optional[np.ndarray] = None  # positions of the M lossless items among the N (None: all, in order)
+
+
 def _rates(sweep_dir, runs, levels, rate_name, level_name, rng, settings, warnings):
-    """(per-level rate rows, storage rate, lossless rate) with intervals over items where per-item bits exist."""
+    """(per-level rate rows, storage rate, lossless rate, per-item rates), with intervals over items where the
+    sweep saved per-item bits."""
     bits = read_level_bits(sweep_dir)
     resamples, confidence = settings["resamples"], settings["confidence"]
     interval = lambda values: rate_intervals.mean_with_interval(rng, values, resamples, confidence)
+    no_interval = lambda mean: {"mean": mean, "ci": (None, None)}
     rows_of = lambda level: [r.row for r in runs if r.level == level]
     row_mean = lambda level, key: _finite_mean(as_float(row.get(key)) for row in rows_of(level))
-    units = None  # items' bits per rate unit (pixels or seconds per item)
+    items = _ItemRates()
+    units = None  # bits per unit of the rate: pixels (or seconds) per item, the same at every level
     out, no_items = [], []
-    for level in levels:
-        if level == RAW:
-            continue
-        file_rate = row_mean(level, rate_name)
-        row = {"level": level, "file": {"mean": file_rate, "ci": (None, None)},
-               "payload": {"mean": row_mean(level, f"{rate_name}_payload"), "ci": (None, None)},
-               "header": {"mean": None, "ci": (None, None)},
+    for level in [level for level in levels if level != RAW]:
+        file_rate, payload_rate = row_mean(level, rate_name), row_mean(level, f"{rate_name}_payload")
+        row = {"level": level, "file": no_interval(file_rate), "payload": no_interval(payload_rate),
+               "header": no_interval(None if None in (file_rate, payload_rate) else file_rate - payload_rate),
                "sample_rate": row_mean(level, "sample_rate")}
-        items = bits.get(level)
-        if items is not None and file_rate:
-            units = float(np.mean(items["file"])) / file_rate
-            row["file"] = interval(items["file"] / units)
-            if items.get("payload") is not None and np.all(np.isfinite(items["payload"])):
-                row["payload"] = interval(items["payload"] / units)
-                row["header"] = interval((items["file"] - items["payload"]) / units)
-            row["_items"] = items
+        level_bits = bits.get(level)
+        if level_bits is not None and file_rate:
+            units = float(np.mean(level_bits["file"])) / file_rate
+            row["file"] = interval(level_bits["file"] / units)
+            if np.all(np.isfinite(level_bits["payload"])):
+                row["payload"] = interval(level_bits["payload"] / units)
+                row["header"] = interval((level_bits["file"] - level_bits["payload"]) / units)
         else:
             no_items.append(level)
-            if row["payload"]["mean"] is not None and file_rate is not None:
-                row["header"] = {"mean": file_rate - row["payload"]["mean"], "ci": (None, None)}
         row["primary"] = "payload" if row["payload"]["mean"] is not None else "file"
+        if level_bits is not None and units:
+            items.primary[level] = level_bits[row["primary"]] / units
         row["n_approx"] = n_approx(level_name, level, bits_per_second=row_mean(level, "bits_per_second"),
                                    sample_rate=row["sample_rate"])
         out.append(row)
@@ -468,45 +475,38 @@ def _rates(sweep_dir, runs, levels, rate_name, level_name, rng, settings, warnin
 
     all_rows = [r.row for r in runs]
     storage_rate = _finite_mean(as_float(row.get(rate_name)) for row in rows_of(RAW)) if RAW in levels else None
+    raw_bits = bits.get(RAW)
+    codec = raw_bits["codec"] if raw_bits else next((r["lossless_codec"] for r in all_rows
+                                                     if r.get("lossless_codec")), None)
     lossless = None
-    raw_items = bits.get(RAW)
-    codec = raw_items.get("codec") if raw_items else next((r.get("lossless_codec") for r in all_rows
-                                                           if r.get("lossless_codec")), None)
-    if raw_items is not None and raw_items.get("lossless") is not None and units:
-        raw_items["units"] = units
-        lossless = dict(interval(raw_items["lossless"] / units), codec=codec)
+    if raw_bits is not None and units:
+        items.lossless, items.index = raw_bits["lossless"] / units, raw_bits.get("index")
+        lossless = dict(interval(items.lossless), codec=codec)
     else:
         mean = _finite_mean(as_float(row.get(f"{rate_name}_lossless")) for row in all_rows)
         if mean is not None:
-            lossless = {"mean": mean, "ci": (None, None), "codec": codec}
+            lossless = dict(no_interval(mean), codec=codec)
     if lossless is None:
         warnings.append("no lossless rate was measured for this sweep (an older sweep, or no lossless codec): noise "
                         "bits are not computed; the raw storage size is not a measure of information")
-    for row in out:
-        items = row.pop("_items", None)
-        if items is not None and raw_items is not None and lossless is not None and raw_items.get("lossless") is not None:
-            row["_noise_items"] = (raw_items["lossless"], items.get("payload") if row["primary"] == "payload"
-                                   else items["file"], raw_items.get("index"), units)
-    return out, storage_rate, lossless
+    return out, storage_rate, lossless, items
 
 
-def _noise_bits(rate_row, lossless, rng, settings) -> Optional[dict]:
+def _noise_bits(rate_row, lossless, items: _ItemRates, rng, settings) -> Optional[dict]:
     """Lossless minus primary rate at one level, paired per item, with a bootstrap interval over items."""
     if lossless is None or rate_row is None:
         return None
-    paired = rate_row.get("_noise_items")
-    if paired is not None:
-        lossless_bits, coded_bits, index, units = paired
-        diff = rate_intervals.paired_difference(lossless_bits, coded_bits, index) / units
+    coded = items.primary.get(rate_row["level"])
+    if items.lossless is not None and coded is not None:
+        diff = rate_intervals.paired_difference(items.lossless, coded, items.index)
         return rate_intervals.mean_with_interval(rng, diff, settings["resamples"], settings["confidence"])
     primary = rate_row[rate_row["primary"]]["mean"]
-    if primary is None:
-        return None
-    return {"mean": lossless["mean"] - primary, "ci": (None, None)}
+    return None if primary is None else {"mean": lossless["mean"] - primary, "ci": (None, None)}
 
 
-def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settings, rng,
-                  warnings) -> Optional[ArchResult]:
+def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settings, rng, warnings,
+                 item_rates: Optional[_ItemRates] = None) -> Optional[ArchResult]:
+    """One arch's answer from its groups (what `analyze` calls per arch, and the calibration on simulations)."""
     margin, confidence = settings["margin"], settings["confidence"]
     levels = sorted([level for (a, level) in groups if a == arch and level != RAW], key=float)
     if not levels:
@@ -559,7 +559,7 @@ def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settin
         if row is not None:
             result.rate_at_q_star = row[row["primary"]]
             result.n_approx_at_q_star = row.get("n_approx")
-            result.noise_bits = _noise_bits(row, lossless, rng, settings)
+            result.noise_bits = _noise_bits(row, lossless, item_rates or _ItemRates(), rng, settings)
     if result.knee and result.knee["shape"] == "knee":
         knee = result.knee["knee"]
         knee_level = knee if level_name == "kbps" else int(round(knee))

@@ -63,15 +63,14 @@ class SyntheticSweep:
 
 
 def _rate(level_name: str, level):
-    """A plausible coded rate: (bpp, bits_per_second, sample_rate)."""
+    """The coded rate of a level's rows: (bpp, bits_per_second, sample_rate); images follow `true_rates`."""
     if level_name == "kbps":
         sample_rate = 8000 if level == RAW else 8000 if level <= 8 else 16000 if level <= 16 else 22050
         return None, (16.0 * sample_rate if level == RAW else 1000.0 * level), sample_rate
     if level == RAW:
         return 24.0, None, None
-    if level_name == "bits":
-        return 3.0 * level, None, None
-    return 0.25 + 6.0 * (level / 100.0) ** 2 + 0.8 * level / 100.0, None, None
+    payload, header = true_rates(level_name, level)
+    return payload + header, None, None
 
 
 def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Path:
@@ -185,6 +184,5 @@ def _row_rates(spec: SyntheticSweep, level, lossless_items) -> dict:
         return {}
     rates = {"bpp_lossless": float(np.mean(lossless_items)) / PIXELS, "lossless_codec": CODEC}
     if level != RAW:
-        payload, header = true_rates(spec.level_name, level)
-        rates.update(bpp=payload + header, bpp_payload=payload)
+        rates["bpp_payload"] = true_rates(spec.level_name, level)[0]
     return rates
