@@ -116,7 +116,7 @@ def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
     if knee:
         share = f"a drop larger than δ in {knee['drop_share']:.0%} of bootstrap replicates"
         if knee["shape"] == "knee":
-            out.append(f"Knee: the monotone fit falls δ below its plateau ({_pct(knee['plateau'])}) at "
+            out.append(f"Knee: the monotone fit falls δ below its plateau at "
                        f"{analysis.level_text(round(knee['knee'], 1))} ({analysis.settings['confidence']:.0%} "
                        f"interval {_level_range(analysis, knee['ci'])}; {share})."
                        + (f" N_approx there: {_n_approx_text(result.n_approx_at_knee)}." if result.n_approx_at_knee
@@ -128,8 +128,9 @@ def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
     fit = result.log_fit
     if fit:
         if fit["fits"]:
-            out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} fits with c = {100 * fit['c']:.2g} "
-                       f"points per unit of ln {analysis.level_name} (R² = {fit['r2']:.2f}).")
+            slope = number(fit["c"], fit["c_ci"], scale=100, sign=True)
+            out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} fits with c = {slope} points per "
+                       f"unit of ln {analysis.level_name} (R² = {fit['r2']:.2f}).")
         else:
             out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} does not fit (R² = {fit['r2']:.2f}).")
     return out
@@ -202,7 +203,9 @@ def summary_text(analysis: Analysis) -> str:
             text += (f", lossless {number(a.lossless['mean'], a.lossless['ci'])}: "
                      f"{number(result.noise_bits['mean'], result.noise_bits['ci'])} not needed")
         if result.knee:
-            text += ("; knee " + (f"{a.level_text(round(result.knee['knee'], 1))}" if result.knee["shape"] == "knee"
+            knee = result.knee
+            text += ("; knee " + (f"{a.level_text(round(knee['knee'], 1))} ({_level_range(a, knee['ci'])})"
+                                  if knee["shape"] == "knee"
                                   else f"at or below {a.level_text(result.levels[0])}"))
         lines.append(text)
     if a.model_size.get("comparisons"):
@@ -258,9 +261,10 @@ def _tables(a: Analysis) -> List[str]:
             [a.level_text(r["level"]), r["arch"], f"{r['params']:,}", number(r["did"], r["ci"], scale=100, sign=True),
              f"{r['p_holm']:.2g}", r["verdict"]] for r in per_level]) + [""]
     if any(r.get("convergence_runs") for r in a.accuracy):
-        lines += ["## Epochs to reach 95% of the lossless run's best validation accuracy (mean; runs that reached "
-                  "it / runs)", ""]
-        cell = lambda r: ("not reached" if r["convergence_epochs"] is None else f"{r['convergence_epochs']:.1f}") \
+        lines += ["## Epochs to reach 95% of the lossless run's best validation accuracy (mean and range over the "
+                  "runs that reached it; runs that reached it / runs)", ""]
+        cell = lambda r: ("not reached" if r["convergence_epochs"] is None else
+                          f"{r['convergence_epochs']:.1f}, range {r['convergence_range'][0]}-{r['convergence_range'][1]}") \
             + f" ({r['converged']}/{r.get('convergence_runs', 0)})"
         lines += _table([a.level_name] + a.archs, [
             [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level

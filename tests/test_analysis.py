@@ -44,6 +44,11 @@ def test_log_fit_has_an_intercept_and_says_when_it_does_not_fit():
     fit = curve.fit_log(levels, 0.3 + 0.2 * np.log(levels))
     assert fit.a == pytest.approx(0.3, abs=1e-12) and fit.c == pytest.approx(0.2, abs=1e-12)
     assert fit.r2 == pytest.approx(1.0, abs=1e-12) and fit.fits
+    assert fit.c_se == pytest.approx(0.0, abs=1e-9) and fit.df == 4
+    noisy = curve.fit_log(levels, 0.3 + 0.2 * np.log(levels) + np.array([0.01, -0.01, 0.0, 0.01, -0.01, 0.0]))
+    low, high = curve.slope_interval(noisy, 0.95)
+    assert low < noisy.c < high and high - low == pytest.approx(
+        2 * stats.t.ppf(0.975, 4) * noisy.c_se) and noisy.c_se > 0
     step = np.where(levels >= 10, 0.8, 0.1)  # a cliff is no log curve
     zigzag = curve.fit_log(levels, np.array([0.8, 0.1, 0.8, 0.1, 0.8, 0.1]))
     assert zigzag.r2 < curve.LOG_FIT_MIN_R2 and not zigzag.fits

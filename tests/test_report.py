@@ -24,6 +24,7 @@ def test_report_states_the_sweet_spot_and_links_the_plots(tmp_path):
     assert "The same data losslessly (synthetic lossless (known rate)) takes 14." in text
     assert "IJG scale" in text and "Knee: the monotone fit falls δ below its plateau" in text
     assert "*Exploratory*" not in text
+    assert "fits with c = +" in text and " to +" in text.split("fits with c = +")[1].split("points per")[0]
     for name in ("accuracy_vs_level", "accuracy_vs_params", "rate_vs_level", "convergence_vs_level", "examples"):
         assert f"]({name}.png)" in text
         assert (sweep / "report" / f"{name}.png").stat().st_size > 10_000
@@ -50,7 +51,8 @@ def test_summary_names_sweet_spots_and_run_problems(tmp_path):
     for arch in ("A", "F"):
         q_star = analysis.per_arch[arch].q_star
         assert any(line.startswith(f"  {arch}: q* = q={q_star}, ") and "points vs raw (lower bound" in line
-                   and "bits per pixel payload" in line for line in lines), summary
+                   and "bits per pixel payload" in line and "; knee q=" in line and " to q=" in line
+                   for line in lines), summary
     assert "model size at q=" in summary and "vs the largest (F): A no difference shown" in summary
     assert "failed: q100-F-s0 (NaN loss at step 120: lower the learning rate)" in summary
     assert "missing (1): q50-A-s1" in summary

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy import stats
 from scipy.optimize import isotonic_regression
 
 LOG_FIT_MIN_R2 = 0.5
@@ -84,10 +85,13 @@ def knee_call(levels: Sequence, means: Sequence[float], replicates: np.ndarray, 
 
 @dataclasses.dataclass(frozen=True)
 class LogFit:
-    """acc = a + c * ln(level) by least squares; r2 against the mean (can be negative)."""
+    """acc = a + c * ln(level) by least squares; r2 against the mean (can be negative); c's standard error from
+    the residuals (the level means as the observations), with its degrees of freedom."""
     a: float
     c: float
     r2: float
+    c_se: float
+    df: int
 
     @property
     def fits(self) -> bool:
@@ -106,4 +110,12 @@ def fit_log(levels, accuracies) -> Optional[LogFit]:
     residual = float(np.sum((y - (a + c * x)) ** 2))
     total = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
-    return LogFit(a=float(a), c=float(c), r2=r2)
+    df = len(x) - 2
+    c_se = float(np.sqrt(residual / df / np.sum((x - x.mean()) ** 2)))
+    return LogFit(a=float(a), c=float(c), r2=r2, c_se=c_se, df=df)
+
+
+def slope_interval(fit: LogFit, confidence: float) -> tuple:
+    """Two-sided t interval of c."""
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, fit.df)) * fit.c_se
+    return fit.c - half, fit.c + half

@@ -53,7 +53,7 @@ METHOD = {
             "distribution) drop by more than δ; otherwise there is no drop larger than δ over the sampled range and "
             "the knee is censored at or below the lowest level. Interval: percentiles of the replicates' knees",
     "log_fit": "the paper's curve acc = a + c ln(level), least squares on the per-level means, reported with its "
-               "R²; 'does not fit' below R² = {min_r2:g}",
+               "R² and c's t interval (residual-based, the level means as observations); 'does not fit' below R² = {min_r2:g}",
     "rates": "primary rate: the entropy-coded payload (JPEG scan data) per pixel; headers and tables are reported "
              "separately; the lossless reference is a real lossless codec on the same items; intervals by "
              "bootstrap over items",
@@ -539,7 +539,8 @@ def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settin
     level_means = [groups[(arch, level)].mean for level in levels]
     log_fit = curve.fit_log(levels, level_means)
     if log_fit is not None:
-        result.log_fit = dict(dataclasses.asdict(log_fit), fits=log_fit.fits)
+        result.log_fit = dict(dataclasses.asdict(log_fit), fits=log_fit.fits,
+                              c_ci=curve.slope_interval(log_fit, confidence))
     if len(levels) >= 2:
         curve_replicates = np.stack([contrasts.level_replicates(groups[(arch, level)], rng) for level in levels], axis=1)
         call = curve.knee_call(levels, level_means, curve_replicates, margin, confidence,
