@@ -11,8 +11,8 @@ prints:
 - power: share of sweeps whose q* is the true boundary (the lowest level from which every level's true drop is
   at most δ);
 - knee called: share of sweeps called "knee" (on a flat truth: goal at most 5%); knee coverage: share whose
-  knee interval holds the true knee (the interpolated truth's δ-crossing; a censored interval holds anything
-  below its top);
+  knee bracket (the sampled levels around the crossing, over replicates) holds the true knee (where the
+  continuous truth falls δ below its plateau; a censored bracket holds anything below its top);
 - noise-bit coverage: per-item lossless and payload bits drawn with known population means; share of sweeps
   whose interval of lossless - payload at q* holds the true difference.
 Each rate is followed by its Monte-Carlo standard error.
@@ -84,8 +84,11 @@ def true_boundary(truth, margin: float):
 
 
 def true_knee(truth, margin: float) -> Optional[float]:
-    """The δ-crossing of the truth at the sampled levels, interpolated in ln level (what the fit estimates)."""
-    return curve.knee_level(LEVELS, np.array([truth(q) for q in LEVELS]), margin)
+    """Where the continuous truth falls δ below its plateau (the highest such quality on a fine grid); None if
+    never. The reported bracket (the sampled levels around the fit's crossing) should hold it."""
+    qualities = np.geomspace(LEVELS[0], LEVELS[-1], 4001)
+    below = [q for q in qualities if truth(q) < PLATEAU - margin]
+    return float(max(below)) if below else None
 
 
 def simulate_groups(rng: np.random.Generator, config: Config, resamples: int) -> Dict[tuple, Group]:
@@ -159,7 +162,7 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
             called = result.knee is not None and result.knee["shape"] == "knee"
             knee_called.append(called)
             if knee is not None and result.knee is not None:
-                low, high = result.knee["ci"]
+                low, high = result.knee["bracket"]
                 knee_covered.append((low is None or low <= knee) and high is not None and knee <= high)
             noise_covered.append(simulate_noise_bits(rng, result.q_star, settings))
             exploratory.append(not result.seeds_covered)

@@ -91,10 +91,9 @@ def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
                 ax.plot(result.levels, 100 * np.asarray(result.knee["fitted"]), color="C1", lw=1.5,
                         label="monotone fit")
                 if result.knee["shape"] == "knee":
-                    low, high = result.knee["ci"]
-                    ax.axvline(result.knee["knee"], color="C1", lw=0.8, ls=":")
+                    low, high = result.knee["bracket"]
                     ax.axvspan(low if low is not None else min(numeric), high if high is not None else max(numeric),
-                               color="C1", alpha=0.12, label=f"knee {result.knee['knee']:.3g} (interval)")
+                               color="C1", alpha=0.12, label="knee: between these sampled levels")
             fit = result.log_fit
             if fit and fit["fits"] and numeric:
                 grid = np.geomspace(min(numeric), max(numeric), 200)

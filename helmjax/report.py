@@ -24,14 +24,12 @@ def _pct(value, ci=None) -> str:
     return head + ("%" if head != "n/a" else "") + (f" ({interval})" if interval else "")
 
 
-def _level_range(analysis: Analysis, ci) -> str:
-    low, high = ci
-    text = lambda level: analysis.level_text(round(level, 1) if isinstance(level, float) else level)
-    if low is None and high is None:
-        return f"at or below {analysis.level_text(analysis.levels[0])}"
+def _bracket_text(analysis: Analysis, knee: dict) -> str:
+    """The knee as the sampled levels it lies between (its only measured position)."""
+    low, high = knee["bracket"]
     if low is None:
-        return f"at or below {analysis.level_text(analysis.levels[0])} to {text(high)}"
-    return f"{text(low)} to {text(high)}"
+        return f"at or below {analysis.level_text(high) if high is not None else analysis.level_text(analysis.levels[0])}"
+    return f"between {analysis.level_text(low)} and {analysis.level_text(high)}"
 
 
 def _n_approx_text(n_approx: Optional[dict]) -> str:
@@ -116,9 +114,11 @@ def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
     if knee:
         share = f"a drop larger than δ in {knee['drop_share']:.0%} of bootstrap replicates"
         if knee["shape"] == "knee":
-            out.append(f"Knee: the monotone fit falls δ below its plateau at "
-                       f"{analysis.level_text(round(knee['knee'], 1))} ({analysis.settings['confidence']:.0%} "
-                       f"interval {_level_range(analysis, knee['ci'])}; {share})."
+            out.append(f"Knee: the monotone fit falls δ below its plateau {_bracket_text(analysis, knee)} "
+                       f"(the sampled levels around the crossing, in {analysis.settings['confidence']:.0%} of "
+                       f"bootstrap replicates; {share}). Interpolated linearly in ln {analysis.level_name}, "
+                       f"{analysis.level_text(round(knee['knee'], 1))}: where the knee lies between two sampled "
+                       f"levels is the interpolation's assumption, so sample more levels there to place it."
                        + (f" N_approx there: {_n_approx_text(result.n_approx_at_knee)}." if result.n_approx_at_knee
                           else ""))
         else:
@@ -204,7 +204,7 @@ def summary_text(analysis: Analysis) -> str:
                      f"{number(result.noise_bits['mean'], result.noise_bits['ci'])} not needed")
         if result.knee:
             knee = result.knee
-            text += ("; knee " + (f"{a.level_text(round(knee['knee'], 1))} ({_level_range(a, knee['ci'])})"
+            text += ("; knee " + (_bracket_text(a, knee)
                                   if knee["shape"] == "knee"
                                   else f"at or below {a.level_text(result.levels[0])}"))
         lines.append(text)

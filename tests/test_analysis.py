@@ -77,10 +77,11 @@ def test_knee_call_censors_a_flat_curve_and_brackets_a_real_knee():
     assert call.shape == "knee" and call.drop_share == 1.0
     assert call.knee == pytest.approx(true_knee)
     assert call.ci[0] <= true_knee <= call.ci[1] and call.ci[1] / call.ci[0] < 1.3
+    assert call.bracket == (10, 20)  # the sampled levels the truth crosses plateau - δ between, nothing wider
     flat = np.full(len(levels), 0.8)
     flat_call = curve.knee_call(levels, flat, flat + rng.normal(0, 0.003, (400, len(levels))), 0.01, 0.95)
     assert flat_call.shape == "flat" and flat_call.knee is None and flat_call.drop_share < 0.05
-    assert flat_call.ci[0] is None  # censored: at or below the lowest level
+    assert flat_call.ci[0] is None and flat_call.bracket[0] is None  # censored: at or below the lowest level
 
 
 def _group(acc, seeds=None, resamples=200, noise=0.0, rng=None):

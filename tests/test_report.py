@@ -51,7 +51,7 @@ def test_summary_names_sweet_spots_and_run_problems(tmp_path):
     for arch in ("A", "F"):
         q_star = analysis.per_arch[arch].q_star
         assert any(line.startswith(f"  {arch}: q* = q={q_star}, ") and "points vs raw (lower bound" in line
-                   and "bits per pixel payload" in line and "; knee q=" in line and " to q=" in line
+                   and "bits per pixel payload" in line and "; knee between q=" in line and " and q=" in line
                    for line in lines), summary
     assert "model size at q=" in summary and "vs the largest (F): A no difference shown" in summary
     assert "failed: q100-F-s0 (NaN loss at step 120: lower the learning rate)" in summary

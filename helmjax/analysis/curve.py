@@ -33,13 +33,20 @@ def plateau(fitted: np.ndarray, margin: float) -> float:
     return float(np.mean(fitted[fitted >= fitted[-1] - PLATEAU_WINDOW * margin]))
 
 
+def crossing(fitted: np.ndarray, margin: float) -> Optional[int]:
+    """Index i such that the monotone fit is below plateau - margin at level i and not at level i + 1; None when
+    it never drops that far. The knee lies between the sampled levels i and i + 1: where exactly is not measured."""
+    below = np.flatnonzero(fitted < plateau(fitted, margin) - margin)
+    return None if below.size == 0 else int(below[-1])  # monotone: every level up to i is below, i + 1 is not
+
+
 def knee_level(levels: Sequence, fitted: np.ndarray, margin: float) -> Optional[float]:
-    """Level where the interpolated monotone fit crosses plateau - margin; None when it never drops that far."""
-    target = plateau(fitted, margin) - margin
-    below = np.flatnonzero(fitted < target)
-    if below.size == 0:
+    """Level where the fit, interpolated linearly in ln level, crosses plateau - margin; None when it never drops
+    that far. The interpolation places the knee inside its bracket (see `crossing`); it is a convention."""
+    i = crossing(fitted, margin)
+    if i is None:
         return None
-    i = int(below[-1])  # monotone: every level up to i is below the target, i + 1 is not
+    target = plateau(fitted, margin) - margin
     x0, x1 = np.log(float(levels[i])), np.log(float(levels[i + 1]))
     y0, y1 = fitted[i], fitted[i + 1]
     return float(np.exp(x0 + (target - y0) / (y1 - y0) * (x1 - x0)))
@@ -54,7 +61,8 @@ def drop(fitted: np.ndarray, margin: float) -> float:
 class KneeCall:
     shape: str  # "knee": a drop larger than the margin in at least `confidence` of replicates; else "flat"
     knee: Optional[float]  # from the point fit; None when censored (no drop larger than the margin)
-    ci: tuple  # (low, high); low None = "at or below the lowest level" (censored)
+    ci: tuple  # (low, high) of the interpolated knee over replicates; low None = "at or below the lowest level"
+    bracket: tuple  # (low, high) sampled levels: the replicates' crossings lie between them; low None = censored
     drop: float  # plateau minus the fit at the lowest level (point fit)
     drop_share: float  # share of replicates whose drop exceeds the margin
     plateau: float
@@ -66,20 +74,26 @@ def knee_call(levels: Sequence, means: Sequence[float], replicates: np.ndarray, 
     """The knee of one curve: point fit on `means`, call and interval from `replicates` (B, L), levels ascending."""
     fitted = monotone_fit(means, weights)
     knees = np.full(len(replicates), -np.inf)  # -inf: no drop larger than the margin (censored low)
+    crossings = np.full(len(replicates), -1)  # -1: censored low
     drops = np.empty(len(replicates))
     for b, row in enumerate(replicates):
         fit_b = monotone_fit(row, weights)
         drops[b] = drop(fit_b, margin)
-        k = knee_level(levels, fit_b, margin)
-        if k is not None:
-            knees[b] = k
+        i = crossing(fit_b, margin)
+        if i is not None:
+            crossings[b] = i
+            knees[b] = knee_level(levels, fit_b, margin)
     share = float(np.mean(drops > margin))
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(knees, [tail, 100.0 - tail], method="nearest")
     ci = (None if not np.isfinite(low) else float(low), None if not np.isfinite(high) else float(high))
+    first, last = np.percentile(crossings, [tail, 100.0 - tail], method="nearest")
+    plain = lambda level: level.item() if isinstance(level, np.generic) else level
+    bracket = (None if first < 0 else plain(levels[int(first)]), None if last < 0 else plain(levels[int(last) + 1]))
     knee = knee_level(levels, fitted, margin)
     shape = "knee" if share >= confidence and knee is not None else "flat"
-    return KneeCall(shape=shape, knee=knee if shape == "knee" else None, ci=ci, drop=drop(fitted, margin),
+    return KneeCall(shape=shape, knee=knee if shape == "knee" else None, ci=ci, bracket=bracket,
+                    drop=drop(fitted, margin),
                     drop_share=share, plateau=plateau(fitted, margin), fitted=fitted.tolist())
 
 
