@@ -1,7 +1,8 @@
 """A dataset quantized at one level: the arrays to train on and what the level costs (bits per pixel / second).
 
-Quantized copies are cached in the workdir keyed by (dataset contents, quantizer, level, options, split), written
-atomically, so a re-run or a resumed sweep never recompresses, and a corrupt cache file is rebuilt.
+Quantized copies are cached in the workdir keyed by (dataset contents, quantizer name and version, level, options,
+split), written atomically, so a re-run or a resumed sweep never recompresses, a corrupt cache file is rebuilt, and
+a quantizer whose output changed (a new version, new weights) is never served its old output.
 """
 
 import dataclasses
@@ -24,7 +25,7 @@ APPLY_TO = ("both", "train", "test")
 
 @dataclasses.dataclass(frozen=True)
 class LevelData:
-    level: Union[int, str]
+    level: Union[int, float, str]
     x_train: np.ndarray
     x_test: np.ndarray
     info: dict  # bpp (images) or bits_per_second (audio), bytes_per_item, sample_rate, ...
@@ -44,7 +45,7 @@ def fingerprint(ds: ArrayDataset) -> str:
 
 def _cache_path(cache_dir: pathlib.Path, key: dict) -> pathlib.Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir / f"{key['quantizer']}-{key['level']}-{key['split']}-{digest}.npz"
+    return cache_dir / f"{key['quantizer']}-{registry.level_text(key['level'])}-{key['split']}-{digest}.npz"
 
 
 def _load_cached(path: pathlib.Path, like: np.ndarray):
@@ -59,12 +60,19 @@ def _load_cached(path: pathlib.Path, like: np.ndarray):
         return None
 
 
-def quantize_split(x: np.ndarray, quantizer: str, level: int, options: dict, cache_dir: Optional[pathlib.Path],
+def cache_key(key_base: dict, spec: registry.QuantizerSpec, level, options: dict, split: str) -> dict:
+    """What a cached quantized split depends on: the data (`key_base`), the quantizer and its version, the level
+    (validated, so 5 and 5.0 of a float quantizer are one key), its options and the split."""
+    return dict(key_base, quantizer=spec.name, version=spec.version, level=spec.check(level), split=split,
+                options=options)
+
+
+def quantize_split(x: np.ndarray, quantizer: str, level, options: dict, cache_dir: Optional[pathlib.Path],
                    key_base: dict, split: str):
     """(quantized x, bits per item) for one split, through the cache when `cache_dir` is given."""
     path = None
     if cache_dir is not None:
-        key = dict(key_base, quantizer=quantizer, level=level, split=split, options=options)
+        key = cache_key(key_base, registry.get(quantizer), level, options, split)
         path = _cache_path(pathlib.Path(cache_dir), key)
         if path.exists():
             cached = _load_cached(path, x)
@@ -95,7 +103,7 @@ def raw_info(ds: ArrayDataset) -> dict:
             "sample_rate": None, "bytes_per_item": float(pixels_channels)}
 
 
-def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec, level: int, options: dict) -> dict:
+def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec, level, options: dict) -> dict:
     """What a level costs; `bits` is (2, N): whole coded size and payload alone, per example."""
     mean_bits = float(np.mean(bits[0])) if bits.shape[1] else float("nan")
     payload = float(np.mean(bits[1])) if bits.shape[1] and not np.isnan(bits[1]).any() else None
@@ -117,7 +125,7 @@ def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec,
     return info
 
 
-def quantize(ds: ArrayDataset, level: Union[int, str], quantizer: str, options: dict, apply_to: str = "both",
+def quantize(ds: ArrayDataset, level: Union[int, float, str], quantizer: str, options: dict, apply_to: str = "both",
              cache_dir: Optional[pathlib.Path] = None, dataset_key: Optional[str] = None) -> LevelData:
     """The dataset at `level` ("raw" = as is); `apply_to` says which splits are compressed."""
     if level == RAW:

@@ -21,5 +21,11 @@ def reduce_bits(images: np.ndarray, bits: int) -> Quantized:
     return Quantized(images & mask, np.full(len(images), int(bits) * samples_per_item, np.int64))
 
 
-register("bitdepth", reduce_bits, modality="image", level_name="bits", level_range=(1, 8),
+def quantization_step(bits: int) -> float:
+    """N_approx: the spacing of the values that remain, 2^(8 - bits)."""
+    return 2.0 ** (8 - int(bits))
+
+
+register("bitdepth", reduce_bits, modality="image", level_name="bits", level_range=(1, 8), label="bit depth",
+         unit="bits", prefix="b", step=quantization_step, version="1",
          description="keep the top b of 8 bits per channel")

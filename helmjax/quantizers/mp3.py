@@ -10,6 +10,7 @@ codec really did (its output rate, delay, bitrate, file bits) is kept in `Mp3Res
 import concurrent.futures
 import dataclasses
 import functools
+import importlib.metadata
 import io
 import math
 import multiprocessing
@@ -279,5 +280,10 @@ def compress(waveforms: np.ndarray, kbps: int, *, sample_rate: int, workers: Opt
     return Quantized(out, bits, payload)
 
 
-register("mp3", compress, modality="audio", level_name="kbps", level_range=(8, 320), level_info=level_info,
+# The codec libraries: their output is this quantizer's output, so their versions are part of its version.
+LIBRARY = f"lameenc {importlib.metadata.version('lameenc')}, libsndfile {soundfile.__libsndfile_version__}"
+
+# MP3 has no single quantization step (step=None); the analysis shows the bits per sample instead.
+register("mp3", compress, modality="audio", level_name="kbps", level_range=(8, 320), label="MP3 bitrate",
+         unit="kbps", prefix="kbps", step=None, version=f"1 ({LIBRARY})", level_info=level_info,
          description="MP3 through LAME (lameenc) at constant bitrate, decoded by libsndfile, aligned to the input")

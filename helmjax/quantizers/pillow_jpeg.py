@@ -3,10 +3,15 @@
 import io
 
 import numpy as np
-from PIL import Image
+import PIL
+from PIL import Image, features
 
 from helmjax.errors import UserError
+from helmjax.quantizers.jpeg_tables import CHROMA_TABLE, LUMA_TABLE, ijg_scale_factor, scaled_table
 from helmjax.quantizers.registry import Quantized, register
+
+# The codec library: its output is this quantizer's output, so its version is part of the quantizer's version.
+LIBRARY = f"Pillow {PIL.__version__}, libjpeg-turbo {features.version('libjpeg_turbo') or features.version('jpg')}"
 
 # Pillow's `subsampling=` codes.
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -90,5 +95,16 @@ def coded_bits(images: np.ndarray, quality: int, subsampling: str = "4:2:0"):
     return (np.array([8 * len(f) for f in files], np.int64), np.array([8 * payload_bytes(f) for f in files], np.int64))
 
 
-register("pillow_jpeg", compress, modality="image", level_name="quality", level_range=(1, 100),
+def quantization_step(quality: int) -> dict:
+    """N_approx of JPEG at `quality`: libjpeg's table scale in percent (`jpeg_quality_scaling`) and the mean entry
+    of the scaled Annex K luminance and chrominance tables (`jpeg_add_quant_table`, force_baseline)."""
+    return {
+        "scale_percent": ijg_scale_factor(quality),
+        "mean_luminance_step": float(scaled_table(LUMA_TABLE, quality).mean()),
+        "mean_chrominance_step": float(scaled_table(CHROMA_TABLE, quality).mean()),
+    }
+
+
+register("pillow_jpeg", compress, modality="image", level_name="quality", level_range=(1, 100), label="JPEG quality",
+         prefix="q", step=quantization_step, version=f"1 ({LIBRARY})",
          description="JPEG through Pillow/libjpeg-turbo (real codec, CPU)")

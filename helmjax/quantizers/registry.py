@@ -1,22 +1,43 @@
-"""A registry of quantizers: name -> function, so sweeps plug in built-in codecs and users' own.
+"""A registry of quantizers: name -> function plus a spec that says what its levels mean.
 
 A quantizer maps a batch of examples and a level to a `Quantized` result:
 
-    fn(data: np.ndarray, level: int, **options) -> Quantized
+    fn(data: np.ndarray, level, **options) -> Quantized
 
 `data` is uint8 NHWC for images (float32 (N, T) for audio); the result keeps shape and dtype. `bits_per_item`
 is the real coded size of each example in bits (file size for a codec), or None where the quantizer has no
-coded form. Levels are integers (JPEG quality, MP3 kbps, bit depth); the lossless baseline is never passed
-to a quantizer (the sweep uses the data as is).
+coded form. The lossless baseline ("raw") is never passed to a quantizer (the sweep uses the data as is).
+
+Each quantizer describes itself (`QuantizerSpec`): its level type and range (integers, floats or named levels),
+which way compresses more, a label and unit, the prefix of its run names, its rate unit, its quantization step
+at a level (what the analysis calls N_approx) and a version that changes whenever its output does. Callers read
+the spec, never the level's name: `spec.describe(levels)` is the JSON record a sweep keeps in `sweep.json`, so the
+analysis needs no code of the quantizer. Built-ins and users' quantizers register through the same call:
+
+    register("webp", webp_compress, level_name="quality", level_range=(0, 100), label="WebP quality",
+             prefix="w", step=None, version="1")
 """
 
 import dataclasses
+import hashlib
+import importlib
 import inspect
+import math
+import re
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from helmjax.errors import UserError
+
+RAW = "raw"
+LEVEL_TYPES = ("int", "float", "named")
+DIRECTIONS = ("lower", "higher")  # which level values compress more
+# What a level costs, per modality: the rows' rate column and how it reads.
+RATES = {"image": {"name": "bpp", "label": "bits per pixel"},
+         "audio": {"name": "bits_per_second", "label": "bits per second"}}
+RECORD_FORMAT = 1  # of `QuantizerSpec.describe`
+_PLAIN = re.compile(r"[A-Za-z0-9_.+]+")  # level names and prefixes: they become parts of file names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,29 +49,135 @@ class Quantized:
     payload_bits: Optional[np.ndarray] = None
 
 
+def level_text(level) -> str:
+    """The stable text form of a level in run names, file names and tables: 20 -> "20", 0.013 -> "0.013",
+    1e-05 -> "0.00001" (no exponent, so no "-"; the shortest digits that read back to the same float), a named
+    level as it is."""
+    if isinstance(level, str):
+        return level
+    if isinstance(level, (int, np.integer)) and not isinstance(level, bool):
+        return str(int(level))
+    return np.format_float_positional(float(level), trim="-")
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantizerSpec:
     name: str
     fn: Callable[..., Quantized]
     modality: str  # "image" or "audio"
-    level_name: str  # what a level means: "quality", "kbps", "bits"
-    level_range: tuple  # inclusive (low, high) of valid integer levels
+    level_name: str  # the result rows' column of the level: "quality", "kbps", "bits"
+    level_range: tuple  # inclusive (low, high) for int and float levels; the names in order for named levels
     description: str = ""
     # Optional (level, sample_rate) -> dict of facts about a level recorded with each result row (for audio:
     # the codec's actual output sample rate, ...).
     level_info: Optional[Callable[..., dict]] = None
+    level_type: str = "int"  # "int", "float" or "named"
+    more_compression: str = "lower"  # "lower": lower values (earlier names) compress more; or "higher"
+    label: str = ""  # what a level is, for axes: "JPEG quality", "MP3 bitrate"
+    unit: str = ""  # of a level: "", "kbps", "bits"; "" reads "q=20" (prefix=value), else "32 kbps"
+    prefix: str = ""  # of run names: "q" -> q20-A-s0
+    # level -> the quantization step there (a dict of named figures, or one number = {"step": n}); None when the
+    # codec has no single step. The analysis reads it from the record as N_approx.
+    step: Optional[Callable[[Any], Any]] = None
+    version: str = "1"  # changes whenever the output does (for a learned quantizer: `weights_digest`)
+
+    @property
+    def rate(self) -> dict:
+        """{"name": the rows' rate column, "label": how it reads}: bits per pixel or bits per second."""
+        return dict(RATES[self.modality])
+
+    def check(self, level: Any):
+        """A valid level of this quantizer (int, float or name), or a one-line UserError naming what is accepted."""
+        if self.level_type == "named":
+            if isinstance(level, str) and level in self.level_range:
+                return level
+            accepted = f"one of {', '.join(self.level_range)}"
+        else:
+            low, high = self.level_range
+            number = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
+            if self.level_type == "int":
+                number = isinstance(level, (int, np.integer)) and not isinstance(level, bool)
+                accepted = f"an integer in [{low}, {high}]"
+            else:
+                number = number and math.isfinite(float(level))
+                accepted = f"a number in [{low:g}, {high:g}]"
+            if number and low <= level <= high:
+                return int(level) if self.level_type == "int" else float(level)
+        raise UserError(f"{self.level_name} {level!r} is out of range for quantizer {self.name!r}: use {accepted} "
+                        f"or 'raw' for the lossless baseline")
+
+    def text(self, level) -> str:
+        """The level's stable text form (see `level_text`)."""
+        return level_text(level)
+
+    def tag(self, level) -> str:
+        """The level's part of run names and of `rates/` file names: "q20", "kbps64", "raw"."""
+        return RAW if level == RAW else f"{self.prefix}{level_text(level)}"
+
+    def step_at(self, level) -> Optional[dict]:
+        """The quantization step at a level as a dict of named figures, or None."""
+        if self.step is None or level == RAW:
+            return None
+        value = self.step(level)
+        if value is None or isinstance(value, dict):
+            return value
+        return {"step": float(value)}
+
+    def describe(self, levels: Sequence = ()) -> dict:
+        """The JSON record of this quantizer and of `levels` (a grid; "raw" is left out): everything the
+        analysis needs to read a sweep, the step at each level included. Levels are validated and listed from
+        most to least compression."""
+        checked = sorted({self.check(level) for level in levels if level != RAW}, key=self.order)
+        return {
+            "format": RECORD_FORMAT, "name": self.name, "version": self.version, "modality": self.modality,
+            "description": self.description, "level_name": self.level_name, "level_type": self.level_type,
+            "level_range": list(self.level_range), "more_compression": self.more_compression,
+            "label": self.label, "unit": self.unit, "prefix": self.prefix, "rate": self.rate,
+            "levels": [{"level": level, "text": level_text(level), "tag": self.tag(level),
+                        "step": self.step_at(level)} for level in checked],
+        }
+
+    def order(self, level) -> float:
+        """Sort key of a valid level: ascending = less compression."""
+        value = float(self.level_range.index(level)) if self.level_type == "named" else float(level)
+        return value if self.more_compression == "lower" else -value
 
 
 _REGISTRY: dict = {}
 
 
 def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image", level_name: str = "quality",
-             level_range: Sequence[int] = (1, 100), description: str = "", overwrite: bool = False,
-             level_info: Optional[Callable[..., dict]] = None) -> QuantizerSpec:
-    """Registers `fn` under `name`; users call this from their own code to run their quantizer in a sweep."""
+             level_range: Sequence = (1, 100), level_type: str = "int", more_compression: str = "lower",
+             label: Optional[str] = None, unit: str = "", prefix: Optional[str] = None,
+             step: Optional[Callable[[Any], Any]] = None, version: str = "1", description: str = "",
+             level_info: Optional[Callable[..., dict]] = None, overwrite: bool = False) -> QuantizerSpec:
+    """Registers `fn` under `name` with what its levels mean; users call this from their own code to run their
+    quantizer in a sweep, exactly as the built-ins do. `label` defaults to `level_name`, `prefix` (of run names)
+    to `level_name` too. Named levels: `level_type="named"`, `level_range=("low", "mid", "high")` in order."""
     if not overwrite and name in _REGISTRY and _REGISTRY[name].fn is not fn:
         raise UserError(f"quantizer {name!r} is already registered; pick another name or pass overwrite=True")
-    spec = QuantizerSpec(name, fn, modality, level_name, tuple(level_range), description, level_info)
+    prefix = level_name if prefix is None else prefix
+    level_range = tuple(level_range)
+    if modality not in RATES:
+        raise UserError(f"quantizer {name!r}: modality {modality!r}; use one of {', '.join(RATES)}")
+    if level_type not in LEVEL_TYPES or more_compression not in DIRECTIONS:
+        raise UserError(f"quantizer {name!r}: level_type={level_type!r}, more_compression={more_compression!r}; "
+                        f"use level_type in {LEVEL_TYPES} and more_compression in {DIRECTIONS}")
+    if not _PLAIN.fullmatch(prefix or "_") or prefix.lower().startswith(RAW):
+        raise UserError(f"quantizer {name!r}: prefix {prefix!r} must be letters, digits or _ . + (it names runs "
+                        f"and files) and not start with 'raw'")
+    if level_type == "named":
+        if (not level_range or len(set(level_range)) != len(level_range)
+                or not all(isinstance(n, str) and _PLAIN.fullmatch(n) and n != RAW for n in level_range)):
+            raise UserError(f"quantizer {name!r}: named levels {level_range!r} must be distinct plain names "
+                            f"(letters, digits, _ . +; not 'raw'), in order")
+    elif (len(level_range) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           for v in level_range) or not level_range[0] <= level_range[1]
+          or (level_type == "int" and not all(float(v).is_integer() for v in level_range))):
+        raise UserError(f"quantizer {name!r}: level_range {level_range!r} must be (low, high) with low <= high"
+                        + (", integers" if level_type == "int" else ""))
+    spec = QuantizerSpec(name, fn, modality, level_name, level_range, description, level_info, level_type,
+                         more_compression, level_name if label is None else label, unit, prefix, step, str(version))
     _REGISTRY[name] = spec
     return spec
 
@@ -64,8 +191,10 @@ def quantizer(name: str, **kwargs) -> Callable:
 
 
 def get(name: str) -> QuantizerSpec:
-    _load_builtins()
     if name not in _REGISTRY:
+        _load_builtins(BUILTINS.get(name, ()))
+    if name not in _REGISTRY:
+        _load_builtins()
         raise UserError(f"unknown quantizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
@@ -75,13 +204,17 @@ def available() -> list:
     return sorted(_REGISTRY)
 
 
-def check_level(spec: QuantizerSpec, level: Any) -> int:
-    """Validates one level for `spec` (an int in its range); bad input is a one-line UserError."""
-    low, high = spec.level_range
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= int(level) <= high:
-        raise UserError(f"{spec.level_name} {level!r} is out of range for quantizer {spec.name!r}: "
-                        f"use an integer in [{low}, {high}] or 'raw' for the lossless baseline")
-    return int(level)
+def check_level(spec: QuantizerSpec, level: Any):
+    """Validates one level for `spec`; bad input is a one-line UserError."""
+    return spec.check(level)
+
+
+def prefix_of_level_name(level_name: str) -> str:
+    """Deprecated, for callers that still pass a level's name instead of its spec: the run-name prefix of the
+    registered quantizers whose levels have that name, when those that set one agree; else the name itself."""
+    _load_builtins()
+    prefixes = {spec.prefix for spec in _REGISTRY.values() if spec.level_name == level_name} - {level_name}
+    return prefixes.pop() if len(prefixes) == 1 else level_name
 
 
 def accepted_options(spec: QuantizerSpec, options: dict) -> dict:
@@ -93,29 +226,46 @@ def accepted_options(spec: QuantizerSpec, options: dict) -> dict:
     return {k: v for k, v in options.items() if k in params}
 
 
-def apply(name: str, data: np.ndarray, level: int, **options) -> Quantized:
+def apply(name: str, data: np.ndarray, level, **options) -> Quantized:
     """Quantizes `data` at `level` with quantizer `name`; options it does not take are left out."""
     spec = get(name)
-    return spec.fn(data, check_level(spec, level), **accepted_options(spec, options))
+    return spec.fn(data, spec.check(level), **accepted_options(spec, options))
 
 
-_BUILTINS_LOADED = False
+def weights_digest(weights) -> str:
+    """A version for a learned quantizer: a digest of its weights (a pytree of dicts, lists and arrays), so
+    quantized data cached under other weights is never reused."""
+    h = hashlib.sha256()
+
+    def visit(node):
+        if isinstance(node, dict):
+            for key in sorted(node, key=str):
+                h.update(repr(key).encode())
+                visit(node[key])
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+        else:
+            array = np.ascontiguousarray(np.asarray(node))
+            h.update(str((array.shape, array.dtype.str)).encode())
+            h.update(array.tobytes())
+
+    visit(weights)
+    return h.hexdigest()[:16]
 
 
-def _load_builtins():
-    """Imports the built-in quantizer modules (each registers itself); lazily, so heavy codecs load on use."""
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    import importlib
-    for module in ("pillow_jpeg", "jpeg", "bitdepth", "mp3"):
+# Built-in quantizer -> its module (which registers it on import); loaded on first use, so heavy codecs load only
+# when asked for.
+BUILTINS = {"pillow_jpeg": ("pillow_jpeg",), "jax_jpeg": ("jpeg",), "bitdepth": ("bitdepth",), "mp3": ("mp3",)}
+
+
+def _load_builtins(modules: Optional[Sequence[str]] = None):
+    """Imports built-in quantizer modules (all of them by default); one whose optional dependency is missing is
+    simply not offered."""
+    for module in sorted({m for ms in BUILTINS.values() for m in ms}) if modules is None else modules:
         try:
             importlib.import_module(f"helmjax.quantizers.{module}")
         except ModuleNotFoundError as e:
-            # A built-in whose optional dependency is missing is simply not offered.
-            if e.name and e.name.startswith("helmjax"):
-                continue
-            if e.name in ("lameenc", "soundfile"):
+            if e.name and (e.name.startswith("helmjax") or e.name in ("lameenc", "soundfile")):
                 continue
             raise
