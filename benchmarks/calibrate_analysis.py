@@ -31,7 +31,9 @@ from scipy import stats
 
 from helmjax.analysis import bootstrap, contrasts, curve, findings, rate_intervals
 from helmjax.analysis.contrasts import Group
+from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import RAW
+from helmjax.quantizers import registry
 
 LEVELS = (1, 5, 10, 15, 20, 25, 50, 75, 100)
 PLATEAU, FLOOR = 0.80, 0.10
@@ -144,6 +146,7 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
               confidence: float = 0.95) -> List[dict]:
     """One row of rates per configuration (see the module docstring)."""
     settings = findings.make_settings({}, resamples, confidence, margin_points, seed)
+    scale = LevelScale(registry.get("pillow_jpeg").describe(LEVELS))  # the simulated sweeps are JPEG quality sweeps
     margin = settings["margin"]
     rows = []
     for index, config in enumerate(configs):
@@ -154,7 +157,7 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
         false_pass, power, knee_called, knee_covered, noise_covered, exploratory = [], [], [], [], [], []
         for _ in range(sweeps):
             groups = simulate_groups(rng, config, resamples)
-            result = findings.analyze_arch("A", None, groups, "quality", [], None, settings, rng, [])
+            result = findings.analyze_arch("A", None, groups, scale, [], None, settings, rng, [])
             passed = [t["level"] for t in result.tests if t["passed"]]
             if bad_levels:
                 false_pass.append(any(q in bad_levels for q in passed))

@@ -14,7 +14,7 @@ import numpy as np
 from helmjax.analysis import RAW, Analysis
 
 DPI = 120
-RAW_OFFSET = 1.8  # the lossless baseline sits this factor to the right of the highest level on log axes
+RAW_OFFSET = 1.8  # the lossless baseline sits this factor to the right of the least compressed level on log axes
 
 
 def _pyplot():
@@ -24,25 +24,27 @@ def _pyplot():
     return plt
 
 
-def _numeric_levels(analysis: Analysis) -> list:
+def _compressed_levels(analysis: Analysis) -> list:
     return [level for level in analysis.levels if level != RAW]
 
 
 def _x_of(analysis: Analysis):
-    """Position of each level on a log axis; "raw" goes just right of the highest level, labelled."""
-    numeric = _numeric_levels(analysis)
-    raw_x = (max(numeric) if numeric else 1.0) * RAW_OFFSET
-    return lambda level: raw_x if level == RAW else float(level)
+    """Each level's x: its position on the analysis' axis (left = more compression; log scale), labelled with the
+    level itself; "raw" goes just right of the least compressed level."""
+    positions = [analysis.position(level) for level in _compressed_levels(analysis)]
+    raw_x = (max(positions) if positions else 1.0) * RAW_OFFSET
+    return lambda level: raw_x if level == RAW else analysis.position(level)
 
 
 def _level_axis(ax, analysis: Analysis):
-    numeric = _numeric_levels(analysis)
+    compressed = _compressed_levels(analysis)
     x_of = _x_of(analysis)
-    ticks = numeric + ([RAW] if RAW in analysis.levels else [])
-    if numeric and (max(numeric) / max(min(numeric), 1e-9) > 4 or RAW in analysis.levels):
+    ticks = compressed + ([RAW] if RAW in analysis.levels else [])
+    xs = [x_of(level) for level in compressed]
+    if xs and (max(xs) / max(min(xs), 1e-9) > 4 or RAW in analysis.levels):
         ax.set_xscale("log")
     ax.set_xticks([x_of(level) for level in ticks])
-    ax.set_xticklabels([RAW if level == RAW else f"{level:g}" for level in ticks], fontsize=8)
+    ax.set_xticklabels([analysis.scale.tick(level) for level in ticks], fontsize=8)
     ax.minorticks_off()
     ax.set_xlabel(analysis.level_label)
 
@@ -80,7 +82,7 @@ def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
         _errorbar(ax, [x_of(r["level"]) for r in compressed], compressed, "o", "C0",
                   f"mean, {confidence:.0%} interval")
         result = analysis.per_arch.get(arch)
-        numeric = [r["level"] for r in compressed]
+        xs = [x_of(r["level"]) for r in compressed]
         if raw:
             _errorbar(ax, [x_of(RAW)], raw, "s", "black", None)
         if result is not None:
@@ -88,17 +90,19 @@ def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
             ax.axhspan(reference - margin, reference, color="grey", alpha=0.15, label=f"reference - δ ({margin:g} pt)")
             ax.axhline(reference, color="black", lw=0.8, ls="--")
             if result.knee:
-                ax.plot(result.levels, 100 * np.asarray(result.knee["fitted"]), color="C1", lw=1.5,
-                        label="monotone fit")
+                ax.plot([x_of(level) for level in result.levels], 100 * np.asarray(result.knee["fitted"]),
+                        color="C1", lw=1.5, label="monotone fit")
                 if result.knee["shape"] == "knee":
                     low, high = result.knee["bracket"]
-                    ax.axvspan(low if low is not None else min(numeric), high if high is not None else max(numeric),
+                    ax.axvspan(x_of(low) if low is not None else min(xs), x_of(high) if high is not None else max(xs),
                                color="C1", alpha=0.12, label="knee: between these sampled levels")
             fit = result.log_fit
-            if fit and fit["fits"] and numeric:
-                grid = np.geomspace(min(numeric), max(numeric), 200)
-                ax.plot(grid, 100 * (fit["a"] + fit["c"] * np.log(grid)), color="C2", lw=1, ls="--",
-                        label=f"a + c ln q, R²={fit['r2']:.2f}")
+            if fit and fit["fits"] and xs:
+                values = [analysis.scale.log_value(level) for level in result.levels]
+                grid = np.geomspace(min(values), max(values), 200)  # the x of a + c ln x, drawn at its position
+                positions = grid if analysis.scale.named else [analysis.position(v) for v in grid]
+                ax.plot(positions, 100 * (fit["a"] + fit["c"] * np.log(grid)), color="C2", lw=1, ls="--",
+                        label=f"a + c ln x, R²={fit['r2']:.2f}")
             if result.q_star not in (None, RAW):
                 ax.axvline(x_of(result.q_star), color="C3", lw=1.5,
                            label=f"sweet spot {analysis.level_text(result.q_star)}")
@@ -111,7 +115,7 @@ def accuracy_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
         ax.set_ylabel("test accuracy (%)")
     for ax in axes.ravel()[len(archs):]:
         ax.set_visible(False)
-    fig.suptitle(f"{analysis.experiment}: accuracy vs {analysis.level_name} ({analysis.dataset})")
+    fig.suptitle(f"{analysis.experiment}: accuracy vs {analysis.level_label} ({analysis.dataset})")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -130,7 +134,7 @@ def accuracy_vs_params(analysis: Analysis, path) -> Optional[pathlib.Path]:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    levels = _numeric_levels(analysis)
+    levels = _compressed_levels(analysis)
     colours = dict(zip(levels, _colours(len(levels))))
     colours[RAW] = "black"
     for level in analysis.levels:
@@ -146,9 +150,9 @@ def accuracy_vs_params(analysis: Analysis, path) -> Optional[pathlib.Path]:
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{analysis.experiment}: accuracy vs model size, per {analysis.level_name}")
+    ax.set_title(f"{analysis.experiment}: accuracy vs model size, per {analysis.level_label}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, title=analysis.level_name, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=7, title=analysis.level_label, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
 
 
@@ -179,7 +183,7 @@ def rate_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
     ax.set_yscale("log")
     _level_axis(ax, analysis)
     ax.set_ylabel(analysis.rate_label)
-    ax.set_title(f"{analysis.experiment}: {analysis.rate_label} vs {analysis.level_name}")
+    ax.set_title(f"{analysis.experiment}: {analysis.rate_label} vs {analysis.level_label}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -200,15 +204,15 @@ def convergence_vs_level(analysis: Analysis, path) -> Optional[pathlib.Path]:
                     color=f"C{index % 10}", label=arch)
     _level_axis(ax, analysis)
     ax.set_ylabel("epochs to 95% of raw's best val acc")
-    ax.set_title(f"{analysis.experiment}: epochs to target vs {analysis.level_name}")
+    ax.set_title(f"{analysis.experiment}: epochs to target vs {analysis.level_label}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title="arch", title_fontsize=8)
     return _save(fig, path)
 
 
 def example_grid(analysis: Analysis, examples: Dict, path, max_levels: int = 8) -> Optional[pathlib.Path]:
-    """Rows: example images; columns: raw then levels from high to low (at most `max_levels` of them)."""
-    numeric = sorted((level for level in examples if level != RAW), key=float, reverse=True)
+    """Rows: example images; columns: raw then levels from least to most compression (at most `max_levels`)."""
+    numeric = sorted((level for level in examples if level != RAW), key=analysis.position, reverse=True)
     if len(numeric) > max_levels:
         picks = np.unique(np.round(np.linspace(0, len(numeric) - 1, max_levels)).astype(int))
         numeric = [numeric[i] for i in picks]
@@ -234,7 +238,7 @@ def example_grid(analysis: Analysis, examples: Dict, path, max_levels: int = 8) 
         title = analysis.level_text(level) + (f"\n{rate:.2f} bpp" if rate is not None and analysis.rate_name == "bpp"
                                               else "")
         axes[0, column].set_title(title, fontsize=8)
-    fig.suptitle(f"{analysis.experiment}: examples per {analysis.level_name}", fontsize=10)
+    fig.suptitle(f"{analysis.experiment}: examples per {analysis.level_label}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -33,16 +33,18 @@ def _bracket_text(analysis: Analysis, knee: dict) -> str:
 
 
 def _n_approx_text(n_approx: Optional[dict]) -> str:
+    """The quantizer's step figures as its spec names them: "step 16", "scale percent 250, mean luminance step
+    141.5, ..."."""
     if not n_approx:
         return "n/a"
-    if "scale_percent" in n_approx:
-        return (f"IJG scale {n_approx['scale_percent']}%, mean table step {n_approx['mean_luminance_step']:.1f} "
-                f"(luma) / {n_approx['mean_chrominance_step']:.1f} (chroma)")
-    if "step" in n_approx:
-        return f"step {n_approx['step']:g}"
-    if "bits_per_sample" in n_approx:
-        return f"{n_approx['bits_per_sample']:.2f} bits per sample at {n_approx['sample_rate']} Hz"
-    return ", ".join(f"{k} {v}" for k, v in n_approx.items())
+    value = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{name.replace('_', ' ')} {value(v)}" for name, v in n_approx.items())
+
+
+def _knee_n_approx_text(analysis: Analysis, at_knee: Optional[list]) -> str:
+    """N_approx at the sampled levels around the knee: "step 32 at 3 bits to step 16 at 4 bits"."""
+    known = [entry for entry in at_knee or [] if entry["n_approx"]]
+    return " to ".join(f"{_n_approx_text(e['n_approx'])} at {analysis.level_text(e['level'])}" for e in known)
 
 
 def _reference_text(analysis: Analysis, result) -> str:
@@ -61,9 +63,9 @@ def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
     tests = {t["level"]: t for t in result.tests}
     out = []
     if result.q_star is None:
-        top = tests[max(tests, key=float)] if tests else None
+        top = result.tests[-1] if result.tests else None  # the least compressed level tested
         out.append(f"No compressed level is shown to be not worse than {reference} by more than {_margin(analysis)}"
-                   + (f": the highest, {analysis.level_text(top['level'])}, differs by "
+                   + (f": the least compressed, {analysis.level_text(top['level'])}, differs by "
                       f"{number(top['diff'], top['ci'], scale=100, sign=True)} points (one-sided {confidence:.0%} "
                       f"lower bound {bound(top['lower_bound'], top['ci'], scale=100)})." if top else "."))
         return out
@@ -71,11 +73,12 @@ def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
         return out
     test = tests[result.q_star]
     out.append(f"Accuracy is not worse than {reference} by more than {_margin(analysis)} down to "
-               f"**{analysis.level_text(result.q_star)}** (fixed-sequence test from the highest level down): there "
+               f"**{analysis.level_text(result.q_star)}** (fixed-sequence test from the least compressed level down): "
+               f"there "
                f"the difference is {number(test['diff'], test['ci'], scale=100, sign=True)} points, one-sided "
                f"{confidence:.0%} lower bound {bound(test['lower_bound'], test['ci'], scale=100)} > "
                f"-{analysis.settings['margin_points']:g}.")
-    below = [t for t in result.tests if float(t["level"]) < float(result.q_star)]
+    below = result.tests[:list(tests).index(result.q_star)]  # tests are ordered most compression first
     if below:
         nxt = below[-1]
         out.append(f"The next level, {analysis.level_text(nxt['level'])}, is not shown to be within δ: "
@@ -114,13 +117,16 @@ def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
     if knee:
         share = f"a drop larger than δ in {knee['drop_share']:.0%} of bootstrap replicates"
         if knee["shape"] == "knee":
+            at = None if knee["knee"] is None else float(format(knee["knee"], ".3g"))
+            interpolated = "" if at is None else (
+                f" Interpolated linearly in ln {analysis.scale.log_axis_name}, "
+                f"{analysis.level_text(at)}: where the knee lies between two sampled "
+                f"levels is the interpolation's assumption, so sample more levels there to place it.")
+            steps = _knee_n_approx_text(analysis, result.n_approx_at_knee)
             out.append(f"Knee: the monotone fit falls δ below its plateau {_bracket_text(analysis, knee)} "
                        f"(the sampled levels around the crossing, in {analysis.settings['confidence']:.0%} of "
-                       f"bootstrap replicates; {share}). Interpolated linearly in ln {analysis.level_name}, "
-                       f"{analysis.level_text(round(knee['knee'], 1))}: where the knee lies between two sampled "
-                       f"levels is the interpolation's assumption, so sample more levels there to place it."
-                       + (f" N_approx there: {_n_approx_text(result.n_approx_at_knee)}." if result.n_approx_at_knee
-                          else ""))
+                       f"bootstrap replicates; {share})." + interpolated
+                       + (f" N_approx there: {steps}." if steps else ""))
         else:
             out.append(f"No drop larger than δ over the sampled levels ({share}, "
                        f"{analysis.settings['confidence']:.0%} needed): the knee is at or below "
@@ -129,10 +135,11 @@ def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
     if fit:
         if fit["fits"]:
             slope = number(fit["c"], fit["c_ci"], scale=100, sign=True)
-            out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} fits with c = {slope} points per "
-                       f"unit of ln {analysis.level_name} (R² = {fit['r2']:.2f}).")
+            out.append(f"The paper's curve acc = a + c·ln {analysis.scale.log_axis_name} fits with c = {slope} points "
+                       f"per unit of ln {analysis.scale.log_axis_name} (R² = {fit['r2']:.2f}).")
         else:
-            out.append(f"The paper's curve acc = a + c·ln {analysis.level_name} does not fit (R² = {fit['r2']:.2f}).")
+            out.append(f"The paper's curve acc = a + c·ln {analysis.scale.log_axis_name} does not fit "
+                       f"(R² = {fit['r2']:.2f}).")
     return out
 
 
@@ -152,7 +159,7 @@ def _arch_paragraph(analysis: Analysis, arch: str) -> List[str]:
     simple = ("no compressed level" if result.q_star_tolerance is None
               else analysis.level_text(result.q_star_tolerance))
     sentences.append(f"Secondary, simple rule (mean within {tolerance:g} point{'' if tolerance == 1 else 's'} of the reference at this and every "
-                     f"higher level; no interval): {simple}.")
+                     f"less compressed level; no interval): {simple}.")
     return sentences
 
 
@@ -180,7 +187,7 @@ def summary_text(analysis: Analysis) -> str:
     lines = [f"{a.experiment} ({a.dataset}, {a.quantizer}): {a.runs['done']} runs done, {a.runs['failed']} failed, "
              f"{a.runs['missing']} missing"]
     if a.per_arch:
-        lines.append(f"  sweet spot = lowest level not worse than the reference by more than {_margin(a)} "
+        lines.append(f"  sweet spot = most compressed level not worse than the reference by more than {_margin(a)} "
                      f"(one-sided {a.settings['confidence']:.0%}, fixed sequence)"
                      + ("; EXPLORATORY: one seed, training noise not covered" if a.exploratory else ""))
     for arch in a.archs:
@@ -230,7 +237,7 @@ def _tables(a: Analysis) -> List[str]:
     conf = f"{a.settings['confidence']:.0%}"
     lines = [f"## Accuracy (mean over seeds, {conf} interval, n seeds)", ""]
     cell = lambda r: f"{_pct(r['mean'], r['ci'])} ({r['n']})"
-    lines += _table([a.level_name] + a.archs, [
+    lines += _table([a.level_label] + a.archs, [
         [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level), "—")
                                  for arch in a.archs] for level in a.levels]) + [""]
     lines += [f"## Difference from the reference per level (points; passes when the one-sided {conf} lower bound "
@@ -241,7 +248,7 @@ def _tables(a: Analysis) -> List[str]:
         lines += [f"Arch {arch}, reference {_reference_text(a, result)}:", ""]
         verdict = lambda t: ("not worse by more than δ" if t["passed"] else "not shown within δ") if t["tested"] \
             else "not tested (sequence stopped)"
-        lines += _table([a.level_name, "difference", f"{conf} interval", "lower bound", "verdict"], [
+        lines += _table([a.level_label, "difference", f"{conf} interval", "lower bound", "verdict"], [
             [a.level_text(t["level"]), *parts(t["diff"], t["ci"], scale=100, sign=True),
              bound(t["lower_bound"], t["ci"], scale=100), verdict(t)] for t in result.tests]) + [""]
     lines += [f"## Rates per level ({a.rate_label}; {conf} intervals over items)", ""]
@@ -253,11 +260,11 @@ def _tables(a: Analysis) -> List[str]:
                      "", "", ""])
     if a.storage_rate is not None:
         rows.append(["raw storage", f"{a.storage_rate:g}", "", "", ""])
-    lines += _table([a.level_name, "payload", "headers", "file", "N_approx"], rows) + [""]
+    lines += _table([a.level_label, "payload", "headers", "file", "N_approx"], rows) + [""]
     per_level = a.model_size.get("per_level") or []
     if per_level:
         lines += [f"## Model size per level: difference in differences against {a.model_size['largest']} (points)", ""]
-        lines += _table([a.level_name, "arch", "params", "DiD", "Holm p", "verdict"], [
+        lines += _table([a.level_label, "arch", "params", "DiD", "Holm p", "verdict"], [
             [a.level_text(r["level"]), r["arch"], f"{r['params']:,}", number(r["did"], r["ci"], scale=100, sign=True),
              f"{r['p_holm']:.2g}", r["verdict"]] for r in per_level]) + [""]
     if any(r.get("convergence_runs") for r in a.accuracy):
@@ -266,7 +273,7 @@ def _tables(a: Analysis) -> List[str]:
         cell = lambda r: ("not reached" if r["convergence_epochs"] is None else
                           f"{r['convergence_epochs']:.1f}, range {r['convergence_range'][0]}-{r['convergence_range'][1]}") \
             + f" ({r['converged']}/{r.get('convergence_runs', 0)})"
-        lines += _table([a.level_name] + a.archs, [
+        lines += _table([a.level_label] + a.archs, [
             [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level
                                            and r.get("convergence_runs")), "—") for arch in a.archs]
             for level in a.levels]) + [""]
@@ -290,9 +297,9 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
     lines += _model_size_lines(a) + [""]
     if a.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in a.warnings] + [""]
-    titles = {"accuracy_vs_level": f"Accuracy vs {a.level_name}", "accuracy_vs_params": "Accuracy vs model size",
-              "rate_vs_level": f"{a.rate_label.capitalize()} vs {a.level_name}",
-              "convergence_vs_level": f"Epochs to target vs {a.level_name}", "examples": "Examples"}
+    titles = {"accuracy_vs_level": f"Accuracy vs {a.level_label}", "accuracy_vs_params": "Accuracy vs model size",
+              "rate_vs_level": f"{a.rate_label.capitalize()} vs {a.level_label}",
+              "convergence_vs_level": f"Epochs to target vs {a.level_label}", "examples": "Examples"}
     if plots:
         lines += ["## Plots", ""]
         for name, path in plots.items():
@@ -315,7 +322,7 @@ def write_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0,
     analysis = analysis or analyze(sweep_dir, resamples=resamples, seed=seed)
     out = sweep_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    made = plotting.write_plots(analysis, out, read_examples(sweep_dir))
+    made = plotting.write_plots(analysis, out, read_examples(sweep_dir, analysis.scale.parse))
     (out / "analysis.json").write_text(json.dumps(analysis.to_dict(), indent=1))
     path = out / "report.md"
     path.write_text(report_markdown(analysis, made))

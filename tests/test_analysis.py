@@ -15,9 +15,12 @@ from helmjax.analysis import RAW, analyze
 from helmjax.analysis import contrasts, curve, noninferiority
 from helmjax.analysis.contrasts import Estimate, Group
 from helmjax.analysis.convergence import epochs_to_reach
-from helmjax.analysis.quantization_step import LUMINANCE_TABLE, ijg_scale_factor, jpeg_step, n_approx, scaled_table
-from helmjax.analysis.synthetic import (CODEC, LOSSLESS_BPP, SyntheticSweep, true_rates, write_sweep)
+from helmjax.analysis.synthetic import (CODEC, LOSSLESS_BPP, SyntheticSweep, bit_depth_rates, jpeg_like_rates,
+                                        mp3_like_rates, write_sweep)
 from helmjax.errors import UserError
+from helmjax.quantizers import registry
+from helmjax.quantizers.jpeg_tables import LUMA_TABLE as LUMINANCE_TABLE, ijg_scale_factor, scaled_table
+from helmjax.quantizers.pillow_jpeg import quantization_step as jpeg_step
 
 RESAMPLES = 300  # enough for stable 95% bounds here, and fast
 
@@ -33,10 +36,9 @@ def test_ijg_scale_factor_and_tables_follow_libjpeg():
     assert scaled_table(LUMINANCE_TABLE, 1).max() == 255  # baseline clamp
     assert scaled_table(LUMINANCE_TABLE, 75)[0, 0] == 8  # (16 * 50 + 50) // 100
     assert jpeg_step(50)["mean_luminance_step"] == LUMINANCE_TABLE.mean()
-    assert n_approx("bits", 3) == {"step": 32.0}
-    assert n_approx("kbps", 32, bits_per_second=32000.0, sample_rate=16000) == {"bits_per_sample": 2.0,
-                                                                                "sample_rate": 16000}
-    assert n_approx("quality", RAW) is None
+    assert registry.get("pillow_jpeg").step_at(50) == jpeg_step(50)
+    assert registry.get("bitdepth").step_at(3) == {"step": 32.0}
+    assert registry.get("mp3").step_at(32) is None and registry.get("bitdepth").step_at(RAW) is None
 
 
 def test_log_fit_has_an_intercept_and_says_when_it_does_not_fit():
@@ -148,17 +150,17 @@ def test_known_sweet_spot_knee_and_rates_are_recovered(tmp_path):
         knee = result.knee
         assert knee["shape"] == "knee" and knee["ci"][0] <= true_knee <= knee["ci"][1]
         assert abs(math.log(knee["knee"]) - math.log(true_knee)) < 0.1
-        payload = true_rates("quality", 20)[0]
+        payload = jpeg_like_rates(20)[0]
         assert result.rate_at_q_star["mean"] == pytest.approx(payload * np.mean(
             np.load(tmp_path / "sweep" / "rates" / "q20.npz")["payload"]) / (payload * 1024), rel=1e-9)
         low, high = result.noise_bits["ci"]
         assert low < LOSSLESS_BPP - payload < high
         assert result.n_approx_at_q_star == jpeg_step(20)
-        assert result.n_approx_at_knee == jpeg_step(int(round(knee["knee"])))
+        assert result.n_approx_at_knee == [{"level": level, "n_approx": jpeg_step(level)} for level in knee["bracket"]]
         assert result.log_fit["fits"] is (result.log_fit["r2"] >= 0.5)
     assert analysis.lossless["codec"] == CODEC and analysis.storage_rate == 24.0
     header = next(r for r in analysis.rates if r["level"] == 20)["header"]["mean"]
-    assert header == pytest.approx(true_rates("quality", 20)[1])
+    assert header == pytest.approx(jpeg_like_rates(20)[1])
 
 
 def test_rates_without_per_item_bits_have_no_interval_and_say_so(tmp_path):
@@ -167,7 +169,7 @@ def test_rates_without_per_item_bits_have_no_interval_and_say_so(tmp_path):
         path.unlink()
     analysis = analyze(sweep, resamples=RESAMPLES)
     row = next(r for r in analysis.rates if r["level"] == 20)
-    assert row["payload"]["mean"] == pytest.approx(true_rates("quality", 20)[0]) and row["payload"]["ci"] == (None, None)
+    assert row["payload"]["mean"] == pytest.approx(jpeg_like_rates(20)[0]) and row["payload"]["ci"] == (None, None)
     assert any("per-item bits are not saved" in w for w in analysis.warnings)
     result = analysis.per_arch["A"]
     assert result.noise_bits["ci"] == (None, None)
@@ -248,7 +250,7 @@ def test_no_raw_baseline_falls_back_to_the_highest_level(tmp_path):
     for result in analysis.per_arch.values():
         assert result.reference == 100 and result.q_star == 20
     assert analysis.storage_rate is None and analysis.lossless["mean"] == pytest.approx(LOSSLESS_BPP, rel=0.05)
-    assert any("no lossless (raw) baseline" in w and "highest level is the reference" in w
+    assert any("no lossless (raw) baseline" in w and "least compressed level is the reference" in w
                for w in analysis.warnings)
 
 
@@ -309,15 +311,15 @@ def test_analysis_is_reproducible_and_json_serialisable(tmp_path):
 
 
 def test_audio_and_bit_depth_sweeps_use_their_own_units(tmp_path):
-    audio = _analyze(tmp_path / "audio", levels=(8, 16, 32, 64, 96, 128), knee=32.0, level_name="kbps",
+    audio = _analyze(tmp_path / "audio", levels=(8, 16, 32, 64, 96, 128), knee=32.0, rates=mp3_like_rates,
                      quantizer="mp3", archs={"A": 101_164, "F": 3_715_212}, plateau={"A": 0.9, "F": 0.9})
-    assert audio.rate_name == "bits_per_second" and audio.level_label == "MP3 bitrate (kbit/s)"
+    assert audio.rate_name == "bits_per_second" and audio.level_label == "MP3 bitrate (kbps)"
     result = audio.per_arch["A"]
     assert result.q_star == 32
     assert result.n_approx_at_q_star == {"bits_per_sample": 32000 / 22050, "sample_rate": 22050}
     assert result.noise_bits is None and audio.lossless is None  # no lossless rate measured
     assert any("no lossless rate was measured" in w for w in audio.warnings)
-    bits = _analyze(tmp_path / "bits", levels=(1, 2, 3, 4, 5, 6, 7, 8), knee=4.0, level_name="bits",
+    bits = _analyze(tmp_path / "bits", levels=(1, 2, 3, 4, 5, 6, 7, 8), knee=4.0, rates=bit_depth_rates,
                     quantizer="bitdepth")
     for result in bits.per_arch.values():
         assert result.q_star == 4

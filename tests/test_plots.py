@@ -5,7 +5,7 @@ import json
 from helmjax import plots
 from helmjax.analysis import analyze
 from helmjax.analysis.sweep_files import read_examples
-from helmjax.analysis.synthetic import SyntheticSweep, write_sweep
+from helmjax.analysis.synthetic import SyntheticSweep, mp3_like_rates, write_sweep
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_BYTES = 10_000  # an empty axes is ~5 KB at this size; a drawn plot is several times more
@@ -30,7 +30,7 @@ def test_all_plots_of_a_full_sweep(tmp_path):
 def test_plots_of_a_thin_sweep_draw_what_they_can(tmp_path):
     # One arch, one compressed level, no raw run, no example images, no metrics: some plots have nothing to show.
     spec = SyntheticSweep(levels=(20,), include_raw=False, archs={"A": 701_386}, plateau={"A": 0.8},
-                          level_name="kbps", quantizer="mp3")
+                          rates=mp3_like_rates, quantizer="mp3")
     sweep = write_sweep(tmp_path / "sweep", spec)
     for metrics in sweep.glob("runs/*/metrics.jsonl"):
         metrics.unlink()

@@ -7,10 +7,14 @@ import pytest
 
 from helmjax import config as config_lib
 from helmjax import rates, sweep
+from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import read_level_bits
 from helmjax.errors import UserError
-from helmjax.quantizers import lossless, mp3, pillow_jpeg
+from helmjax.quantizers import lossless, mp3, pillow_jpeg, registry
 from tests.conftest import make_stripes
+
+
+JPEG_TAGS = LevelScale(registry.get("pillow_jpeg").describe()).level_of_tag  # "q20" -> 20
 
 
 def _images(n=6, size=32, seed=0):
@@ -102,7 +106,7 @@ def test_write_level_bits_checks_its_arrays_and_the_reader_skips_bad_files(tmp_p
     with pytest.raises(UserError, match="plain file name"):
         rates.write_level_bits(tmp_path, "../q5", file=[1.0], payload=[1.0])
     (tmp_path / "rates" / "q40.npz").write_bytes(b"truncated")
-    bits = read_level_bits(tmp_path)
+    bits = read_level_bits(tmp_path, JPEG_TAGS)
     assert set(bits) == {20, "raw"}
     assert bits[20]["file"].tolist() == [800.0, 900.0] and bits[20]["payload"].dtype == np.float64
     assert bits["raw"]["codec"] == "X" and bits["raw"]["index"].tolist() == [0, 1]
@@ -134,7 +138,7 @@ def test_sweep_records_every_rate_in_rows_and_rates_files(tmp_path):
     sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
     sweep_dir = tmp_path / c.name
     rows = {r["quality"]: r for r in map(json.loads, (sweep_dir / "results.jsonl").read_text().splitlines())}
-    bits = read_level_bits(sweep_dir)
+    bits = read_level_bits(sweep_dir, JPEG_TAGS)
     assert set(bits) == {"raw", 50}
     pixels, items = 16 * 16, 256 + 128  # stripes: train then test
     file, payload = bits[50]["file"], bits[50]["payload"]
@@ -155,7 +159,7 @@ def test_sweep_records_every_rate_in_rows_and_rates_files(tmp_path):
     c2 = _tiny_config("90")
     c2.name = c.name + "_no_raw"
     sweep.run_sweep(c2, tmp_path, progress=False, log=lambda *_: None)
-    bits2 = read_level_bits(tmp_path / c2.name)
+    bits2 = read_level_bits(tmp_path / c2.name, JPEG_TAGS)
     assert set(bits2) == {"raw", 90} and np.array_equal(bits2["raw"]["lossless"], bits["raw"]["lossless"])
     row = json.loads((tmp_path / c2.name / "results.jsonl").read_text().splitlines()[0])
     assert row["bpp_lossless"] == rows["raw"]["bpp_lossless"]

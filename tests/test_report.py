@@ -22,7 +22,9 @@ def test_report_states_the_sweet_spot_and_links_the_plots(tmp_path):
     assert "significant" not in text  # non-inferiority is shown by a margin, never by a failed test
     assert "bits per pixel of coded payload (headers and tables excluded)" in text
     assert "The same data losslessly (synthetic lossless (known rate)) takes 14." in text
-    assert "IJG scale" in text and "Knee: the monotone fit falls δ below its plateau" in text
+    # N_approx as the quantizer's record gives it (pillow_jpeg's step at q=20), at q* and around the knee.
+    assert "N_approx at q*: scale percent 250, mean luminance step 141.5, mean chrominance step 215.5." in text
+    assert "Knee: the monotone fit falls δ below its plateau" in text and "N_approx there: scale percent" in text
     assert "*Exploratory*" not in text
     assert "fits with c = +" in text and " to +" in text.split("fits with c = +")[1].split("points per")[0]
     for name in ("accuracy_vs_level", "accuracy_vs_params", "rate_vs_level", "convergence_vs_level", "examples"):

@@ -7,7 +7,8 @@ than δ over the sampled levels has no knee in range, and the knee is then censo
 level"), never a number. Whether there is a drop is decided on bootstrap replicates (see `knee_call`).
 
 The paper reads accuracy as a + c * ln(level); it is fitted with an intercept and reported with its R².
-All logs are natural logs.
+All logs are natural logs. The levels given to the knee functions are axis positions, ascending = less compression
+(`levels.LevelScale.position`: the level itself for JPEG quality, its inverse when higher levels compress more).
 """
 
 import dataclasses

@@ -18,20 +18,16 @@ import numpy as np
 from helmjax.analysis import bootstrap, contrasts, curve, noninferiority, rate_intervals
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
-from helmjax.analysis.quantization_step import n_approx
-from helmjax.analysis.sweep_files import (RAW, as_float, parse_level, read_config, read_level_bits, read_metrics,
-                                          read_rows, read_test_correct)
+from helmjax.analysis.levels import LevelScale, quantizer_record
+from helmjax.analysis.sweep_files import (RAW, as_float, read_config, read_level_bits, read_metrics, read_rows,
+                                          read_test_correct)
 from helmjax.errors import UserError
-from helmjax.run_names import run_name
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MARGIN_POINTS = 1.0
 DEFAULT_TOLERANCE_POINTS = 1.0
 OUTLIER_SDS = 3.0  # a reference run this many pooled seed sds from the others' median is flagged
-
-LEVEL_LABELS = {"quality": "JPEG quality q (%)", "kbps": "MP3 bitrate (kbit/s)", "bits": "bit depth (bits per channel)"}
-LEVEL_SYMBOLS = {"quality": "q", "kbps": "kbps", "bits": "bits"}
 
 METHOD = {
     "accuracy": "test accuracy of the best-validation parameters of each run (the epoch is chosen on a validation "
@@ -42,16 +38,18 @@ METHOD = {
                  "borrows its arch's pooled seed variance), combined in a Student t interval with Welch-Satterthwaite "
                  "degrees of freedom; with one seed everywhere only test-example noise is covered",
     "sweet_spot": "q* by non-inferiority with margin δ = {margin:g} accuracy points: a fixed-sequence test from the "
-                  "highest level down; a level passes when the one-sided {conf:.0%} lower confidence bound of "
+                  "least compressed level down; a level passes when the one-sided {conf:.0%} lower confidence bound of "
                   "acc(level) - acc(reference) is above -δ; the sequence stops at the first level that fails and q* "
                   "is the last that passed (familywise error at most {alpha:.0%}, no correction needed)",
-    "tolerance": "secondary, simple rule (as in the sweep's printed table): the lowest level from which every "
-                 "higher level has mean accuracy within {tol:g} accuracy points of the reference; no interval",
-    "knee": "an isotonic (non-decreasing) fit of the per-level mean accuracies against ln(level), interpolated "
-            "linearly in ln(level); the knee is where it has dropped δ below its plateau (its mean over the levels within 2δ of its top). Called "
-            "a knee when at least {conf:.0%} of bootstrap replicates (examples resampled, seed noise drawn from a t "
+    "tolerance": "secondary, simple rule (as in the sweep's printed table): the most compressed level from which every "
+                 "less compressed level has mean accuracy within {tol:g} accuracy points of the reference; no interval",
+    "knee": "an isotonic fit of the per-level mean accuracies, non-decreasing from the most to the least compressed "
+            "level (the order the quantizer's spec gives; named levels by rank), interpolated linearly in ln(level); "
+            "the knee is where it has dropped δ below its plateau (its mean over the levels within 2δ of its top). "
+            "Called a knee when at least {conf:.0%} of bootstrap replicates (examples resampled, seed noise drawn from a t "
             "distribution) drop by more than δ; otherwise there is no drop larger than δ over the sampled range and "
-            "the knee is censored at or below the lowest level. Interval: percentiles of the replicates' knees",
+            "the knee is censored at or below the most compressed level. Interval: percentiles of the replicates' "
+            "knees",
     "log_fit": "the paper's curve acc = a + c ln(level), least squares on the per-level means, reported with its "
                "R² and c's t interval (residual-based, the level means as observations); 'does not fit' below R² = {min_r2:g}",
     "rates": "primary rate: the entropy-coded payload (JPEG scan data) per pixel; headers and tables are reported "
@@ -60,8 +58,9 @@ METHOD = {
     "noise_bits": "lossless rate minus payload rate at q*, paired item by item, bootstrap interval over items. "
                   "These are the bits the classifier did not need; whether they are noise in the data is a separate "
                   "claim (see VALIDATION.md)",
-    "n_approx": "JPEG: the IJG scale factor (5000/q for q < 50, else 200 - 2q, percent) and the mean scaled Annex K "
-                "luminance and chrominance table entries; bit depth: step 2^(8-b); MP3: bits per sample",
+    "n_approx": "the quantization step at each level as the quantizer's spec gives it (recorded in sweep.json with "
+                "the quantizer's version); an audio codec without one shows the bits per sample of its measured rate "
+                "instead; at the knee, the values at the two sampled levels it lies between",
     "model_size": "difference in differences: (acc(arch, L) - acc(largest, L)) - (acc(arch, raw) - acc(largest, "
                   "raw)), what compression costs a smaller model beyond what it costs the largest; two-sided tests "
                   "with a Holm correction over the models compared at each level",
@@ -74,11 +73,11 @@ METHOD = {
 class ArchResult:
     arch: str
     params: Optional[int]
-    reference: object  # "raw" or the highest level when the sweep has no lossless baseline
+    reference: object  # "raw" or the least compressed level when the sweep has no lossless baseline
     reference_mean: float
-    levels: list  # numeric levels with done runs, ascending
+    levels: list  # levels with done runs, most compression first (the spec's order)
     seeds_covered: bool = True  # training-seed noise is part of every comparison's interval
-    q_star: object = None  # non-inferiority; None when the highest level already fails
+    q_star: object = None  # non-inferiority; None when the least compressed level already fails
     tests: list = dataclasses.field(default_factory=list)  # per level, ascending: diff, ci, lower bound, passed
     accuracy_at_q_star: Optional[float] = None
     q_star_tolerance: object = None  # the simple rule, secondary
@@ -87,7 +86,7 @@ class ArchResult:
     rate_at_q_star: Optional[dict] = None  # {"mean", "ci"} of the primary rate
     noise_bits: Optional[dict] = None  # {"mean", "ci"}: lossless - payload at q*
     n_approx_at_q_star: Optional[dict] = None
-    n_approx_at_knee: Optional[dict] = None
+    n_approx_at_knee: Optional[list] = None  # [{"level", "n_approx"}] at the sampled levels around the knee
 
 
 @dataclasses.dataclass
@@ -96,13 +95,14 @@ class Analysis:
     experiment: str
     dataset: str
     quantizer: str
+    quantizer_spec: dict  # the quantizer's record (`QuantizerSpec.describe`): what its levels mean
     level_name: str
     level_label: str
     rate_name: str  # "bpp" or "bits_per_second"
     rate_label: str
     storage_rate: Optional[float]  # raw storage size (8 bits x channels; 16 bits x sample rate)
     lossless: Optional[dict]  # {"mean", "ci", "codec"} of the lossless reference rate
-    levels: list  # numeric ascending, then "raw" when present
+    levels: list  # most compression first, then "raw" when present
     archs: list  # ascending parameter count
     params: dict
     accuracy: list  # one row per (arch, level)
@@ -125,16 +125,17 @@ class Analysis:
         """Some comparison covers test-example noise only (one seed and nothing to borrow)."""
         return any(not r.seeds_covered for r in self.per_arch.values())
 
+    @property
+    def scale(self) -> LevelScale:
+        return LevelScale(self.quantizer_spec)
+
     def level_text(self, level) -> str:
         """How a level reads in sentences: "q=20", "32 kbps", "4 bits", "raw"."""
-        if level is None:
-            return "none"
-        if level == RAW:
-            return RAW
-        value = f"{level:g}" if isinstance(level, float) else str(level)
-        if self.level_name == "quality":
-            return f"q={value}"
-        return f"{value} {LEVEL_SYMBOLS.get(self.level_name, self.level_name)}"
+        return self.scale.text(level)
+
+    def position(self, level) -> float:
+        """A level's place on the analysis' axis (ascending = less compression)."""
+        return self.scale.position(level)
 
 
 def _json_safe(value):
@@ -151,10 +152,6 @@ def _json_safe(value):
     if isinstance(value, np.ndarray):
         return _json_safe(value.tolist())
     return value
-
-
-def _level_key(level):
-    return (1, 0.0) if level == RAW else (0, float(level))
 
 
 def _finite_mean(values) -> Optional[float]:
@@ -180,10 +177,10 @@ class _Run:
     column: Optional[int] = None  # column of this run in the replicate matrix
 
 
-def _parse_runs(rows, level_name, warnings):
+def _parse_runs(rows, scale: LevelScale, warnings):
     runs, failed = [], []
     for row in rows:
-        level = parse_level(row.get("level", row.get(level_name)))
+        level = scale.parse(row.get("level", row.get(scale.level_name)))
         if level is None:
             warnings.append(f"run {row['run']}: unreadable level {row.get('level')!r}; skipped")
             continue
@@ -199,34 +196,34 @@ def _parse_runs(rows, level_name, warnings):
     return runs, failed
 
 
-def _missing_runs(config, rows, level_name, warnings) -> list:
+def _missing_runs(config, rows, scale: LevelScale, warnings) -> list:
     grid = config.get("grid") or {}
     if not grid:
         return []
     seen = {"level": [], "arch": [], "seed": []}
     present = set()
     for row in rows:
-        key = (parse_level(row.get("level", row.get(level_name))), str(row.get("arch", "?")), row.get("seed"))
+        key = (scale.parse(row.get("level", row.get(scale.level_name))), str(row.get("arch", "?")), row.get("seed"))
         present.add(key)
         for name, value in zip(("level", "arch", "seed"), key):
             seen[name].append(value)
-    axes = {"level": grid.get("level", grid.get(level_name)), "arch": grid.get("arch"), "seed": grid.get("seed")}
+    axes = {"level": grid.get("level", grid.get(scale.level_name)), "arch": grid.get("arch"), "seed": grid.get("seed")}
     for name in axes:
         if axes[name] is None:
             axes[name] = sorted(set(seen[name]), key=str)
         elif not isinstance(axes[name], (list, tuple)):
             axes[name] = [axes[name]]
-    other = sorted(set(grid) - {"level", level_name, "arch", "seed", "reference_seed"})
+    other = sorted(set(grid) - {"level", scale.level_name, "arch", "seed", "reference_seed"})
     if other:
         warnings.append(f"the grid also varies {', '.join(other)}: missing runs are listed over level, arch and "
                         f"seed only")
     extra = [s for s in (grid.get("reference_seed") or []) if s not in axes["seed"]]
-    expected = [(parse_level(l), str(a), s) for l, a, s in itertools.product(axes["level"], axes["arch"], axes["seed"])]
-    if RAW in [parse_level(l) for l in axes["level"]]:
+    expected = [(scale.parse(l), str(a), s) for l, a, s in itertools.product(axes["level"], axes["arch"], axes["seed"])]
+    if RAW in [scale.parse(l) for l in axes["level"]]:
         expected += [(RAW, str(a), s) for a, s in itertools.product(axes["arch"], extra)]
-    missing = [{"level": l, "arch": a, "seed": s, "run": run_name(level_name, l, a, s)}
-               for l, a, s in expected if (l, a, s) not in present]
-    return sorted(missing, key=lambda m: (_level_key(m["level"]), m["arch"], str(m["seed"])))
+    missing = [{"level": l, "arch": a, "seed": s, "run": scale.run_name(l, a, s)}
+               for l, a, s in expected if l is not None and (l, a, s) not in present]
+    return sorted(missing, key=lambda m: (scale.sort_key(m["level"]), m["arch"], str(m["seed"])))
 
 
 def _attach_correctness(sweep_dir, runs, warnings) -> Optional[int]:
@@ -282,12 +279,6 @@ def _replicate_matrix(runs, num_test, rng, resamples) -> np.ndarray:
     return out
 
 
-def _rate_settings(level_name, runs):
-    audio = level_name == "kbps" or (runs and all(r.row.get("bpp") is None for r in runs)
-                                     and any(r.row.get("bits_per_second") is not None for r in runs))
-    return ("bits_per_second", "bits per second") if audio else ("bpp", "bits per pixel")
-
-
 def make_settings(config: dict, resamples, confidence, margin, seed) -> dict:
     block = config.get("analysis") if isinstance(config.get("analysis"), dict) else {}
     pick = lambda given, key, default: given if given is not None else block.get(key, default)
@@ -313,11 +304,11 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     config = read_config(sweep_dir, warnings)
     settings = make_settings(config, resamples, confidence, margin, seed)
     first = rows[0] if rows else {}
-    level_name = str(config.get("level_name") or first.get("level_name") or "quality")
+    scale = LevelScale(quantizer_record(config, rows, warnings))
     rng = np.random.default_rng(seed)
 
-    runs, failed = _parse_runs(rows, level_name, warnings)
-    missing = _missing_runs(config, rows, level_name, warnings)
+    runs, failed = _parse_runs(rows, scale, warnings)
+    missing = _missing_runs(config, rows, scale, warnings)
     if not rows:
         warnings.append("the results hold no runs yet")
     elif not runs:
@@ -328,7 +319,6 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         warnings.append(f"{len(missing)} run(s) of the grid have no result yet (a partial sweep): "
                         f"{_few(m['run'] for m in missing)}")
 
-    rate_name, rate_label = _rate_settings(level_name, runs)
     num_test = _attach_correctness(sweep_dir, runs, warnings)
     settings["num_test"] = num_test
     replicates = _replicate_matrix(runs, num_test, rng, settings["resamples"]) if runs else None
@@ -342,13 +332,14 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         if value is not None and math.isfinite(as_float(value)):
             params[run.arch] = int(value)
     archs = sorted({r.arch for r in runs}, key=lambda a: (params.get(a, math.inf), a))
-    all_levels = sorted({r.level for r in runs}, key=_level_key)
+    all_levels = scale.ordered({r.level for r in runs})
     groups = _groups(members, replicates, archs)
 
-    level_rates, storage_rate, lossless, item_rates = _rates(sweep_dir, runs, all_levels, rate_name, level_name, rng, settings,
-                                                 warnings)
+    level_rates, storage_rate, lossless, item_rates = _rates(sweep_dir, runs, all_levels, scale, rng, settings,
+                                                             warnings)
     accuracy = []
-    for (arch, level), group in sorted(groups.items(), key=lambda kv: (archs.index(kv[0][0]), _level_key(kv[0][1]))):
+    order = lambda item: (archs.index(item[0][0]), scale.sort_key(item[0][1]))
+    for (arch, level), group in sorted(groups.items(), key=order):
         accuracy.append({"arch": arch, "level": level, "mean": group.mean, "n": group.size,
                          "std": float(np.std(group.acc, ddof=1)) if group.size > 1 else None,
                          "ci": contrasts.contrast([(1.0, group)]).interval(settings["confidence"]),
@@ -358,15 +349,15 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
 
     per_arch, no_raw = {}, []
     for arch in archs:
-        result = analyze_arch(arch, params.get(arch), groups, level_name, level_rates, lossless, settings, rng,
+        result = analyze_arch(arch, params.get(arch), groups, scale, level_rates, lossless, settings, rng,
                               warnings, item_rates)
         if result is not None:
             per_arch[arch] = result
             if result.reference != RAW:
                 no_raw.append(arch)
     if no_raw:
-        warnings.append(f"no lossless (raw) baseline for {', '.join(no_raw)}: the highest level is the reference, "
-                        f"so q* means 'not worse than the highest level by more than δ'")
+        warnings.append(f"no lossless (raw) baseline for {', '.join(no_raw)}: the least compressed level is the "
+                        f"reference, so q* means 'not worse than the least compressed level by more than δ'")
     single = sorted(arch for arch, result in per_arch.items() if not result.seeds_covered)
     if single:
         warnings.append(f"one seed per level for {', '.join(single)}: intervals cover test-example noise only, not "
@@ -376,16 +367,16 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     for row in accuracy:
         row.update(convergence_by_group.get((row["arch"], row["level"]), {"convergence_epochs": None,
                                                                           "converged": 0}))
-    model_size = _model_size(archs, params, per_arch, groups, settings["confidence"], warnings)
+    model_size = _model_size(archs, params, per_arch, groups, scale, settings["confidence"], warnings)
 
     confidence = settings["confidence"]
     return Analysis(
         sweep_dir=str(sweep_dir), experiment=str(config.get("experiment") or config.get("name")
                                                  or first.get("experiment") or sweep_dir.name),
         dataset=str(config.get("dataset") or first.get("dataset") or "?"),
-        quantizer=_quantizer_name(config, first),
-        level_name=level_name, level_label=LEVEL_LABELS.get(level_name, level_name),
-        rate_name=rate_name, rate_label=rate_label, storage_rate=storage_rate, lossless=lossless,
+        quantizer=str(scale.record.get("name") or "?"), quantizer_spec=scale.record,
+        level_name=scale.level_name, level_label=scale.label,
+        rate_name=scale.rate_name, rate_label=scale.rate_label, storage_rate=storage_rate, lossless=lossless,
         levels=all_levels, archs=archs, params=params, accuracy=accuracy, rates=level_rates, per_arch=per_arch,
         model_size=model_size, convergence=convergence,
         runs={"results": len(rows), "done": len(runs), "failed": len(failed), "missing": len(missing),
@@ -410,14 +401,6 @@ def _groups(members, replicates, archs) -> Dict[tuple, Group]:
     return groups
 
 
-def _quantizer_name(config: dict, first_row: dict) -> str:
-    """sweep.json may hold the quantizer as a name or as its config block ({"name": ..., options})."""
-    quantizer = config.get("quantizer_name") or config.get("quantizer") or first_row.get("quantizer") or "?"
-    if isinstance(quantizer, dict):
-        quantizer = quantizer.get("name", "?")
-    return str(quantizer)
-
-
 def tolerance_fraction(value) -> float:
     """sweep.json's tolerance as a fraction of accuracy: values below 1 are fractions (0.01 = one point), values
     of 1 or more are accuracy points (a tolerance of 100% or more would mean nothing)."""
@@ -435,10 +418,11 @@ class _ItemRates:
     index: Optional[np.ndarray] = None  # positions of the M lossless items among the N (None: all, in order)
 
 
-def _rates(sweep_dir, runs, levels, rate_name, level_name, rng, settings, warnings):
+def _rates(sweep_dir, runs, levels, scale: LevelScale, rng, settings, warnings):
     """(per-level rate rows, storage rate, lossless rate, per-item rates), with intervals over items where the
     sweep saved per-item bits."""
-    bits = read_level_bits(sweep_dir)
+    rate_name = scale.rate_name
+    bits = read_level_bits(sweep_dir, scale.level_of_tag)
     resamples, confidence = settings["resamples"], settings["confidence"]
     interval = lambda values: rate_intervals.mean_with_interval(rng, values, resamples, confidence)
     no_interval = lambda mean: {"mean": mean, "ci": (None, None)}
@@ -464,8 +448,7 @@ def _rates(sweep_dir, runs, levels, rate_name, level_name, rng, settings, warnin
         row["primary"] = "payload" if row["payload"]["mean"] is not None else "file"
         if level_bits is not None and units:
             items.primary[level] = level_bits[row["primary"]] / units
-        row["n_approx"] = n_approx(level_name, level, bits_per_second=row_mean(level, "bits_per_second"),
-                                   sample_rate=row["sample_rate"])
+        row["n_approx"] = scale.step(level) or _bits_per_sample(row_mean(level, "bits_per_second"), row["sample_rate"])
         out.append(row)
     if no_items and out:
         warnings.append(f"per-item bits are not saved for {len(no_items)} level(s): their rates carry no interval")
@@ -492,6 +475,14 @@ def _rates(sweep_dir, runs, levels, rate_name, level_name, rng, settings, warnin
     return out, storage_rate, lossless, items
 
 
+def _bits_per_sample(bits_per_second, sample_rate) -> Optional[dict]:
+    """What stands in for N_approx where a codec has no quantization step: the bits per sample of its measured
+    rate (audio only: images have no bits per second)."""
+    if bits_per_second is None or not sample_rate or not math.isfinite(bits_per_second):
+        return None
+    return {"bits_per_sample": float(bits_per_second) / float(sample_rate), "sample_rate": int(sample_rate)}
+
+
 def _noise_bits(rate_row, lossless, items: _ItemRates, rng, settings) -> Optional[dict]:
     """Lossless minus primary rate at one level, paired per item, with a bootstrap interval over items."""
     if lossless is None or rate_row is None:
@@ -504,11 +495,11 @@ def _noise_bits(rate_row, lossless, items: _ItemRates, rng, settings) -> Optiona
     return None if primary is None else {"mean": lossless["mean"] - primary, "ci": (None, None)}
 
 
-def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settings, rng, warnings,
+def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless, settings, rng, warnings,
                  item_rates: Optional[_ItemRates] = None) -> Optional[ArchResult]:
     """One arch's answer from its groups (what `analyze` calls per arch, and the calibration on simulations)."""
     margin, confidence = settings["margin"], settings["confidence"]
-    levels = sorted([level for (a, level) in groups if a == arch and level != RAW], key=float)
+    levels = scale.ordered(level for (a, level) in groups if a == arch and level != RAW)
     if not levels:
         warnings.append(f"arch {arch}: only the lossless baseline finished, no compressed level to compare")
         return None
@@ -527,7 +518,7 @@ def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settin
         result.q_star_tolerance = bootstrap.lowest_of_top_run(
             candidates, [means[level] >= ref.mean - settings["tolerance_points"] / 100.0 for level in candidates])
         if result.q_star is None:
-            warnings.append(f"arch {arch}: the highest level is already worse than the reference by more than "
+            warnings.append(f"arch {arch}: the least compressed level is already worse than the reference by more than "
                             f"δ={settings['margin_points']:g} points, or not shown otherwise: no sweet spot in the "
                             f"sweep")
     else:
@@ -537,19 +528,24 @@ def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settin
     warnings.extend(_reference_flags(arch, groups, reference, levels, margin, confidence))
 
     level_means = [groups[(arch, level)].mean for level in levels]
-    log_fit = curve.fit_log(levels, level_means)
+    log_fit = curve.fit_log([scale.log_value(level) for level in levels], level_means)
     if log_fit is not None:
         result.log_fit = dict(dataclasses.asdict(log_fit), fits=log_fit.fits,
                               c_ci=curve.slope_interval(log_fit, confidence))
     if len(levels) >= 2:
         curve_replicates = np.stack([contrasts.level_replicates(groups[(arch, level)], rng) for level in levels], axis=1)
-        call = curve.knee_call(levels, level_means, curve_replicates, margin, confidence,
+        positions = [scale.position(level) for level in levels]
+        call = curve.knee_call(positions, level_means, curve_replicates, margin, confidence,
                                weights=[groups[(arch, level)].size for level in levels])
-        result.knee = dataclasses.asdict(call)
+        # Back from axis positions to levels: ci and bracket read (more compression side, less compression side).
+        level_of = dict(zip(positions, levels))
+        result.knee = dict(dataclasses.asdict(call), knee=scale.level_at(call.knee),
+                           ci=tuple(scale.level_at(p) for p in call.ci),
+                           bracket=tuple(None if p is None else level_of[p] for p in call.bracket))
         if call.shape == "flat":
             warnings.append(f"arch {arch}: no drop larger than δ={settings['margin_points']:g} points over the "
                             f"sampled levels (in {call.drop_share:.0%} of replicates, {confidence:.0%} needed): the "
-                            f"knee is at or below {levels[0]:g}; try lower levels")
+                            f"knee is at or below {scale.text(levels[0])}; try levels with more compression")
     else:
         warnings.append(f"arch {arch}: one compressed level: too few for a knee (needs 2)")
 
@@ -562,12 +558,8 @@ def analyze_arch(arch, params, groups, level_name, level_rates, lossless, settin
             result.n_approx_at_q_star = row.get("n_approx")
             result.noise_bits = _noise_bits(row, lossless, item_rates or _ItemRates(), rng, settings)
     if result.knee and result.knee["shape"] == "knee":
-        knee = result.knee["knee"]
-        knee_level = knee if level_name == "kbps" else int(round(knee))
-        nearest = min(levels, key=lambda level: abs(math.log(level) - math.log(knee)))
-        result.n_approx_at_knee = n_approx(level_name, knee_level, bits_per_second=1000.0 * knee
-                                           if level_name == "kbps" else None,
-                                           sample_rate=rate_of.get(nearest, {}).get("sample_rate"))
+        result.n_approx_at_knee = [{"level": level, "n_approx": rate_of.get(level, {}).get("n_approx")}
+                                   for level in result.knee["bracket"] if level is not None]
     return result
 
 
@@ -627,7 +619,7 @@ def _convergence(sweep_dir, runs, warnings):
     return rows, summary
 
 
-def _model_size(archs, params, per_arch, groups, confidence, warnings) -> dict:
+def _model_size(archs, params, per_arch, groups, scale: LevelScale, confidence, warnings) -> dict:
     """Does compression cost a smaller model more or less than the largest? A difference in differences per level,
     Holm-corrected over the smaller models compared at that level."""
     sized = [arch for arch in archs if arch in params]
@@ -638,7 +630,7 @@ def _model_size(archs, params, per_arch, groups, confidence, warnings) -> dict:
         warnings.append("model sizes are not compared: the largest model has no lossless (raw) run to difference "
                         "against")
         return {"largest": largest, "level": None, "comparisons": [], "per_level": []}
-    levels = sorted({level for (arch, level) in groups if arch == largest and level != RAW}, key=float)
+    levels = scale.ordered({level for (arch, level) in groups if arch == largest and level != RAW})
     per_level = []
     for level in levels:
         rows = []

@@ -1,9 +1,9 @@
 """The sweet spot by non-inferiority: the strongest compression not worse than the reference by more than δ.
 
-A fixed-sequence test: levels are tested from the highest down; level L passes when the one-sided lower
-confidence bound of acc(L) - acc(reference) is above -δ; the sequence stops at the first level that fails, and
-q* is the last level that passed. Testing in a fixed order, each level only after every higher one passed,
-keeps the familywise error at α = 1 - confidence with no correction. Absence of evidence never passes a level:
+A fixed-sequence test: levels are tested from the least compressed down (the highest, for JPEG quality); level L
+passes when the one-sided lower confidence bound of acc(L) - acc(reference) is above -δ; the sequence stops at the
+first level that fails, and q* is the last level that passed. Testing in a fixed order, each level only after every
+less compressed one passed, keeps the familywise error at α = 1 - confidence with no correction. Absence of evidence never passes a level:
 a noisy level fails, so fewer seeds or test examples make q* more cautious, never more aggressive.
 """
 
@@ -26,11 +26,12 @@ class LevelTest:
 
 def fixed_sequence(levels: Sequence, estimates: Dict[object, Estimate], margin: float,
                    confidence: float) -> tuple:
-    """(q*, tests) for `levels` in any order; q* is None when the highest level already fails."""
+    """(q*, tests) for `levels` ordered from most to least compression (the quantizer's order, see
+    `levels.LevelScale.ordered`); tested from the last down; q* is None when the last already fails."""
     tests: List[LevelTest] = []
     q_star: Optional[object] = None
     stopped = False
-    for level in sorted(levels, key=float, reverse=True):
+    for level in reversed(list(levels)):
         estimate = estimates[level]
         lower = estimate.lower(confidence)
         passed = not stopped and lower > -margin

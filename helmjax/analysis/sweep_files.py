@@ -9,7 +9,7 @@ import csv
 import json
 import math
 import pathlib
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 
@@ -137,8 +137,9 @@ def read_test_correct(run_dir: pathlib.Path) -> Optional[np.ndarray]:
     return np.asarray(correct, bool).reshape(-1)
 
 
-def read_examples(sweep_dir: pathlib.Path) -> dict:
-    """Example images per level: {"raw": (k,H,W,C) uint8, 20: ...}; empty when the sweep saved none."""
+def read_examples(sweep_dir: pathlib.Path, parse: Callable[[str], Any] = parse_level) -> dict:
+    """Example images per level: {"raw": (k,H,W,C) uint8, 20: ...}; empty when the sweep saved none. `parse`
+    reads a level from its text (`LevelScale.parse` for named levels)."""
     path = sweep_dir / "examples.npz"
     if not path.exists():
         return {}
@@ -149,23 +150,20 @@ def read_examples(sweep_dir: pathlib.Path) -> dict:
         return {}
     examples = {}
     for name, images in arrays.items():
-        level = RAW if name == RAW else parse_level(name[len("level_"):]) if name.startswith("level_") else None
+        level = RAW if name == RAW else parse(name[len("level_"):]) if name.startswith("level_") else None
         if level is not None:
             examples[level] = images
     return examples
 
 
-_TAG_PREFIX_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"  # "q", "kbps", "b": run_names.level_tag
-
-
-def read_level_bits(sweep_dir: pathlib.Path) -> dict:
+def read_level_bits(sweep_dir: pathlib.Path, level_of_tag: Callable[[str], Any]) -> dict:
     """Per-item bits the sweep saved in `rates/` (see `helmjax.rates`): {level: {"file": (N,), "payload": (N,)}},
-    and {"raw": {"lossless": (M,), "codec": str, "index": (M,) when a subset was coded}}. A level is parsed
-    from its file's tag ("q20" -> 20); an unreadable file is skipped."""
+    and {"raw": {"lossless": (M,), "codec": str, "index": (M,) when a subset was coded}}. A level is read from its
+    file's tag by `level_of_tag` ("q20" -> 20: `LevelScale.level_of_tag`); an unreadable file is skipped."""
     out: dict = {}
     for path in sorted((pathlib.Path(sweep_dir) / "rates").glob("*.npz")):
         tag = path.stem
-        level = RAW if tag == RAW else parse_level(tag.lstrip(_TAG_PREFIX_CHARS))
+        level = level_of_tag(tag)
         if level is None:
             continue
         try:

@@ -3,7 +3,9 @@
 Used by the tests (the sweet spot and knee must recover what went in) and to try the report without
 training: `write_sweep(path)` produces results.jsonl/.csv, sweep.json, per-run metrics, per-example test
 correctness, per-item bits (`rates/`) and example images. `SyntheticSweep.true_accuracy` is the truth:
-a hinge in ln(level) with a floor (slope 0 = flat), or a logistic in ln(level) with a chance floor.
+a hinge in ln(level) with a floor (slope 0 = flat), or a logistic in ln(level) with a chance floor. The
+quantizer is a registered one (its spec describes the levels, as in a real sweep.json); the rates of the synthetic
+data at a level come from `SyntheticSweep.rates` (JPEG-like, bit-depth-like or MP3-like).
 """
 
 import csv
@@ -11,17 +13,39 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
 from helmjax.analysis.sweep_files import RAW
+from helmjax.quantizers import registry
 from helmjax.rates import write_level_bits
-from helmjax.run_names import level_tag
+from helmjax.run_names import level_tag, run_name
 
-COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "quality", "kbps", "bits", "bpp",
-           "bpp_payload", "bpp_lossless", "lossless_codec", "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc", "best_epoch",
-           "epochs", "train_seconds", "status", "error", "num_test"]
+COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload", "bpp_lossless",
+           "lossless_codec", "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc",
+           "best_epoch", "epochs", "train_seconds", "status", "error", "num_test"]
+ITEMS = 400  # items whose bits the synthetic sweep stores per level
+PIXELS = 32 * 32
+HEADER_BITS = 8.0 * 600  # a baseline JPEG's markers and tables at 32x32
+LOSSLESS_BPP = 14.0  # the synthetic data's lossless rate (bits per pixel)
+CODEC = "synthetic lossless (known rate)"
+
+
+def jpeg_like_rates(level) -> tuple:
+    """(payload, header) bits per pixel of synthetic images at a JPEG quality, with a baseline JPEG's header."""
+    return 0.05 + 4.0 * (level / 100.0) ** 2 + 0.6 * level / 100.0, HEADER_BITS / PIXELS
+
+
+def bit_depth_rates(level) -> tuple:
+    """(payload, header) bits per pixel of synthetic images at a bit depth: the bits themselves, no header."""
+    return 3.0 * level, 0.0
+
+
+def mp3_like_rates(level) -> tuple:
+    """(bits per second, sample rate) of synthetic audio at a bitrate in kbps: the nominal rate, at LAME's output
+    sample rates for a 22.05 kHz input."""
+    return 1000.0 * level, 8000 if level <= 8 else 16000 if level <= 16 else 22050
 
 
 @dataclasses.dataclass
@@ -42,8 +66,10 @@ class SyntheticSweep:
     # simulates realistic noise)
     num_test: int = 2000
     epochs: int = 30
-    level_name: str = "quality"
-    quantizer: str = "pillow_jpeg"
+    quantizer: str = "pillow_jpeg"  # a registered quantizer: its spec describes the levels
+    # level -> the synthetic data's rates there: (payload, header) bits per pixel for an image quantizer, (bits
+    # per second, sample rate) for an audio one
+    rates: Callable[..., tuple] = jpeg_like_rates
     experiment: str = "synthetic_q_sweep"
     dataset: str = "synthetic"
     tolerance: float = 0.01  # a fraction of accuracy, as the runner writes it
@@ -62,42 +88,46 @@ class SyntheticSweep:
         return max(self.floor, plateau + rise)
 
 
-def _rate(level_name: str, level):
-    """The coded rate of a level's rows: (bpp, bits_per_second, sample_rate); images follow `true_rates`."""
-    if level_name == "kbps":
-        sample_rate = 8000 if level == RAW else 8000 if level <= 8 else 16000 if level <= 16 else 22050
-        return None, (16.0 * sample_rate if level == RAW else 1000.0 * level), sample_rate
+def _rate(spec: "SyntheticSweep", audio: bool, level):
+    """The coded rate of a level's rows: (bpp, bits_per_second, sample_rate)."""
+    if audio:
+        if level == RAW:
+            return None, 16.0 * 8000, 8000
+        return (None, *spec.rates(level))
     if level == RAW:
         return 24.0, None, None
-    payload, header = true_rates(level_name, level)
+    payload, header = spec.rates(level)
     return payload + header, None, None
 
 
 def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Path:
     """Writes the sweep into `directory` (created) and returns it."""
     spec = spec or SyntheticSweep()
+    quantizer = registry.get(spec.quantizer)
+    audio = quantizer.modality == "audio"
+    level_name = quantizer.level_name
     directory = pathlib.Path(directory)
     (directory / "runs").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.rng_seed)
     difficulty = rng.random(spec.num_test)  # shared across runs, so per-example correctness is correlated
     levels = ([RAW] if spec.include_raw else []) + list(spec.levels)
-    lossless_items = _write_item_bits(directory, spec, rng)
+    lossless_items = None if audio else _write_item_bits(directory, spec, quantizer, rng)
     failed = {(l, a, s) for l, a, s in spec.failed}
     missing = {(l, a, s) for l, a, s in spec.missing}
     rows = []
     for level in levels:
-        bpp, bits_per_second, sample_rate = _rate(spec.level_name, level)
+        bpp, bits_per_second, sample_rate = _rate(spec, audio, level)
         for arch, params in spec.archs.items():
             seeds = list(spec.seeds) + ([s for s in spec.reference_seeds if s not in spec.seeds] if level == RAW else [])
             for seed in seeds:
                 if (level, arch, seed) in missing:
                     continue
-                name = f"{'raw' if level == RAW else spec.level_name[0] + str(level)}-{arch}-s{seed}"
+                name = run_name(quantizer, level, arch, seed)
                 run_dir = directory / "runs" / name
                 run_dir.mkdir(exist_ok=True)
                 row = {"run": name, "experiment": spec.experiment, "dataset": spec.dataset,
-                       "quantizer": spec.quantizer, "level_name": spec.level_name, "level": level,
-                       spec.level_name: level, "bpp": bpp, "bits_per_second": bits_per_second,
+                       "quantizer": spec.quantizer, "level_name": level_name, "level": level,
+                       level_name: level, "bpp": bpp, "bits_per_second": bits_per_second,
                        **_row_rates(spec, level, lossless_items),
                        "sample_rate": sample_rate, "arch": arch, "params": params, "seed": seed,
                        "epochs": spec.epochs, "train_seconds": 1.5, "num_test": spec.num_test}
@@ -126,55 +156,37 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
         for row in rows:
             f.write(json.dumps(row) + "\n")
     with (directory / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + [level_name], extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: row.get(key) for key in COLUMNS})
+            writer.writerow({key: row.get(key) for key in COLUMNS + [level_name]})
     grid = {"level": levels, "arch": list(spec.archs), "seed": list(spec.seeds),
             "reference_seed": list(spec.reference_seeds)}
     (directory / "sweep.json").write_text(json.dumps({
         "experiment": spec.experiment, "dataset": spec.dataset, "quantizer": spec.quantizer,
-        "level_name": spec.level_name, "num_classes": 10, "tolerance": spec.tolerance, "grid": grid,
-        "analysis": {"margin": 1.0, "confidence": 0.95}}, indent=2))
-    if spec.level_name != "kbps":
-        images = {}
+        "level_name": level_name, "quantizer_spec": quantizer.describe(spec.levels), "num_classes": 10,
+        "tolerance": spec.tolerance, "grid": grid, "analysis": {"margin": 1.0, "confidence": 0.95}}, indent=2))
+    if not audio:
         base = rng.integers(0, 256, size=(3, 32, 32, 3)).astype(np.float32)
         smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2) + np.roll(base, (1, 1), (1, 2))) / 4
-        images["raw"] = smooth.astype(np.uint8)
-        for level in spec.levels:
-            step = max(1, int(round(64 / level))) if spec.level_name == "quality" else 2 ** (8 - int(level))
-            images[f"level_{level}"] = (np.floor(smooth / step) * step).astype(np.uint8)
+        smooth = smooth.astype(np.uint8)
+        images = {"raw": smooth}
+        for level in spec.levels:  # through the quantizer itself, as the runner does
+            images[f"level_{registry.level_text(level)}"] = registry.apply(spec.quantizer, smooth, level).data
         np.savez(directory / "examples.npz", **images)
     return directory
 
 
-ITEMS = 400  # items whose bits the synthetic sweep stores per level
-PIXELS = 32 * 32
-HEADER_BITS = 8.0 * 600  # a baseline JPEG's markers and tables at 32x32
-LOSSLESS_BPP = 14.0  # the synthetic data's lossless rate (bits per pixel)
-CODEC = "synthetic lossless (known rate)"
-
-
-def true_rates(level_name: str, level) -> tuple:
-    """(payload, header) bits per pixel of the synthetic data at a level: JPEG-like for quality (with a baseline
-    JPEG's header), the plain bit depth for bits."""
-    if level_name == "quality":
-        return 0.05 + 4.0 * (level / 100.0) ** 2 + 0.6 * level / 100.0, HEADER_BITS / PIXELS
-    return 3.0 * level, 0.0
-
-
-def _write_item_bits(directory: pathlib.Path, spec: SyntheticSweep, rng) -> Optional[np.ndarray]:
-    """Per-item file/payload bits per level and lossless bits (images only): item i's complexity scales all."""
-    if spec.level_name == "kbps":
-        return None
+def _write_item_bits(directory: pathlib.Path, spec: SyntheticSweep, quantizer, rng) -> np.ndarray:
+    """Per-item file/payload bits per level and lossless bits (images): item i's complexity scales all."""
     complexity = rng.lognormal(0.0, 0.3, ITEMS)
     complexity /= complexity.mean()
     lossless = LOSSLESS_BPP * PIXELS * complexity
     write_level_bits(directory, RAW, lossless=lossless, codec=CODEC)
     for level in spec.levels:
-        payload_bpp, header_bpp = true_rates(spec.level_name, level)
+        payload_bpp, header_bpp = spec.rates(level)
         payload = payload_bpp * PIXELS * complexity
-        write_level_bits(directory, level_tag(spec.level_name, level), file=payload + header_bpp * PIXELS,
+        write_level_bits(directory, level_tag(quantizer, level), file=payload + header_bpp * PIXELS,
                          payload=payload)
     return lossless
 
@@ -184,5 +196,5 @@ def _row_rates(spec: SyntheticSweep, level, lossless_items) -> dict:
         return {}
     rates = {"bpp_lossless": float(np.mean(lossless_items)) / PIXELS, "lossless_codec": CODEC}
     if level != RAW:
-        rates["bpp_payload"] = true_rates(spec.level_name, level)[0]
+        rates["bpp_payload"] = spec.rates(level)[0]
     return rates
