@@ -15,11 +15,10 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.name = "audio_mp3_sweep"
     idmt = data_file("IDMT-SMT-AUDIO-EFFECTS")
-    if idmt.is_dir():
-        c.data = ml_collections.ConfigDict(dict(name="idmt", root=str(idmt), split_seed=0))
-    else:
-        c.data = ml_collections.ConfigDict(dict(name="guitar_fx", seed=0, n_per_class=100, sample_rate=44100,
-                                                duration_s=2.0, split_seed=0))
+    # Keys both loaders take, so `--set data.name=idmt --set data.root=DIR` switches (root is idmt's only).
+    c.data = ml_collections.ConfigDict(dict(name="idmt" if idmt.is_dir() else "guitar_fx",
+                                            root=str(idmt) if idmt.is_dir() else None, seed=0, sample_rate=44100,
+                                            duration_s=2.0, split_seed=0))
     c.quantizer = mp3_quantizer()
     c.features = log_mel()
     c.model = ml_collections.ConfigDict(dict(family="audio", width=1.0, conv_dropout=0.5, fc_dropout=0.6))

@@ -13,7 +13,8 @@ from experiments._common import PAPER_QUALITIES, jpeg_quantizer, paper_train
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.name = "cifar_q_sweep"
-    c.data = ml_collections.ConfigDict(dict(name="cifar10", source="auto", split_seed=0))
+    # tfds_data_dir: a prepared tfds cifar10 (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    c.data = ml_collections.ConfigDict(dict(name="cifar10", source="auto", tfds_data_dir=None, split_seed=0))
     c.quantizer = jpeg_quantizer()
     c.model = ml_collections.ConfigDict(dict(family="image", width=1.0, dropout=0.5))
     c.train = paper_train()

@@ -10,7 +10,10 @@ from experiments._common import jpeg_quantizer, paper_train
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.name = "demo_q_sweep"
-    c.data = ml_collections.ConfigDict(dict(name="camera", seed=0, n_train=3000, n_test=2000, split_seed=0))
+    # The sensor and the scenes (helmjax/data/camera.py): photons at full scale, read noise in electrons, the range
+    # of the grating's contrast; `--set data.photons=100` makes the data noisier.
+    c.data = ml_collections.ConfigDict(dict(name="camera", seed=0, n_train=3000, n_test=2000, photons=400.0,
+                                            read_noise=4.0, contrast_low=0.045, contrast_high=0.06, split_seed=0))
     c.quantizer = jpeg_quantizer()
     c.model = ml_collections.ConfigDict(dict(family="image", width=0.25, dropout=0.0))
     c.train = paper_train()

@@ -60,6 +60,8 @@ def load(name: str, **options) -> ArrayDataset:
         raise UserError(f"dataset {name!r} needs the Python package {missing.name!r}, which is not installed: "
                         f"pip install -r requirements.txt") from None
     accepted = inspect.signature(loader).parameters
+    # An option left None is unset: an experiment may carry a key one of its datasets has and another lacks.
+    options = {k: v for k, v in options.items() if v is not None or k in accepted}
     unknown = sorted(k for k in options if k not in accepted)
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         raise UserError(f"dataset {name!r} takes no option(s) {', '.join(unknown)}; "
