@@ -1,0 +1,64 @@
+"""A sweep directory holds runs of one config: refusals name the keys that differ; --new_sweep puts it beside."""
+
+import json
+
+import pytest
+
+from helmjax import config as config_lib
+from helmjax.errors import UserError
+from helmjax.sweeps import identity
+
+
+def _config(*overrides):
+    return config_lib.apply_overrides(config_lib.load_experiment("demo_q_sweep"), list(overrides))
+
+
+def _write_sweep(sweep_dir, config):
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps(dict(config.to_dict(), **identity.record(config))))
+
+
+def test_the_digest_follows_what_shapes_a_result_and_nothing_else():
+    base = identity.config_digest(_config())
+    for shaping in ("train.lr=0.5", "data.photons=100.0", "quantizer.subsampling=4:4:4", "model.width=0.5",
+                    "train.epochs=2"):
+        assert identity.config_digest(_config(shaping)) != base, shaping
+    for speed_or_grid in ("train.stack=4", "train.micro_batches=2", "train.eval_batch_size=500",
+                          "grid.level=raw,10", "grid.seed=[0,1]", "analysis.margin=2.0", "tolerance=0.1"):
+        assert identity.config_digest(_config(speed_or_grid)) == base, speed_or_grid
+    assert identity.config_digest(_config("train.lr=0.002")) == base  # the same value spelled as an override
+
+
+def test_a_rerun_with_another_config_is_refused_naming_the_keys(tmp_path):
+    old = _config("grid.level=raw,50", "train.epochs=1")
+    _write_sweep(tmp_path / "demo_q_sweep", old)
+    assert identity.resolve_sweep_dir(tmp_path, _config("grid.level=raw,50,10", "train.epochs=1")) == \
+        tmp_path / "demo_q_sweep"  # more levels of the same config: the same sweep
+    new = _config("grid.level=raw,50,10", "train.epochs=1", "train.lr=0.5")
+    with pytest.raises(UserError) as info:
+        identity.resolve_sweep_dir(tmp_path, new)
+    message = str(info.value)
+    assert "train.lr: 0.002 -> 0.5" in message and "--new_sweep" in message and "\n" not in message
+    assert "epochs" not in message and "grid" not in message
+    with pytest.raises(UserError, match="no sweep of this config to analyse: .*train.lr: 0.002 -> 0.5"):
+        identity.find_sweep_dir(tmp_path, new)
+
+
+def test_new_sweep_goes_beside_and_is_found_again_without_the_flag(tmp_path):
+    _write_sweep(tmp_path / "demo_q_sweep", _config("train.epochs=1"))
+    new = _config("train.epochs=1", "train.lr=0.5")
+    own = identity.resolve_sweep_dir(tmp_path, new, new_sweep=True)
+    assert own == tmp_path / f"demo_q_sweep-{identity.config_digest(new)}"
+    _write_sweep(own, new)
+    assert identity.resolve_sweep_dir(tmp_path, new) == own  # the same command again resumes it
+    assert identity.find_sweep_dir(tmp_path, new) == own
+    assert identity.find_sweep_dir(tmp_path, _config("train.epochs=1")) == tmp_path / "demo_q_sweep"
+
+
+def test_sweeps_written_before_the_digest_are_read_from_their_config(tmp_path):
+    old = _config("train.epochs=1")
+    (tmp_path / "demo_q_sweep").mkdir()
+    (tmp_path / "demo_q_sweep" / "sweep.json").write_text(json.dumps(old.to_dict()))  # no digest in it
+    assert identity.resolve_sweep_dir(tmp_path, old) == tmp_path / "demo_q_sweep"
+    with pytest.raises(UserError, match="train.epochs: 1 -> 2"):
+        identity.resolve_sweep_dir(tmp_path, _config("train.epochs=2"))
