@@ -22,6 +22,8 @@ ONLY = flags.DEFINE_multi_string("only", [], "Run part of the grid: axis=v1,v2 w
 LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
 ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+NEW_SWEEP = flags.DEFINE_bool("new_sweep", False, "When the sweep directory holds runs of another config, put this "
+                                "config's sweep beside it (<name>-<digest>) instead of refusing.")
 WORKER = flags.DEFINE_string("worker", "0/1", "i/n: this worker takes every n-th run of the grid from i.")
 DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (TPU VM pods, "
                                 "Slurm, multi-node GPU): all hosts train each run together.")
@@ -62,16 +64,16 @@ def main(argv):
     worker = distributed.parse_worker(WORKER.value)
     if DISTRIBUTED.value:
         distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
-    sweep_dir = pathlib.Path(WORKDIR.value) / config.name
+    from helmjax.sweeps import identity
     if ANALYZE.value:
-        if not (sweep_dir / "sweep.json").exists():
-            raise UserError(f"no sweep in {sweep_dir}; run it first: python run.py --experiment={EXPERIMENT.value}")
+        sweep_dir = identity.find_sweep_dir(pathlib.Path(WORKDIR.value), config)
         rows = sweep.collect_results(sweep_dir, config)
         sweep.write_results(sweep_dir, rows)
     else:
         stop = sweep.StopFlag()
         for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, keep the last checkpoint, exit cleanly
             signal.signal(sig, lambda *_: stop.set())
+        sweep_dir = identity.resolve_sweep_dir(pathlib.Path(WORKDIR.value), config, new_sweep=NEW_SWEEP.value)
         try:
             outcome = sweep.run_sweep(config, pathlib.Path(WORKDIR.value), only=only, worker=worker, stop=stop,
                                       progress=PROGRESS.value and distributed.is_primary())
@@ -83,7 +85,9 @@ def main(argv):
             print(f"{len(outcome.busy)} runs are being trained by other workers: {', '.join(outcome.busy)}")
     if not distributed.is_primary():
         return 0
-    print(results_table.format_table(rows, config.tolerance))
+    from helmjax.quantizers import registry
+    print(results_table.format_table(rows, config.tolerance,
+                                     registry.get(config.quantizer.name).describe(config.grid.level)))
     print(write_report(sweep_dir))
     return 0
 

@@ -37,9 +37,13 @@ def _flatten(tree: Mapping, prefix: str) -> Dict[str, Any]:
 
 
 def shaping(config) -> Dict[str, Any]:
-    """The dotted keys (and their values, JSON-normalised) that shape a run's result."""
+    """The dotted keys (and their values, JSON-normalised) that shape a run's result; for a config (not a record
+    read back from disk) also the quantizer's version, which changes whenever its output does."""
     tree = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     flat = {}
+    if hasattr(config, "to_dict"):
+        from helmjax.quantizers import registry
+        flat["quantizer.version"] = registry.get(config.quantizer.name).version
     for section in SHAPING_SECTIONS:
         if isinstance(tree.get(section), Mapping):
             flat.update(_flatten(tree[section], section))
@@ -55,6 +59,13 @@ def digest(shaping_keys: Mapping[str, Any]) -> str:
 
 def config_digest(config) -> str:
     return digest(shaping(config))
+
+
+def same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Equal shaping keys; a record from before quantizer versions were kept matches any version."""
+    if "quantizer.version" not in old:
+        new = {k: v for k, v in new.items() if k != "quantizer.version"}
+    return dict(old) == dict(new)
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
@@ -87,10 +98,11 @@ def resolve_sweep_dir(workdir: pathlib.Path, config, *, new_sweep: bool = False)
     base = pathlib.Path(workdir) / config.name
     keys = shaping(config)
     old = recorded_shaping(base)
-    if not old or old == keys:
+    if not old or same(old, keys):
         return base
     own = base.with_name(f"{config.name}-{digest(keys)}")
-    if new_sweep or recorded_shaping(own) == keys:
+    recorded = recorded_shaping(own)
+    if new_sweep or recorded and same(recorded, keys):
         return own
     changed = differences(old, keys)
     shown = "; ".join(changed[:4]) + (f" (and {len(changed) - 4} more)" if len(changed) > 4 else "")
