@@ -19,7 +19,7 @@ from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
 from helmjax.quantizers import registry
 
-RAW = "raw"
+from helmjax.sweeps.layout import RAW
 APPLY_TO = ("both", "train", "test")
 
 

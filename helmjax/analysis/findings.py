@@ -19,8 +19,8 @@ from helmjax.analysis import bootstrap, contrasts, curve, noninferiority, rate_i
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
 from helmjax.analysis.levels import LevelScale, quantizer_record
-from helmjax.analysis.sweep_files import (RAW, as_float, read_config, read_level_bits, read_metrics, read_rows,
-                                          read_test_correct)
+from helmjax.analysis.sweep_files import as_float, read_config, read_level_bits, read_rows
+from helmjax.sweeps.layout import RAW, read_metrics, read_test_correct
 from helmjax.errors import UserError
 
 DEFAULT_RESAMPLES = 1000

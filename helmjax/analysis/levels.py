@@ -10,7 +10,8 @@ import functools
 import math
 from typing import List, Optional
 
-from helmjax.analysis.sweep_files import RAW, parse_level
+from helmjax.analysis.sweep_files import parse_level
+from helmjax.sweeps.layout import RAW
 from helmjax.errors import UserError
 from helmjax.quantizers import registry
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from helmjax.errors import UserError
 
-RAW = "raw"  # the level name of the lossless baseline
+from helmjax.sweeps.layout import RAW
 
 Level = Union[int, float, str]
 
@@ -108,33 +108,6 @@ def read_config(sweep_dir: pathlib.Path, warnings: List[str]) -> dict:
         warnings.append(f"sweep.json is not valid JSON ({e}); ignored")
         return {}
     return config if isinstance(config, dict) else {}
-
-
-def read_metrics(run_dir: pathlib.Path) -> List[dict]:
-    """Per-epoch metrics of one run; unreadable lines are skipped (the last may be half-written)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    epochs = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            epochs.append(row)
-    return epochs
-
-
-def read_test_correct(run_dir: pathlib.Path) -> Optional[np.ndarray]:
-    path = run_dir / "test_correct.npy"
-    if not path.exists():
-        return None
-    try:
-        correct = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return np.asarray(correct, bool).reshape(-1)
 
 
 def read_examples(sweep_dir: pathlib.Path, parse: Callable[[str], Any] = parse_level) -> dict:

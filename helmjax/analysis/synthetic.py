@@ -17,7 +17,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from helmjax.analysis.sweep_files import RAW
+from helmjax.sweeps.layout import RAW
 from helmjax.quantizers import registry
 from helmjax.rates import write_level_bits
 from helmjax.run_names import level_tag, run_name

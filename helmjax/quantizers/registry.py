@@ -30,7 +30,7 @@ import numpy as np
 
 from helmjax.errors import UserError
 
-RAW = "raw"
+from helmjax.sweeps.layout import RAW  # noqa: F401  (levels are validated against it)
 LEVEL_TYPES = ("int", "float", "named")
 DIRECTIONS = ("lower", "higher")  # which level values compress more
 # What a level costs, per modality: the rows' rate column and how it reads.

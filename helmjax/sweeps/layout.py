@@ -1,0 +1,81 @@
+"""The sweep directory's layout: every file name a sweep writes, and the one reader of each.
+
+    <workdir>/<sweep>/sweep.json             the config, its identity (`sweeps.identity`) and the quantizer's record
+    <workdir>/<sweep>/results.jsonl|csv      one row per finished run
+    <workdir>/<sweep>/runs/<run>/            config.json, metrics.jsonl, ckpt/, test_correct.npy, result.json
+    <workdir>/<sweep>/rates/<tag>.npz        bits per item of each level (`helmjax.rates`)
+    <workdir>/<sweep>/cache/, report/        quantized copies of the data; report.md, analysis.json, plots
+    <workdir>/cache/                         what several sweeps share: decoded datasets, lossless rates
+
+`RAW` is the level name of the lossless baseline everywhere (config grids, run names, rows, the analysis).
+"""
+
+import json
+import pathlib
+from typing import List, Optional
+
+import numpy as np
+
+RAW = "raw"
+SWEEP_FILE = "sweep.json"
+RESULTS_JSONL = "results.jsonl"
+RESULTS_CSV = "results.csv"
+RUNS_DIR = "runs"
+RUN_CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+TEST_CORRECT_FILE = "test_correct.npy"
+CHECKPOINT_DIR = "ckpt"
+RATES_DIR = "rates"
+CACHE_DIR = "cache"
+REPORT_DIR = "report"
+EXAMPLES_FILE = "examples.npz"
+
+
+def run_dir(sweep_dir: pathlib.Path, run_name: str) -> pathlib.Path:
+    return pathlib.Path(sweep_dir) / RUNS_DIR / run_name
+
+
+def shared_cache(sweep_dir: pathlib.Path) -> pathlib.Path:
+    """The workdir's cache, shared by its sweeps (data sets and lossless rates are properties of the data)."""
+    return pathlib.Path(sweep_dir).parent / CACHE_DIR
+
+
+def read_metrics(run_dir: pathlib.Path) -> List[dict]:
+    """Per-epoch rows of a run; an unreadable line (a kill mid-append leaves at most the last one torn) is
+    skipped."""
+    path = pathlib.Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def read_result(run_dir: pathlib.Path) -> Optional[dict]:
+    """A run's result (its done marker), None while it is not finished."""
+    path = pathlib.Path(run_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # never happens with atomic writes; treat as not done
+
+
+def read_test_correct(run_dir: pathlib.Path) -> Optional[np.ndarray]:
+    """Which test examples the run's best checkpoint classified correctly (bool, one per example)."""
+    path = pathlib.Path(run_dir) / TEST_CORRECT_FILE
+    if not path.exists():
+        return None
+    try:
+        correct = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return np.asarray(correct, bool).reshape(-1)
