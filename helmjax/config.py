@@ -68,6 +68,8 @@ def _check_type(key: str, old: Any, new: Any) -> Any:
     elif isinstance(old, float):
         if isinstance(new, (int, float)) and not isinstance(new, bool):
             return float(new)
+        if isinstance(new, str) and new.strip().lower() in ("inf", "infinity"):  # e.g. a noise-free camera
+            return float("inf")
     elif isinstance(old, str):
         if isinstance(new, str):
             return new

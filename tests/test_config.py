@@ -19,6 +19,7 @@ def test_overrides_are_typed():
     assert list(c.grid.seed) == [0, 1]
     assert c.train.augment is False
     assert c.quantizer.subsampling == "4:4:4"
+    assert config_lib.apply_overrides(c, ["train.lr=inf"]).train.lr == float("inf")
 
 
 def test_override_leaves_the_original_untouched():
