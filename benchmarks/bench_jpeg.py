@@ -25,6 +25,7 @@ from PIL import Image, features
 
 from helmjax.paths import data_file
 from helmjax.quantizers import jpeg
+from helmjax.quantizers.jpeg import pipeline
 
 
 def _interleaved(candidates: dict, repeats: int) -> dict:
@@ -96,33 +97,34 @@ def bench_stages(size: int, batch: int, quality: int, repeats: int, subsampling:
     images = jnp.asarray(_sample_images(batch, size))
     qualities = np.full((batch,), quality, np.int32)
     luma, chroma = jnp.asarray(jpeg.LUMA_TABLE), jnp.asarray(jpeg.CHROMA_TABLE)
-    groups = jpeg._groups(3, subsampling)
-    colour = jpeg._staged_colour(images)
-    planes = [jpeg._staged_group_plane(colour, indices=tuple(ix), fx=fx, fy=fy) for ix, (fx, fy) in groups]
-    blocks = [jpeg._staged_flat_blocks(p) for p in planes]
-    coefs = [jpeg._staged_fdct(b) for b in blocks]
-    tables = jpeg._staged_tables(qualities, luma, chroma, channels=3)
-    group_tables = [jpeg._group_table(tables, indices) for indices, _ in groups]
-    dequantized = [jpeg._staged_dequantize(c, t) for c, t in zip(coefs, group_tables)]
-    samples = [jpeg._staged_idct(d) for d in dequantized]
+    stages = pipeline.STAGED
+    groups = pipeline.groups(3, subsampling)
+    colour = stages.colour(images)
+    planes = [stages.group_plane(colour, indices=tuple(ix), fx=fx, fy=fy) for ix, (fx, fy) in groups]
+    blocks = [stages.flat_blocks(p) for p in planes]
+    coefs = [stages.fdct(b) for b in blocks]
+    tables = stages.tables(qualities, luma, chroma, channels=3)
+    group_tables = [pipeline.group_table(tables, indices) for indices, _ in groups]
+    dequantized = [stages.dequantize(c, t) for c, t in zip(coefs, group_tables)]
+    samples = [stages.idct(d) for d in dequantized]
     sizes = [(-(-size // fy), -(-size // fx)) for _, (fx, fy) in groups]
-    comps = [jpeg._staged_crop_blocks(s, rows=r, cols=c) for s, (r, c) in zip(samples, sizes)]
+    comps = [stages.crop_blocks(s, rows=r, cols=c) for s, (r, c) in zip(samples, sizes)]
     fx, fy = groups[-1][1]
-    upsampled = comps[:-1] + [jpeg._staged_upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)]
-    candidates = {"colour": lambda: jpeg._staged_colour(images)}
+    upsampled = comps[:-1] + [stages.upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)]
+    candidates = {"colour": lambda: stages.colour(images)}
     for i, (indices, (fx, fy)) in enumerate(groups):
         name = {(0,): "Y", (1, 2): "CbCr", (0, 1, 2): "YCbCr"}[tuple(indices)]
         candidates[f"downsample + pad {name}"] = (lambda i=i, ix=tuple(indices), fx=fx, fy=fy:
-                                                  jpeg._staged_group_plane(colour, indices=ix, fx=fx, fy=fy))
-        candidates[f"to blocks {name}"] = lambda i=i: jpeg._staged_flat_blocks(planes[i])
-        candidates[f"forward DCT {name}"] = lambda i=i: jpeg._staged_fdct(blocks[i])
-        candidates[f"quantize/dequantize {name}"] = lambda i=i: jpeg._staged_dequantize(coefs[i], group_tables[i])
-        candidates[f"inverse DCT {name}"] = lambda i=i: jpeg._staged_idct(dequantized[i])
-        candidates[f"from blocks {name}"] = (lambda i=i: jpeg._staged_crop_blocks(samples[i], rows=sizes[i][0],
-                                                                                 cols=sizes[i][1]))
+                                                  stages.group_plane(colour, indices=ix, fx=fx, fy=fy))
+        candidates[f"to blocks {name}"] = lambda i=i: stages.flat_blocks(planes[i])
+        candidates[f"forward DCT {name}"] = lambda i=i: stages.fdct(blocks[i])
+        candidates[f"quantize/dequantize {name}"] = lambda i=i: stages.dequantize(coefs[i], group_tables[i])
+        candidates[f"inverse DCT {name}"] = lambda i=i: stages.idct(dequantized[i])
+        candidates[f"from blocks {name}"] = (lambda i=i: stages.crop_blocks(samples[i], rows=sizes[i][0],
+                                                                           cols=sizes[i][1]))
     if (fx, fy) != (1, 1):
-        candidates["upsample CbCr"] = lambda: jpeg._staged_upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)
-    candidates["colour back"] = lambda: jpeg._staged_merge(upsampled, channels=3, subsampling=subsampling)
+        candidates["upsample CbCr"] = lambda: stages.upsample(comps[-1], fx=fx, fy=fy, height=size, width=size)
+    candidates["colour back"] = lambda: stages.merge(upsampled, channels=3, subsampling=subsampling)
     candidates["whole compress"] = lambda: jpeg.compress(images, quality, subsampling=subsampling)
     candidates["pillow"] = lambda: _pillow_round_trip(np.asarray(images), quality)
     times = _interleaved(candidates, repeats)

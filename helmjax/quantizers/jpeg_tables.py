@@ -1,4 +1,7 @@
-"""The IJG quantization tables and libjpeg's quality scaling, in numpy: shared by the codec and the analysis."""
+"""The IJG quantization tables and libjpeg's quality scaling: shared by the codec (jax) and the analysis (numpy).
+
+No jax import here, so the analysis stays numpy-only; the codec passes `xp=jax.numpy`.
+"""
 
 import numpy as np
 
@@ -23,13 +26,24 @@ CHROMA_TABLE = np.array([
     99, 99, 99, 99, 99, 99, 99, 99], np.int32).reshape(8, 8)
 
 
+def quality_scale(quality, xp=np):
+    """libjpeg's `jpeg_quality_scaling` on an integer array: quality (clamped to [1, 100]) -> scale in percent.
+
+    `xp` is the array namespace (numpy, or jax.numpy for traced qualities), so the rule is written once.
+    """
+    quality = xp.clip(quality, 1, 100)
+    return xp.where(quality < 50, 5000 // quality, 200 - 2 * quality)
+
+
+def scaled_table(base, quality, xp=np):
+    """The table libjpeg writes at `quality` (`jpeg_add_quant_table`, force_baseline: entries in [1, 255]).
+
+    `base` (8, 8), `quality` (...,) integers -> int32 (..., 8, 8).
+    """
+    scale = quality_scale(xp.asarray(quality, xp.int32), xp)[..., None, None]
+    return xp.clip((xp.asarray(base, xp.int32) * scale + 50) // 100, 1, 255)
+
+
 def ijg_scale_factor(quality: int) -> int:
-    """libjpeg's `jpeg_quality_scaling`: quality -> table scale in percent (q clamped to [1, 100])."""
-    quality = min(max(int(quality), 1), 100)
-    return 5000 // quality if quality < 50 else 200 - 2 * quality
-
-
-def scaled_table(base: np.ndarray, quality: int) -> np.ndarray:
-    """The table libjpeg writes at `quality` (`jpeg_add_quant_table`, force_baseline: entries in [1, 255])."""
-    scale = ijg_scale_factor(quality)
-    return np.clip((np.asarray(base, np.int64) * scale + 50) // 100, 1, 255)
+    """The scale in percent at one quality, as a Python int."""
+    return int(quality_scale(np.asarray(int(quality), np.int32)))
