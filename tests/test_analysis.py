@@ -37,6 +37,7 @@ def test_ijg_scale_factor_and_tables_follow_libjpeg():
     assert scaled_table(LUMINANCE_TABLE, 75)[0, 0] == 8  # (16 * 50 + 50) // 100
     assert jpeg_step(50)["mean_luminance_step"] == LUMINANCE_TABLE.mean()
     assert registry.get("pillow_jpeg").step_at(50) == jpeg_step(50)
+    assert registry.get("jax_jpeg").step_at(50) == jpeg_step(50) and registry.get("jax_jpeg").label == "JPEG quality"
     assert registry.get("bitdepth").step_at(3) == {"step": 32.0}
     assert registry.get("mp3").step_at(32) is None and registry.get("bitdepth").step_at(RAW) is None
 

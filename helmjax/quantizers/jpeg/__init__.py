@@ -223,5 +223,9 @@ def _registry_compress(images: np.ndarray, quality: int, subsampling: str = "4:2
     return Quantized(pixels, *pillow_jpeg.coded_bits(images, quality, subsampling))
 
 
+from helmjax.quantizers import pillow_jpeg  # noqa: E402  (its step and codec version are this quantizer's too)
+
 register("jax_jpeg", _registry_compress, modality="image", level_name="quality", level_range=(1, 100),
+         label="JPEG quality", prefix="q", step=pillow_jpeg.quantization_step,
+         version=f"1 (file bits: {pillow_jpeg.LIBRARY})",
          description="JPEG in JAX, pixel-identical to Pillow/libjpeg-turbo (runs on the accelerator)")
