@@ -143,6 +143,39 @@ def _knee_sentences(analysis: Analysis, arch: str) -> List[str]:
     return out
 
 
+def _quality_text(quality) -> str:
+    return quality if isinstance(quality, str) else f"q≈{quality:.0f}"
+
+
+def _noise_sentences(analysis: Analysis) -> List[str]:
+    """The data's noise measured without a classifier, beside the classifier's answer; "noise" is used for these
+    numbers only (what q* and the knee track is a separate, validated claim: VALIDATION.md)."""
+    n = analysis.noise
+    if not n:
+        return []
+    conf = f"{n['confidence']:.0%}"
+    out = [f"The raw images carry about σ = {number(n['sigma'], n['sigma_ci'])} grey levels of noise ({conf} "
+           f"interval over {n['images']} images; scikit-image's wavelet estimate, from the images alone)."]
+    for q in n["q_n"]:
+        low, high = q["ci"]
+        spread = "" if isinstance(q["quality"], str) or low == high else \
+            f" ({_quality_text(low)} to {_quality_text(high)})"
+        out.append(f"JPEG {q['subsampling']} removes that much (mean squared error = σ²) "
+                   + ("only above q=100: every quality removes more" if q["quality"] == "above 100"
+                      else "only below q=1" if q["quality"] == "below 1"
+                      else f"at {_quality_text(q['quality'])}{spread}") + ".")
+    if n.get("true"):
+        t = n["true"]
+        out.append(f"The camera model's true noise: σ = {t['sigma']:.2f} grey levels, "
+                   f"{t['entropy_bits_per_pixel']:.2f} bits per pixel of noise entropy (exact, no sampling).")
+    stars = [f"{arch} q*={analysis.level_text(r.q_star)}" for arch, r in analysis.per_arch.items()
+             if r.q_star not in (None, RAW)]
+    if stars:
+        out.append(f"The classifier tolerates compression down to {', '.join(stars)}: whether that matches the noise "
+                   f"is what VALIDATION.md tests, not something this sweep shows.")
+    return out
+
+
 def _arch_paragraph(analysis: Analysis, arch: str) -> List[str]:
     result = analysis.per_arch[arch]
     params = analysis.params.get(arch)
@@ -219,6 +252,13 @@ def summary_text(analysis: Analysis) -> str:
         verdicts = ", ".join(f"{r['arch']} {r['verdict']}" for r in a.model_size["comparisons"])
         lines.append(f"  model size at {a.level_text(a.model_size['level'])} vs the largest "
                      f"({a.model_size['largest']}): {verdicts}")
+    if a.noise:
+        matched = ", ".join(f"JPEG {q['subsampling']} " + (f"above q=100" if q["quality"] == "above 100" else
+                                                         f"below q=1" if q["quality"] == "below 1" else
+                                                         f"at {_quality_text(q['quality'])}") for q in a.noise["q_n"])
+        lines.append(f"  noise, without a classifier: σ = {number(a.noise['sigma'], a.noise['sigma_ci'])} grey levels "
+                     f"(wavelet estimate); removed by {matched}"
+                     + (f"; true σ {a.noise['true']['sigma']:.2f}" if a.noise.get("true") else ""))
     if a.failed:
         lines.append("  failed: " + "; ".join(f"{f['run']} ({f['error']})" for f in a.failed[:5])
                      + (f" and {len(a.failed) - 5} more" if len(a.failed) > 5 else ""))
@@ -295,6 +335,8 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
         if arch in a.per_arch:
             lines += [" ".join(_arch_paragraph(a, arch)), ""]
     lines += _model_size_lines(a) + [""]
+    if a.noise:
+        lines += ["## Noise in the data, without a classifier", "", " ".join(_noise_sentences(a)), ""]
     if a.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in a.warnings] + [""]
     titles = {"accuracy_vs_level": f"Accuracy vs {a.level_label}", "accuracy_vs_params": "Accuracy vs model size",

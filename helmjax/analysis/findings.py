@@ -20,6 +20,7 @@ from helmjax.analysis.contrasts import Group
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
 from helmjax.analysis.levels import LevelScale, quantizer_record
 from helmjax.analysis.sweep_files import as_float, read_config, read_level_bits, read_rows
+from helmjax.sweeps import noise_record
 from helmjax.sweeps.layout import RAW, read_metrics, read_test_correct
 from helmjax.errors import UserError
 
@@ -116,6 +117,7 @@ class Analysis:
     warnings: list
     method: dict
     settings: dict  # margin, confidence, resamples, seed, tolerance, num_test
+    noise: Optional[dict] = None  # the data's noise measured without a classifier (`sweeps.noise_record`)
 
     def to_dict(self) -> dict:
         return _json_safe(dataclasses.asdict(self))
@@ -385,7 +387,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         method={k: v.format(conf=confidence, alpha=1 - confidence, margin=settings["margin_points"],
                             tol=settings["tolerance_points"], min_r2=curve.LOG_FIT_MIN_R2,
                             conv=CONVERGENCE_FRACTION) for k, v in METHOD.items()},
-        settings=settings)
+        settings=settings, noise=noise_record.read(sweep_dir))
 
 
 def _groups(members, replicates, archs) -> Dict[tuple, Group]:

@@ -4,6 +4,7 @@
     <workdir>/<sweep>/results.jsonl|csv      one row per finished run
     <workdir>/<sweep>/runs/<run>/            config.json, metrics.jsonl, ckpt/, test_correct.npy, result.json
     <workdir>/<sweep>/rates/<tag>.npz        bits per item of each level (`helmjax.rates`)
+    <workdir>/<sweep>/noise.json             the data's noise, estimated without a classifier (and the truth)
     <workdir>/<sweep>/cache/, report/        quantized copies of the data; report.md, analysis.json, plots
     <workdir>/cache/                         what several sweeps share: decoded datasets, lossless rates
 
@@ -30,6 +31,7 @@ RATES_DIR = "rates"
 CACHE_DIR = "cache"
 REPORT_DIR = "report"
 EXAMPLES_FILE = "examples.npz"
+NOISE_FILE = "noise.json"  # the data's noise measured without a classifier (`sweeps.noise_record`)
 
 
 def run_dir(sweep_dir: pathlib.Path, run_name: str) -> pathlib.Path:
