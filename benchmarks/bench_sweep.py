@@ -21,13 +21,15 @@ from typing import Dict, Sequence
 import jax
 import numpy as np
 
-from benchmarks.bench_stacked import random_data, stacked_inputs
-from helmjax import models, stacked
+from benchmarks.bench_stacked import stacked_inputs
+from helmjax import models
 from helmjax.config import apply_overrides, load_experiment
 from helmjax.quantized_data import RAW
 from helmjax.quantizers import registry
-from helmjax.sweep import _model_knobs, quantizer_settings, train_settings
-from helmjax.train import Trainer
+from helmjax.sweep import _model_knobs, train_settings
+from helmjax.sweeps.level_data import quantizer_settings
+from helmjax.training import performance
+from helmjax.training.trainer import Trainer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,37 +57,21 @@ def project_seconds(runs_per_arch: Dict[str, int], costs: Dict[str, ArchCost], s
 
 def measure_arch(config, arch: str, stack: int, image_size: int, num_classes: int, steps: int,
                  eval_images: int) -> ArchCost:
+    """Seconds per step of a stack of `stack` runs (a lone run is a stack of one) and per evaluated image."""
     settings = train_settings(config)
     trainer = Trainer(models.build(config.model.family, arch, num_classes, **_model_knobs(config)), settings,
                       is_image=True)
     rng = np.random.RandomState(0)
     n = max(settings.batch_size * 4, eval_images)
-    if stack == 1:  # the sweep trains lone runs with the plain Trainer
-        x, y = random_data(trainer, rng, n, image_size, num_classes)
-        x_eval, y_eval = x[:eval_images], y[:eval_images]
-        box = {"state": trainer.init(np.zeros((1, image_size, image_size, 3), np.uint8), jax.random.key(0))}
+    data_x, data_y, of_member, states, keys = stacked_inputs(trainer, stack, image_size, n, rng, num_classes)
+    x_eval, y_eval = data_x[:, :eval_images], data_y[:, :eval_images]
+    box = {"states": states}
+    del states
 
-        def train(i):
-            box["state"], metrics = trainer.train_step(
-                box["state"], x, y, trainer.shard_batch(rng.randint(0, n, settings.batch_size)), jax.random.key(i))
-            return metrics
-
-        def evaluate():
-            return trainer.evaluate(box["state"], x_eval, y_eval)
-    else:
-        runner = stacked.StackedTrainer(trainer)
-        data_x, data_y, of_member, states, keys = stacked_inputs(runner, stack, image_size, n, rng, num_classes)
-        x_eval, y_eval = data_x[:, :eval_images], data_y[:, :eval_images]
-        box = {"state": states}
-        del states
-
-        def train(i):
-            order = runner.put_members(rng.randint(0, n, (stack, settings.batch_size)))
-            box["state"], metrics = runner.train_step(box["state"], data_x, data_y, of_member, order, keys, i)
-            return metrics
-
-        def evaluate():
-            return runner.evaluate(box["state"], x_eval, y_eval, of_member)
+    def train(i):
+        order = trainer.put_members(rng.randint(0, n, (stack, settings.batch_size)))
+        box["states"], metrics = trainer.train_step(box["states"], data_x, data_y, of_member, order, keys, i)
+        return metrics
 
     jax.block_until_ready(train(0))  # compiles
     t0 = time.perf_counter()
@@ -93,9 +79,9 @@ def measure_arch(config, arch: str, stack: int, image_size: int, num_classes: in
         metrics = train(i)
     jax.block_until_ready(metrics)
     step_s = (time.perf_counter() - t0) / steps
-    evaluate()  # compiles
+    trainer.evaluate(box["states"], x_eval, y_eval, of_member)  # compiles
     t0 = time.perf_counter()
-    evaluate()
+    trainer.evaluate(box["states"], x_eval, y_eval, of_member)
     return ArchCost(step_s, (time.perf_counter() - t0) / (eval_images * stack))
 
 
@@ -144,7 +130,8 @@ def main():
         args.steps, args.quantize_sample, args.archs = 2, 16, args.archs or "A"
     archs = args.archs.split(",") if args.archs else list(config.grid.arch)
     levels, seeds = list(config.grid.level), list(config.grid.seed)
-    stack = config.train.get("stack", 0) or stacked.default_stack_size()
+    profile = performance.choose(train_settings(config), jax.default_backend(), jax.device_count())
+    stack = profile.stack_size
     val_size = int(round(args.train_size * config.train.val_fraction))
     steps_per_epoch = (args.train_size - val_size) // config.train.batch_size
     if config.train.max_steps_per_epoch:
@@ -153,7 +140,7 @@ def main():
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}), "
           f"jax {jax.__version__}; {args.experiment}: {len(levels)} levels x {len(archs)} archs x {len(seeds)} seeds, "
           f"{config.train.epochs} epochs of {steps_per_epoch} steps (batch {config.train.batch_size}), "
-          f"val {val_size}, test {args.test_size}; stack {stack} ({stacked.default_stack_mode()})", flush=True)
+          f"val {val_size}, test {args.test_size}; stack {stack} ({profile.stack_mode})", flush=True)
 
     costs = {}
     for arch in archs:

@@ -16,37 +16,43 @@ import time
 import jax
 import numpy as np
 
+from benchmarks.bench_stacked import stacked_inputs
 from helmjax import models
-from helmjax.train import Trainer, TrainSettings
+from helmjax.training.recipe import TrainSettings
+from helmjax.training.trainer import Trainer
 
 
 def make_helmjax_steps(arch: str, batch: int, width: float = 1.0):
-    """(run, info): run(k) trains k steps of the real jitted step and returns the seconds they took; info holds
-    the compile time, parameter count and XLA's FLOP count of one step."""
-    model = models.build("image", arch, 10, width=width)
-    trainer = Trainer(model, TrainSettings(batch_size=batch, augment=True), is_image=True)
+    """(run, info): run(k) trains k steps of the real jitted step of a lone run (a stack of one, as a sweep runs
+    it) and returns the seconds they took; info holds the compile time, parameter count and XLA's FLOP count of
+    one step."""
+    trainer = Trainer(models.build("image", arch, 10, width=width), TrainSettings(batch_size=batch, augment=True),
+                      is_image=True)
     rng = np.random.RandomState(0)
     n = batch * 8
-    x = trainer.put(rng.randint(0, 256, (n, 32, 32, 3), np.uint8))
-    y = trainer.put(rng.randint(0, 10, n).astype(np.int32))
-    box = {"state": trainer.init(np.zeros((1, 32, 32, 3), np.uint8), jax.random.key(0)), "step": 0}
-    order = rng.randint(0, n, batch)
+    x, y, of_member, states, key_data = stacked_inputs(trainer, 1, 32, n, rng)
+    box = {"states": states, "step": 0}
+
+    def step(states, i):
+        return trainer.train_step(states, x, y, of_member, trainer.put_members(rng.randint(0, n, (1, batch))),
+                                  key_data, i)
+
     t0 = time.perf_counter()
-    box["state"], metrics = trainer.train_step(box["state"], x, y, order, jax.random.key(0))
+    box["states"], metrics = step(box["states"], 0)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t0
-    cost = trainer.train_step.lower(box["state"], x, y, order, jax.random.key(0)).compile().cost_analysis()
+    cost = trainer.train_step.lower(box["states"], x, y, of_member, trainer.put_members(np.zeros((1, batch), np.int32)),
+                                    key_data, 0).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # older jax: one dict per device
-    info = {"compile_s": compile_s, "params": models.param_count(box["state"].params),
+    info = {"compile_s": compile_s, "params": models.param_count(box["states"][0].params),
             "flops": float((cost or {}).get("flops", 0.0))}
 
     def run(k: int) -> float:
         t0 = time.perf_counter()
         for _ in range(k):
             box["step"] += 1
-            box["state"], metrics = trainer.train_step(box["state"], x, y, rng.randint(0, n, batch),
-                                                       jax.random.key(box["step"]))
-        jax.block_until_ready((box["state"], metrics))
+            box["states"], metrics = step(box["states"], box["step"])
+        jax.block_until_ready((box["states"], metrics))
         return time.perf_counter() - t0
 
     return run, info

@@ -50,7 +50,7 @@ def build(arch: str, num_classes: int = 10, image_size: int = 32, dropout: float
 
 
 def augment(images: torch.Tensor, shift_fraction: float = 0.1) -> torch.Tensor:
-    """Random edge-replicating shift and horizontal flip of NCHW float images, as `helmjax.train.augment`."""
+    """Random edge-replicating shift and horizontal flip of NCHW float images, as `training.inputs.augment`."""
     n, _, h, w = images.shape
     dy, dx = round(h * shift_fraction), round(w * shift_fraction)
     padded = F.pad(images, (dx, dx, dy, dy), mode="replicate").permute(0, 2, 3, 1)  # NHWC for the gather

@@ -14,15 +14,14 @@ SCRIPT = """
 import json, sys, tempfile, pathlib
 import jax
 from helmjax import models
-from helmjax.runner import SplitData, train_run
-from helmjax.train import Trainer, TrainSettings
+from helmjax.training.loop import train_run
+from helmjax.training.recipe import TrainSettings
+from helmjax.training.trainer import SplitData, Trainer
 from tests.conftest import make_stripes
 ds = make_stripes()
 settings = TrainSettings(optimizer="sgd", lr=0.05, batch_size=32, eval_batch_size=64, augment=True)
 trainer = Trainer(models.build("image", "A", 4, width=0.25, dropout=0.2), settings, is_image=True)
-put = trainer.put
-data = SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]), put(ds.y_train[192:]),
-                 put(ds.x_test), put(ds.y_test))
+data = SplitData(ds.x_train[:192], ds.y_train[:192], ds.x_train[192:], ds.y_train[192:], ds.x_test, ds.y_test)
 with tempfile.TemporaryDirectory() as d:
     result = train_run(pathlib.Path(d) / "r", trainer, data, seed=1, epochs=2)
     rows = [json.loads(l) for l in (pathlib.Path(d) / "r" / "metrics.jsonl").read_text().splitlines()]

@@ -1,7 +1,6 @@
 """The CPU speed layers change speed, not maths: the sub-pixel strided-conv gradient equals XLA's, so does the
-patch-matmul convolution for few input channels, the deferred-kernel Dense is nn.Dense and hands the sliced step
-what its kernel gradient needs, the bit-sliced dropout is an exact Bernoulli draw, and the XLA library-fusion
-option is probed, not assumed."""
+patch-matmul convolution for few input channels, the bit-sliced dropout is an exact Bernoulli draw, the XLA
+library-fusion option is probed, not assumed, and a performance profile swaps layers without touching parameters."""
 
 import flax.linen as nn
 import jax
@@ -10,11 +9,13 @@ import numpy as np
 import pytest
 from jax import lax
 
-from helmjax import compiler
+from helmjax import models
+from helmjax.errors import UserError
 from helmjax.models import conv as conv_module
 from helmjax.models.conv import conv_general_dilated, strided_input_gradient
-from helmjax.models.dense import DEFERRED, OUTPUTS, Dense
 from helmjax.models.dropout import Dropout, _bits_per_draw, bernoulli_mask
+from helmjax.training import performance
+from helmjax.training.recipe import TrainSettings
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 CASES = [  # (height, width, kernel, stride, padding)
@@ -118,31 +119,6 @@ def test_other_convolutions_go_to_lax_unchanged():
     assert dilated.shape == (2, 5, 5, 4)
 
 
-def test_dense_is_flax_dense_and_defers_its_kernel_gradient_on_request():
-    rng = np.random.RandomState(4)
-    x = jnp.asarray(rng.randn(6, 5), jnp.float32)
-    ours, flax_dense = Dense(3), nn.Dense(3)
-    params = ours.init(jax.random.key(0), x)
-    assert jax.tree_util.tree_map(np.shape, params) == jax.tree_util.tree_map(np.shape, flax_dense.init(
-        jax.random.key(0), x))
-    assert np.array_equal(ours.apply(params, x), flax_dense.apply(params, x))
-    # Deferred: the input is recorded, the kernel gets no gradient, the output perturbation gets dL/dy.
-    target = jnp.asarray(rng.randn(6, 3), jnp.float32)
-    zeros = {OUTPUTS: jnp.zeros((6, 3))}
-
-    def loss(params, perturbations):
-        y, sown = ours.apply({**params, "perturbations": perturbations}, x, mutable=[DEFERRED])
-        return jnp.sum((y - target) ** 2), sown[DEFERRED]
-
-    (grads, output_grad), sown = jax.grad(loss, argnums=(0, 1), has_aux=True)(params, zeros)
-    y = flax_dense.apply(params, x)
-    np.testing.assert_allclose(output_grad[OUTPUTS], 2 * (y - target), rtol=1e-6)
-    assert np.array_equal(sown["inputs"][0], x) and not np.any(grads["params"]["kernel"])
-    expected = jax.grad(lambda p: jnp.sum((flax_dense.apply(p, x) - target) ** 2))(params)["params"]
-    np.testing.assert_allclose(x.T @ output_grad[OUTPUTS], expected["kernel"], rtol=1e-5)  # what the step forms
-    np.testing.assert_allclose(grads["params"]["bias"], expected["bias"], rtol=1e-6)
-
-
 def test_bits_per_draw_is_exact_or_falls_back():
     assert [_bits_per_draw(p) for p in (0.5, 0.75, 0.25, 0.125, 0.3, 0.4)] == [1, 2, 2, 3, 0, 0]
 
@@ -172,10 +148,35 @@ def test_dropout_scales_kept_units_and_is_identity_when_deterministic():
     assert not np.any(Dropout(1.0).apply({}, x, rngs={"dropout": jax.random.key(0)}))
 
 
-def test_library_fusion_option_is_probed_per_platform(monkeypatch):
-    assert compiler._cpu_accepts((("xla_cpu_no_such_option_exists", "1"),)) is False
-    options = compiler.compiler_options("cpu")
-    assert options == compiler.CPU_OPTIONS  # this jaxlib (the one requirements.txt installs) accepts it
-    assert compiler.compiler_options("gpu") is None and compiler.compiler_options("tpu") is None
-    monkeypatch.setenv("HELMJAX_XLA_LIBRARY_FUSION", "0")
-    assert compiler.compiler_options("cpu") is None
+def test_library_fusion_option_is_probed_and_only_the_cpu_profile_uses_it():
+    assert performance.cpu_accepts((("xla_cpu_no_such_option_exists", "1"),)) is False
+    cpu = performance.choose(TrainSettings(), "cpu", 1)
+    assert cpu.compiler_options == performance.CPU_COMPILER_OPTIONS  # this jaxlib (requirements.txt's) accepts it
+    assert performance.choose(TrainSettings(), "gpu", 1).compiler_options is None
+    assert performance.choose(TrainSettings(performance="plain"), "cpu", 1).compiler_options is None
+
+
+def test_profiles_are_chosen_from_the_platform_and_named_in_config():
+    assert performance.choose(TrainSettings(), "cpu", 1).name == "cpu"
+    assert performance.choose(TrainSettings(), "tpu", 4).name == "accelerator"
+    assert performance.choose(TrainSettings(performance="plain"), "gpu", 1).dropout_layer is nn.Dropout
+    with pytest.raises(UserError, match="train.performance='fast' is not a profile"):
+        performance.choose(TrainSettings(performance="fast"), "cpu", 1)
+    with pytest.raises(UserError, match="train.stack_mode='pmap'"):
+        performance.choose(TrainSettings(stack_mode="pmap"), "cpu", 1)
+
+
+@pytest.mark.parametrize("family, arch, shape", [("image", "F", (2, 32, 32, 3)), ("audio", "B", (2, 96, 100, 1))])
+def test_a_profile_swaps_layers_not_parameters(family, arch, shape):
+    plain = models.build(family, arch, 10)
+    fast = performance.choose(TrainSettings(), "cpu", 1).fill(plain)
+    assert fast.conv is not nn.Conv and fast.dropout_layer is Dropout  # the CPU layers are in
+    x = jnp.asarray(np.random.RandomState(0).rand(*shape), jnp.float32)
+    variables = plain.init(jax.random.key(0), x, train=False)
+    assert jax.tree_util.tree_map(np.shape, fast.init(jax.random.key(0), x, train=False)) == \
+        jax.tree_util.tree_map(np.shape, variables)  # same names and shapes: checkpoints move between profiles
+    np.testing.assert_allclose(fast.apply(variables, x, train=False), plain.apply(variables, x, train=False),
+                               rtol=1e-5, atol=1e-5)
+    record = performance.choose(TrainSettings(), "cpu", 1).record(fast, x)
+    assert record["conv"] == "flax.linen.linear.Conv(conv_general_dilated=helmjax.models.conv.conv_general_dilated)"
+    assert record["dropout_layer"] == "helmjax.models.dropout.Dropout" and record["dense"] == "flax.linen.linear.Dense"

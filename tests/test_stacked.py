@@ -1,7 +1,9 @@
-"""Stacked runs leave what lone runs leave: the same files, numbers within float tolerance (a stack and a lone run
-are two compiled programs), resumable by `train_run` and back, with clean stops, per-member divergence and data
-parallelism. Bit-identity is asserted only where one compiled program runs again (a stopped or resumed run)."""
+"""Stacked runs leave what lone runs (stacks of one) leave: the same files, numbers within float tolerance (a stack
+of three and a stack of one are two compiled programs), resumable alone and back, with clean stops, per-member
+divergence and data parallelism. Bit-identity is asserted only where one compiled program runs again (a stopped
+or resumed run)."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -13,11 +15,12 @@ import numpy as np
 import pytest
 
 from helmjax import models
-from helmjax.checkpoints import RunCheckpoints
-from helmjax.runner import SplitData, StopFlag, StopRequested, read_metrics, train_run
-from helmjax.stacked import (MixedStartEpochs, StackedTrainer, default_stack_mode, default_stack_size,
-                             group_for_stacking, resume_epoch, train_stacked)
-from helmjax.train import Trainer, TrainSettings
+from helmjax.training import performance
+from helmjax.training.checkpoints import RunCheckpoints, latest_epoch_on_disk
+from helmjax.training.loop import StopFlag, StopRequested, train_run, train_runs
+from helmjax.training.recipe import TrainSettings
+from helmjax.sweeps.layout import read_metrics
+from helmjax.training.trainer import SplitData, Trainer
 from tests.conftest import make_stripes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -54,28 +57,30 @@ def assert_close(got, want):
             assert got[key] == value, key
 
 
-def _split(trainer: Trainer, ds) -> SplitData:
-    put = trainer.put
-    return SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]), put(ds.y_train[192:]),
-                     put(ds.x_test), put(ds.y_test))
+def _split(ds) -> SplitData:
+    return SplitData(ds.x_train[:192], ds.y_train[:192], ds.x_train[192:], ds.y_train[192:], ds.x_test, ds.y_test)
+
+
+def _trainer(stack_mode: str = "unroll") -> Trainer:
+    return Trainer(models.build("image", "A", 4, width=0.25, dropout=0.2),
+                   dataclasses.replace(SETTINGS, stack_mode=stack_mode), is_image=True)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """One compiled trainer and its stacks, two datasets ("levels"), the lone runs to compare with and one
+    """One compiled trainer per stack mode, two datasets ("levels"), the lone runs to compare with and one
     uninterrupted unrolled stack of the same runs (the reference for stacked runs that stop and resume)."""
-    trainer = Trainer(models.build("image", "A", 4, width=0.25, dropout=0.2), SETTINGS, is_image=True)
-    level_a, level_b = _split(trainer, make_stripes(0)), _split(trainer, make_stripes(1))
+    trainer = _trainer("unroll")
+    level_a, level_b = _split(make_stripes(0)), _split(make_stripes(1))
     datas = [level_a, level_b, level_a]  # two seeds on one level, one on another
     lone_dir = tmp_path_factory.mktemp("lone")
     lone = [train_run(lone_dir / f"r{m}", trainer, data, seed=seed, epochs=EPOCHS)
             for m, (data, seed) in enumerate(zip(datas, SEEDS))]
-    unroll = StackedTrainer(trainer, "unroll")
     stacked_dir, stacked_seen = tmp_path_factory.mktemp("stacked"), []
-    stacked = train_stacked([stacked_dir / f"r{m}" for m in range(3)], unroll, datas, SEEDS, EPOCHS,
-                            on_epoch=lambda m, row: stacked_seen.append((m, row["epoch"])))
+    stacked = train_runs([stacked_dir / f"r{m}" for m in range(3)], trainer, datas, SEEDS, EPOCHS,
+                         on_epoch=lambda m, row: stacked_seen.append((m, row["epoch"])))
     return dict(trainer=trainer, datas=datas, lone_dir=lone_dir, lone=lone, stacked_dir=stacked_dir,
-                stacked=stacked, stacked_seen=stacked_seen, unroll=unroll, vmap=StackedTrainer(trainer, "vmap"))
+                stacked=stacked, stacked_seen=stacked_seen, vmap=_trainer("vmap"))
 
 
 def _params(run_dir: pathlib.Path, trainer: Trainer, which: str = "latest", part: str = "state"):
@@ -129,7 +134,7 @@ def test_unrolled_stack_matches_lone_runs_to_float_tolerance(setup):
 
 def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
     dirs = [tmp_path / f"r{m}" for m in range(3)]
-    results = train_stacked(dirs, setup["vmap"], setup["datas"], SEEDS, EPOCHS)
+    results = train_runs(dirs, setup["vmap"], setup["datas"], SEEDS, EPOCHS)
     for m, run_dir in enumerate(dirs):
         # Grouped convolutions sum in another order: ~1e-8 per step with SGD (Adam would amplify the noise in
         # near-zero gradients to whole update steps), compounding over 12 steps.
@@ -145,8 +150,8 @@ def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
 def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):
     datas, trainer = setup["datas"], setup["trainer"]
     stacked_first = [tmp_path / f"s{m}" for m in range(3)]
-    train_stacked(stacked_first, setup["unroll"], datas, SEEDS, epochs=1)
-    assert [resume_epoch(d) for d in stacked_first] == [1, 1, 1]
+    train_runs(stacked_first, trainer, datas, SEEDS, epochs=1)
+    assert [latest_epoch_on_disk(d) for d in stacked_first] == [1, 1, 1]
     for m, d in enumerate(stacked_first):  # epoch 1 ran the program of the uninterrupted stack: bit for bit
         assert [_without_timing(r) for r in read_metrics(d)] == \
                [_without_timing(r) for r in read_metrics(setup["stacked_dir"] / f"r{m}")[:1]]
@@ -156,7 +161,7 @@ def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):
         train_run(d, trainer, datas[m], seed=SEEDS[m], epochs=1)
         assert [_without_timing(r) for r in read_metrics(d)] == \
                [_without_timing(r) for r in read_metrics(setup["lone_dir"] / f"r{m}")[:1]]
-    results = train_stacked(lone_first, setup["unroll"], datas, SEEDS, EPOCHS)
+    results = train_runs(lone_first, trainer, datas, SEEDS, EPOCHS)
     for m in range(3):
         expected = read_metrics(setup["lone_dir"] / f"r{m}")
         assert_close(read_metrics(stacked_first[m]), expected)
@@ -170,16 +175,16 @@ def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):
     assert_bit_identical(resumed, setup["lone_dir"] / "r0", trainer)
 
 
-def test_members_must_start_from_one_epoch_and_are_grouped_so(setup, tmp_path):
+def test_members_resuming_from_different_epochs_train_as_one_stack_per_epoch(setup, tmp_path):
     datas, trainer = setup["datas"], setup["trainer"]
     dirs = [tmp_path / f"r{m}" for m in range(3)]
     train_run(dirs[1], trainer, datas[1], seed=SEEDS[1], epochs=1)
-    with pytest.raises(MixedStartEpochs, match="r0: 0, r1: 1, r2: 0"):
-        train_stacked(dirs, setup["unroll"], datas, SEEDS, EPOCHS)
-    assert read_metrics(dirs[0]) == [] and len(read_metrics(dirs[1])) == 1  # nothing trained or lost
-    assert group_for_stacking(dirs, stack_size=8) == [[0, 2], [1]]
-    assert group_for_stacking(dirs, stack_size=1) == [[0], [1], [2]]
-    assert group_for_stacking(dirs + [tmp_path / "r3", tmp_path / "r4"], stack_size=2) == [[0, 2], [1], [3, 4]]
+    seen = []
+    results = train_runs(dirs, trainer, datas, SEEDS, EPOCHS, on_epoch=lambda m, row: seen.append((m, row["epoch"])))
+    assert seen == [(0, 1), (2, 1), (0, 2), (2, 2), (1, 2)]  # r0 and r2 from scratch together, then r1 alone
+    for m in range(3):
+        assert_close(read_metrics(dirs[m]), read_metrics(setup["lone_dir"] / f"r{m}"))
+        assert_close(results[m], setup["lone"][m])
 
 
 def test_stop_flag_stops_every_member_at_a_complete_checkpoint(setup, tmp_path):
@@ -190,10 +195,10 @@ def test_stop_flag_stops_every_member_at_a_complete_checkpoint(setup, tmp_path):
         stop.set()  # as SIGTERM would, while epoch 1 is being written
 
     with pytest.raises(StopRequested):
-        train_stacked(dirs, setup["unroll"], setup["datas"], SEEDS, EPOCHS, stop=stop, on_epoch=on_epoch)
-    assert [resume_epoch(d) for d in dirs] == [1, 1, 1]
+        train_runs(dirs, setup["trainer"], setup["datas"], SEEDS, EPOCHS, stop=stop, on_epoch=on_epoch)
+    assert [latest_epoch_on_disk(d) for d in dirs] == [1, 1, 1]
     assert all(len(read_metrics(d)) == 1 for d in dirs)
-    results = train_stacked(dirs, setup["unroll"], setup["datas"], SEEDS, EPOCHS)
+    results = train_runs(dirs, setup["trainer"], setup["datas"], SEEDS, EPOCHS)
     # Stopped and resumed, the stack ran one program throughout: bit for bit the uninterrupted stack.
     assert [_without_timing(r) for r in results] == [_without_timing(r) for r in setup["stacked"]]
     for m, run_dir in enumerate(dirs):
@@ -204,10 +209,9 @@ def test_stop_flag_stops_every_member_at_a_complete_checkpoint(setup, tmp_path):
 def test_a_diverging_member_fails_alone(setup, tmp_path):
     good, _, _ = setup["datas"]
     # Labels out of range make the cross-entropy NaN from the first step: that member diverges at epoch 1.
-    poisoned = SplitData(good.x_train, setup["trainer"].put(np.full(192, 99, np.int32)), good.x_val, good.y_val,
-                         good.x_test, good.y_test)
+    poisoned = dataclasses.replace(good, y_train=np.full(192, 99, np.int32))
     dirs = [tmp_path / f"r{m}" for m in range(3)]
-    results = train_stacked(dirs, setup["unroll"], [good, poisoned, good], SEEDS, EPOCHS)
+    results = train_runs(dirs, setup["trainer"], [good, poisoned, good], SEEDS, EPOCHS)
     assert results[1]["status"] == "failed" and "training loss became nan at epoch 1" in results[1]["error"]
     assert read_metrics(dirs[1]) == [] and not (dirs[1] / "test_correct.npy").exists()
     for m in (0, 2):
@@ -215,45 +219,46 @@ def test_a_diverging_member_fails_alone(setup, tmp_path):
         assert_close(results[m], setup["lone"][m])
 
 
+def test_a_lone_run_that_diverges_fails_and_leaves_no_result_files(setup, tmp_path):
+    good = setup["datas"][0]
+    result = train_run(tmp_path / "r", setup["trainer"], dataclasses.replace(good, y_train=np.full(192, 99, np.int32)),
+                       seed=0, epochs=EPOCHS)
+    assert result["status"] == "failed" and "training loss became nan at epoch 1" in result["error"]
+    assert read_metrics(tmp_path / "r") == [] and not (tmp_path / "r" / "test_correct.npy").exists()
+
+
 def test_shared_data_is_stacked_once_and_shapes_must_agree(setup):
     trainer = setup["trainer"]
     a, b, _ = setup["datas"]
-    stacked, data_of_member = setup["unroll"].stack_data([a, b, a, a])
+    stacked, data_of_member = trainer.stack_data([a, b, a, a])
     assert stacked.x_train.shape == (2, 192, 16, 16, 3) and np.asarray(data_of_member).tolist() == [0, 1, 0, 0]
-    assert np.array_equal(np.asarray(stacked.x_test[1]), np.asarray(b.x_test))
-    smaller = _split(trainer, make_stripes(2, n_test=64))
+    assert np.array_equal(np.asarray(stacked.x_test[1]), b.x_test)
+    smaller = _split(make_stripes(2, n_test=64))
     with pytest.raises(ValueError, match="x_test differs"):
-        setup["unroll"].stack_data([a, smaller])
+        trainer.stack_data([a, smaller])
     with pytest.raises(ValueError, match="one data and one seed per run"):
-        train_stacked([pathlib.Path("x")], setup["unroll"], [a, b], [0], EPOCHS)
+        train_runs([pathlib.Path("x")], trainer, [a, b], [0], EPOCHS)
 
 
-def test_default_stack_size_and_mode(monkeypatch):
-    monkeypatch.delenv("HELMJAX_STACK_SIZE", raising=False)
-    assert default_stack_size("cpu") == 1 and default_stack_mode("cpu") == "unroll"
-    assert default_stack_size("gpu") == default_stack_size("tpu") == 8 and default_stack_mode("gpu") == "vmap"
-    monkeypatch.setenv("HELMJAX_STACK_SIZE", "4")
-    assert default_stack_size("cpu") == 4
-    with pytest.raises(ValueError, match="unknown stack mode"):
-        StackedTrainer(Trainer(models.build("image", "A", 4, width=0.25), SETTINGS, is_image=True), "pmap")
+def test_default_stack_size_and_mode_come_from_the_platform_and_config():
+    cpu, gpu = performance.choose(SETTINGS, "cpu", 1), performance.choose(SETTINGS, "gpu", 1)
+    assert (cpu.stack_size, cpu.stack_mode) == (1, "unroll") and (gpu.stack_size, gpu.stack_mode) == (8, "vmap")
+    assert performance.choose(dataclasses.replace(SETTINGS, stack=4, stack_mode="vmap"), "cpu", 1).stack_size == 4
 
 
 DATA_PARALLEL_SCRIPT = """
 import json, pathlib, sys, tempfile
 import jax, numpy as np
-from helmjax import models
-from helmjax.runner import SplitData, read_metrics
-from helmjax.stacked import StackedTrainer, train_stacked
-from helmjax.train import Trainer
+from helmjax.training.loop import train_runs
+from helmjax.sweeps.layout import read_metrics
 from tests.conftest import make_stripes
-from tests.test_stacked import SETTINGS, _split
-trainer = Trainer(models.build("image", "A", 4, width=0.25, dropout=0.2), SETTINGS, is_image=True)
-datas = [_split(trainer, make_stripes(0)), _split(trainer, make_stripes(1))]
-stacked = StackedTrainer(trainer, sys.argv[1])
-index_sharding = stacked.put_members(np.zeros((2, 32), np.int32)).sharding
+from tests.test_stacked import _split, _trainer
+trainer = _trainer(sys.argv[1])
+datas = [_split(make_stripes(0)), _split(make_stripes(1))]
+index_sharding = trainer.put_members(np.zeros((2, 32), np.int32)).sharding
 with tempfile.TemporaryDirectory() as d:
     d = pathlib.Path(d)
-    results = train_stacked([d / "r0", d / "r1"], stacked, datas, [0, 1], epochs=1)
+    results = train_runs([d / "r0", d / "r1"], trainer, datas, [0, 1], epochs=1)
     rows = [read_metrics(d / name) for name in ("r0", "r1")]
 print(json.dumps({"devices": jax.device_count(), "spec": list(index_sharding.spec), "rows": rows}))
 """

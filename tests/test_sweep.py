@@ -14,6 +14,7 @@ from helmjax import sweep
 from helmjax.distributed import RunClaim
 from helmjax.errors import UserError
 from helmjax.results_table import format_table, sweet_spot
+from helmjax.training import performance
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 QUIET = dict(progress=False, log=lambda *_: None)
@@ -86,15 +87,34 @@ def test_jax_codec_and_pillow_give_identical_sweeps(tmp_path):
     assert [{k: r[k] for k in same} for r in pillow] == [{k: r[k] for k in same} for r in jax_rows]
 
 
-def test_stacked_sweep_gives_the_rows_of_one_by_one(tmp_path):
+def test_stacked_sweep_gives_the_rows_of_one_by_one_and_records_how_it_trained(tmp_path):
     c = tiny_config("grid.level=raw,10", "grid.seed=[0, 1]")
     lone = sweep.run_sweep(c, tmp_path / "lone", **QUIET)
     stacked = sweep.run_sweep(config_lib.apply_overrides(c, ["train.stack=3"]), tmp_path / "stacked", **QUIET)
     assert stacked.trained == lone.trained == ["raw-A-s0", "raw-A-s1", "q10-A-s0", "q10-A-s1"]
-    same = ("run", "bpp", "val_acc", "test_acc", "best_epoch", "epochs")
-    assert [{k: r[k] for k in same} for r in stacked.rows] == [{k: r[k] for k in same} for r in lone.rows]
+    # Two compiled programs (stacks of 3 and 1, and 1 alone): the same runs, epochs and accuracies, give or take
+    # a borderline example of the 64 validation / 128 test ones (tests/test_stacked.py compares them closely).
+    for got, want in zip(stacked.rows, lone.rows):
+        assert {k: got[k] for k in ("run", "bpp", "epochs")} == {k: want[k] for k in ("run", "bpp", "epochs")}
+        assert got["val_acc"] == pytest.approx(want["val_acc"], abs=1 / 64)
+        assert got["test_acc"] == pytest.approx(want["test_acc"], abs=1 / 128)
     config = json.loads((tmp_path / "stacked" / c.name / "runs" / "raw-A-s0" / "config.json").read_text())
-    assert config["stacked_with"] == ["raw-A-s0", "raw-A-s1", "q10-A-s0"]
+    assert config["stack"] == {"size": 3, "mode": "unroll", "members": ["raw-A-s0", "raw-A-s1", "q10-A-s0"]}
+    lone_config = json.loads((tmp_path / "lone" / c.name / "runs" / "q10-A-s1" / "config.json").read_text())
+    assert lone_config["stack"] == {"size": 1, "mode": "unroll", "members": ["q10-A-s1"]}
+    # The performance profile, compiler options and slice count the run trained with (CPU, one device).
+    assert lone_config["performance"]["profile"] == "cpu" and lone_config["performance"]["micro_batches"] == 1
+    assert lone_config["performance"]["compiler_options"] == performance.CPU_COMPILER_OPTIONS
+
+
+def test_stacks_are_runs_of_one_architecture_resuming_from_one_epoch_in_grid_order(tmp_path):
+    specs = [sweep.RunSpec(level, arch, seed, f"{level}-{arch}-s{seed}")
+             for level in ("raw", 10) for arch in ("A", "B") for seed in (0, 1)]
+    dirs = [tmp_path / spec.name for spec in specs]
+    (dirs[1] / "ckpt" / "latest" / "3").mkdir(parents=True)  # raw-A-s1 resumes from epoch 3
+    assert sweep.plan_stacks(specs, dirs, stack_size=1) == [[k] for k in range(8)]
+    assert sweep.plan_stacks(specs, dirs, stack_size=8) == [[0, 4, 5], [1], [2, 3, 6, 7]]
+    assert sweep.plan_stacks(specs, dirs, stack_size=2) == [[0, 4], [1], [2, 3], [5], [6, 7]]
 
 
 def test_quantized_data_is_cached(tmp_path):

@@ -1,4 +1,4 @@
-"""The jitted train step learns, augmentation keeps orientation, a resumed run equals an uninterrupted one, and the
+"""The train step learns, augmentation keeps orientation, a resumed run equals an uninterrupted one, and the
 best epoch is chosen on validation, not test."""
 
 import json
@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from helmjax import models
-from helmjax.checkpoints import RunCheckpoints
-from helmjax.runner import SplitData, StopFlag, StopRequested, read_metrics, train_run
-from helmjax.train import Trainer, TrainSettings, augment, check_finite, TrainingDiverged
+from helmjax.training.checkpoints import RunCheckpoints
+from helmjax.training.inputs import augment
+from helmjax.training.loop import StopFlag, StopRequested, TrainingDiverged, check_finite, train_run
+from helmjax.training.recipe import TrainSettings
+from helmjax.sweeps.layout import read_metrics
+from helmjax.training.step import make_train_step
+from helmjax.training.trainer import SplitData, Trainer
 from tests.conftest import make_stripes
 
 SETTINGS = TrainSettings(optimizer="adam", lr=3e-3, lr_decay=0.0, batch_size=32, eval_batch_size=64,
@@ -21,22 +25,20 @@ def _trainer(settings=SETTINGS):
     return Trainer(models.build("image", "A", 4, width=0.25, dropout=0.0), settings, is_image=True)
 
 
-def _split(trainer, ds):
-    put = trainer.put
-    return SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]), put(ds.y_train[192:]),
-                     put(ds.x_test), put(ds.y_test))
+def _split(ds):
+    return SplitData(ds.x_train[:192], ds.y_train[:192], ds.x_train[192:], ds.y_train[192:], ds.x_test, ds.y_test)
 
 
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
     ds = make_stripes()
     trainer = _trainer()
+    step = jax.jit(make_train_step(trainer.model, trainer.tx, SETTINGS, True, lambda x: 1))
     state = trainer.init(ds.x_train, jax.random.key(0))
-    x, y = trainer.put(ds.x_train[:32]), trainer.put(ds.y_train[:32])
-    idx = np.arange(32)
     losses = []
     for i in range(8):
-        state, metrics = trainer.train_step(state, x, y, idx, jax.random.key(i))
-        losses.append(float(metrics["loss_sum"]) / int(metrics["count"]))
+        state, metrics = step(state, ds.x_train[:32], ds.y_train[:32], jax.random.key(i))
+        assert int(metrics["count"]) == 32
+        losses.append(float(metrics["loss_sum"]) / 32)
     assert losses[-1] < 0.7 * losses[0], losses
 
 
@@ -60,7 +62,7 @@ def test_resumed_run_gives_bit_identical_metrics(tmp_path):
     ds = make_stripes()
     settings = TrainSettings(optimizer="sgd", lr=0.05, batch_size=32, eval_batch_size=64, augment=True)
     trainer = _trainer(settings)
-    data = _split(trainer, ds)
+    data = _split(ds)
     straight = train_run(tmp_path / "straight", trainer, data, seed=3, epochs=4)
     train_run(tmp_path / "resumed", trainer, data, seed=3, epochs=2)  # "killed" after epoch 2
     resumed = train_run(tmp_path / "resumed", trainer, data, seed=3, epochs=4)
@@ -75,17 +77,17 @@ def test_resumed_run_gives_bit_identical_metrics(tmp_path):
 def test_stop_flag_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path):
     ds = make_stripes()
     trainer = _trainer()
-    data = _split(trainer, ds)
+    data = _split(ds)
     stop = StopFlag()
     seen = []
 
-    def on_epoch(row):
-        seen.append(row["epoch"])
+    def on_epoch(member, row):
+        seen.append((member, row["epoch"]))
         stop.set()  # as SIGTERM would, during epoch 1
 
     with pytest.raises(StopRequested):
         train_run(tmp_path / "r", trainer, data, seed=0, epochs=3, stop=stop, on_epoch=on_epoch)
-    assert seen == [1]
+    assert seen == [(0, 1)]
     assert (tmp_path / "r" / "ckpt" / "latest" / "1").is_dir()
     result = train_run(tmp_path / "r", trainer, data, seed=0, epochs=3)
     assert result["epochs"] == 3
@@ -96,11 +98,10 @@ def test_best_epoch_is_chosen_on_validation_never_on_test(tmp_path):
     that epoch's test accuracy, not the best test accuracy."""
     ds = make_stripes()
     trainer = _trainer()
-    put = trainer.put
     # Validation labelled all class 0: it scores the model best while it still guesses class 0 for most images
     # (epoch 1) and worse once it tells the four bands apart. The test set keeps its true labels: best late.
-    data = SplitData(put(ds.x_train[:192]), put(ds.y_train[:192]), put(ds.x_train[192:]),
-                     put(np.zeros(64, np.int32)), put(ds.x_test), put(ds.y_test))
+    data = SplitData(ds.x_train[:192], ds.y_train[:192], ds.x_train[192:], np.zeros(64, np.int32), ds.x_test,
+                     ds.y_test)
     run_dir, template = tmp_path / "r", trainer.init(ds.x_train[:1], jax.random.key(0))
     test_accs, test_corrects = [], []
     for epoch in (1, 2, 3):  # one run, resumed epoch by epoch (bit-identical to a straight run) to test each epoch
@@ -111,7 +112,9 @@ def test_best_epoch_is_chosen_on_validation_never_on_test(tmp_path):
         finally:
             checkpoints.close()
         assert latest == epoch
-        _, test_acc, test_correct = trainer.evaluate(state, data.x_test, data.y_test)
+        stacked, of_member = trainer.stack_data([data])
+        (_, test_acc, test_correct), = trainer.evaluate(trainer.stack_states([state]), stacked.x_test,
+                                                        stacked.y_test, of_member)
         test_accs.append(test_acc)
         test_corrects.append(test_correct)
     val_accs = [row["val_acc"] for row in read_metrics(run_dir)]

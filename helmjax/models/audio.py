@@ -5,15 +5,18 @@ Input float32 (N, n_mels, frames, 1) or (N, n_mels, frames); the paper's is 96 x
 loop: Dense -> ELU -> Dropout .6; then Dense to the classes (logits). BatchNorm normalises the 32 channels
 (the original normalised the mel axis): counts are the paper's minus 248. Dense layers infer their input size,
 so other feature shapes (FSDD's 8 kHz clips) work as long as the conv loops leave at least one pixel.
+The layers are fields (`conv`, `dense`, `dropout_layer`), flax's own by default; the trainer fills in its
+performance profile's (`helmjax.training.performance`).
 """
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 
 from helmjax.errors import UserError
-from helmjax.models.dropout import Dropout
+
+ModuleDef = Any
 
 
 def _width(units: int, multiplier: float) -> int:
@@ -27,6 +30,9 @@ class AudioNet(nn.Module):
     width: float = 1.0  # multiplies every hidden channel count and dense width (1.0 = the paper)
     conv_dropout: float = 0.5
     fc_dropout: float = 0.6
+    conv: ModuleDef = nn.Conv
+    dense: ModuleDef = nn.Dense
+    dropout_layer: ModuleDef = nn.Dropout
 
     @nn.compact
     def __call__(self, x, *, train: bool):
@@ -34,19 +40,19 @@ class AudioNet(nn.Module):
             x = x[..., None]
         w = functools.partial(_width, multiplier=self.width)
         # Keras's BatchNormalization defaults (momentum .99, epsilon 1e-3), as in the authors' code.
-        x = nn.Conv(w(32), (3, 3), padding="VALID")(x)
+        x = self.conv(w(32), (3, 3), padding="VALID")(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x))
         for _ in range(self.conv_loops):
-            x = nn.elu(nn.Conv(w(32), (3, 3), padding="VALID")(x))
+            x = nn.elu(self.conv(w(32), (3, 3), padding="VALID")(x))
             if min(x.shape[1:3]) < 2:
                 raise UserError(f"the input is too small for {self.conv_loops} conv loops (feature map "
                                 f"{x.shape[1]}x{x.shape[2]} before pooling); use more mels/frames or a smaller hop")
             x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-            x = Dropout(self.conv_dropout, deterministic=not train)(x)
+            x = self.dropout_layer(self.conv_dropout, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
         for units in self.fc_units:
-            x = Dropout(self.fc_dropout, deterministic=not train)(nn.elu(nn.Dense(w(units))(x)))
-        return nn.Dense(self.num_classes)(x)
+            x = self.dropout_layer(self.fc_dropout, deterministic=not train)(nn.elu(self.dense(w(units))(x)))
+        return self.dense(self.num_classes)(x)
 
 
 ARCHS = {

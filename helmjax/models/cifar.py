@@ -2,17 +2,17 @@
 
 Downsampling is a stride-2 3x3 conv with no activation followed by dropout, as in the authors' code; the final
 Dense/Conv to the classes has no ReLU (the original's bug is not repeated). Inputs are float32 NHWC in [0, 1].
+The layers themselves are fields (`conv`, `dense`, `dropout_layer`), as in flax's ImageNet example: flax's own by
+default, and the trainer fills in its performance profile's (`helmjax.training.performance`).
 """
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from helmjax.models.conv import conv_general_dilated
-from helmjax.models.dense import Dense
-from helmjax.models.dropout import Dropout
+ModuleDef = Any
 
 
 def _width(channels: int, multiplier: float) -> int:
@@ -27,29 +27,31 @@ class CifarNet(nn.Module):
     dense_units: Sequence[int] = ()  # for head="dense": hidden Dense layers (ReLU + dropout each)
     width: float = 1.0  # multiplies every hidden channel count and dense width (1.0 = the paper)
     dropout: float = 0.5
+    conv: ModuleDef = nn.Conv
+    dense: ModuleDef = nn.Dense
+    dropout_layer: ModuleDef = nn.Dropout
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         w = functools.partial(_width, multiplier=self.width)
-        conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME",
-                                 conv_general_dilated=conv_general_dilated)  # CPU fast paths (models/conv.py)
-        drop = Dropout(self.dropout, deterministic=not train)
-        x = nn.relu(conv(w(32))(x))
-        x = nn.relu(conv(w(64))(x))
-        x = drop(conv(w(128), strides=(2, 2))(x))
+        conv3 = functools.partial(self.conv, kernel_size=(3, 3), padding="SAME")
+        drop = self.dropout_layer(self.dropout, deterministic=not train)
+        x = nn.relu(conv3(w(32))(x))
+        x = nn.relu(conv3(w(64))(x))
+        x = drop(conv3(w(128), strides=(2, 2))(x))
         for _ in range(self.blocks):
-            x = nn.relu(conv(w(128))(x))
-            x = nn.relu(conv(w(128))(x))
-            x = drop(conv(w(128), strides=(2, 2))(x))
+            x = nn.relu(conv3(w(128))(x))
+            x = nn.relu(conv3(w(128))(x))
+            x = drop(conv3(w(128), strides=(2, 2))(x))
         if self.head == "conv":
-            x = nn.relu(conv(w(128))(x))
-            x = nn.relu(nn.Conv(w(128), (1, 1), padding="VALID")(x))
-            x = nn.Conv(self.num_classes, (1, 1), padding="VALID")(x)
+            x = nn.relu(conv3(w(128))(x))
+            x = nn.relu(self.conv(w(128), (1, 1), padding="VALID")(x))
+            x = self.conv(self.num_classes, (1, 1), padding="VALID")(x)
             return jnp.mean(x, axis=(1, 2))
         x = x.reshape((x.shape[0], -1))
         for units in self.dense_units:
-            x = drop(nn.relu(Dense(w(units))(x)))  # kernel gradients once per batch, not per slice
-        return Dense(self.num_classes)(x)
+            x = drop(nn.relu(self.dense(w(units))(x)))
+        return self.dense(self.num_classes)(x)
 
 
 ARCHS = {

@@ -5,8 +5,9 @@ rows and columns, so s*s - 1 of every s*s multiply-adds hit a zero: on CPU that 
 forward's speed. Here the input gradient is the same sum computed sub-pixel style: each of the s*s phases of the
 input is a stride-1 convolution of the (undilated) gradient with the kernel taps that reach that phase, then the
 phases are interleaved (depth-to-space). Forward pass and kernel gradient stay XLA's own. The result equals
-XLA's gradient up to float summation order (tested). Only on CPU: GPU libraries have their own strided
-gradients, and anything other than a plain 2-D NHWC/HWIO convolution goes to lax unchanged.
+XLA's gradient up to float summation order (tested). For CPUs: GPU libraries have their own strided gradients,
+so only the CPU performance profile (`helmjax.training.performance`) puts it in the models; anything other than a
+plain 2-D NHWC/HWIO convolution goes to lax unchanged.
 
 A stride-1 convolution whose patch is short (kh * kw * c_in <= PATCH_MATMUL_MAX, e.g. an RGB stem: 3x3x3 = 27)
 runs as one matmul over the patches instead: XLA's convolution kernels vectorise over input channels, and with 3
@@ -119,7 +120,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     """`lax.conv_general_dilated`, routing plain strided 2-D convolutions through the fast input gradient and
     stride-1 ones with short patches through one matmul."""
     strides = tuple(window_strides)
-    plain = (jax.default_backend() == "cpu" and lhs.ndim == 4 and _is_nhwc(dimension_numbers)
+    plain = (lhs.ndim == 4 and _is_nhwc(dimension_numbers)
              and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
              and feature_group_count == 1 and batch_group_count == 1 and precision is None
              and preferred_element_type is None)

@@ -14,6 +14,13 @@ import orbax.checkpoint as ocp
 from helmjax import trace
 
 
+def latest_epoch_on_disk(run_dir: pathlib.Path) -> int:
+    """The newest finished `latest` checkpoint's epoch (0 when none), from the directory listing alone; one that
+    turns out unreadable is found when it is restored."""
+    latest = pathlib.Path(run_dir) / "ckpt" / "latest"
+    return max((int(p.name) for p in latest.iterdir() if p.name.isdigit()), default=0) if latest.is_dir() else 0
+
+
 class RunCheckpoints:
     def __init__(self, run_dir: pathlib.Path, keep_latest: int = 2):
         run_dir = pathlib.Path(run_dir).absolute()
@@ -42,6 +49,13 @@ class RunCheckpoints:
 
     def restore_best(self, target: Any) -> Optional[Tuple[int, Any, dict]]:
         return _restore_newest(self.best, target)
+
+    def drop_best_from(self, epoch: int):
+        """Deletes `best` checkpoints of `epoch` or later: a "future" best left by a run killed after it."""
+        self.best.reload()
+        for step in self.best.all_steps():
+            if step >= epoch:
+                self.best.delete(step)
 
     def close(self):
         self.latest.close()

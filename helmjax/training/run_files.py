@@ -1,0 +1,50 @@
+"""Writing a run directory's files (their names and readers are `helmjax.sweeps.layout`'s).
+
+`config.json` (the run, its config and the performance settings it trained with), `metrics.jsonl` (one row per
+epoch, appended), `test_correct.npy` (per test example, with the best-validation parameters) and, once finished,
+`result.json` (the done marker, written last); checkpoints are `checkpoints`'. Only the primary process writes
+these (orbax checkpoints excepted: every process takes part in those).
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+from helmjax import atomic_io, trace
+from helmjax.distributed import is_primary
+from helmjax.sweeps.layout import METRICS_FILE, RESULT_FILE, RUN_CONFIG_FILE, TEST_CORRECT_FILE, read_metrics
+
+
+def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> float:
+    """Drops rows past the resume point (those epochs are trained again); returns the best validation accuracy so
+    far (-1 when none)."""
+    history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
+    if is_primary():
+        atomic_io.write_text(pathlib.Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+    return max((r["val_acc"] for r in history), default=-1.0)
+
+
+def append_metrics(run_dir: pathlib.Path, row: dict):
+    if not is_primary():
+        return
+    trace.event(f"metrics {pathlib.Path(run_dir).name} {row['epoch']}")
+    with open(pathlib.Path(run_dir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def write_test_correct(run_dir: pathlib.Path, correct: np.ndarray):
+    if is_primary():
+        atomic_io.write_npy(pathlib.Path(run_dir) / TEST_CORRECT_FILE, correct)
+
+
+def write_config(run_dir: pathlib.Path, record: dict):
+    if is_primary():
+        atomic_io.write_json(pathlib.Path(run_dir) / RUN_CONFIG_FILE, record)
+
+
+def write_result(run_dir: pathlib.Path, row: dict):
+    """The run's `result.json`: its done (or failed) marker, written last."""
+    if is_primary():
+        atomic_io.write_json(pathlib.Path(run_dir) / RESULT_FILE, row)
