@@ -76,7 +76,7 @@ def main(argv):
         sweep_dir = identity.resolve_sweep_dir(pathlib.Path(WORKDIR.value), config, new_sweep=NEW_SWEEP.value)
         try:
             outcome = sweep.run_sweep(config, pathlib.Path(WORKDIR.value), only=only, worker=worker, stop=stop,
-                                      progress=PROGRESS.value and distributed.is_primary())
+                                      progress=PROGRESS.value and distributed.is_primary(), sweep_dir=sweep_dir)
         except sweep.StopRequested:
             print("stopped on request; run the same command again to resume", file=sys.stderr)
             return 130

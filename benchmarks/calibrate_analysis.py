@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from scipy import stats
 
-from helmjax.analysis import bootstrap, contrasts, curve, findings, rate_intervals
+from helmjax.analysis import bootstrap, contrasts, findings, rate_intervals
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import RAW

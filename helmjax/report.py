@@ -253,8 +253,8 @@ def summary_text(analysis: Analysis) -> str:
         lines.append(f"  model size at {a.level_text(a.model_size['level'])} vs the largest "
                      f"({a.model_size['largest']}): {verdicts}")
     if a.noise:
-        matched = ", ".join(f"JPEG {q['subsampling']} " + (f"above q=100" if q["quality"] == "above 100" else
-                                                         f"below q=1" if q["quality"] == "below 1" else
+        matched = ", ".join(f"JPEG {q['subsampling']} " + ("above q=100" if q["quality"] == "above 100" else
+                                                         "below q=1" if q["quality"] == "below 1" else
                                                          f"at {_quality_text(q['quality'])}") for q in a.noise["q_n"])
         lines.append(f"  noise, without a classifier: σ = {number(a.noise['sigma'], a.noise['sigma_ci'])} grey levels "
                      f"(wavelet estimate); removed by {matched}"

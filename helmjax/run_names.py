@@ -6,7 +6,6 @@ from the quantizer's spec (a `QuantizerSpec`, or its `describe()` record read ba
 
 from typing import Union
 
-from helmjax.quantizers import registry
 from helmjax.quantizers.registry import RAW, QuantizerSpec, level_text
 
 Quantizer = Union[QuantizerSpec, dict, str]
@@ -17,7 +16,7 @@ def _prefix(quantizer: Quantizer) -> str:
         return quantizer.prefix
     if isinstance(quantizer, dict):
         return str(quantizer.get("prefix", quantizer.get("level_name", "")))
-    return registry.prefix_of_level_name(quantizer)  # deprecated: a level name (callers written before specs)
+    raise TypeError(f"run names need the quantizer's spec or its record, not {quantizer!r}")
 
 
 def level_tag(quantizer: Quantizer, level) -> str:

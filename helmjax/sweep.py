@@ -28,8 +28,8 @@ from helmjax.errors import UserError
 from helmjax.quantized_data import RAW, fingerprint
 from helmjax.quantizers import registry
 from helmjax.run_names import run_name
-from helmjax.sweeps import identity
-from helmjax.sweeps.layout import read_metrics, read_result
+from helmjax.sweeps import identity, noise_record
+from helmjax.sweeps.layout import read_metrics, read_result, read_run_config
 from helmjax.sweeps.level_data import Levels, load_data, quantizer_settings, write_examples
 from helmjax.training import performance, run_files
 from helmjax.training.checkpoints import latest_epoch_on_disk
@@ -152,12 +152,23 @@ def result_row(config, spec: RunSpec, level_data_info: dict, params: int, fields
 
 
 def collect_results(sweep_dir: pathlib.Path, config) -> List[dict]:
-    """Rows of every finished (or failed) run, in grid order."""
-    rows = []
+    """Rows of every finished (or failed) run of this config, in grid order; a run trained under another config
+    (its config.json holds another digest: copied in by hand, or from before a directory guard) is left out with
+    a warning, so one table never mixes two experiments."""
+    rows, foreign = [], []
+    digest = identity.config_digest(config)
     for spec in grid_runs(config):
         result = read_result(sweep_dir / "runs" / spec.name)
-        if result is not None:
-            rows.append(result)
+        if result is None:
+            continue
+        recorded = read_run_config(sweep_dir / "runs" / spec.name).get("config_digest")
+        if recorded not in (None, digest):
+            foreign.append(spec.name)
+            continue
+        rows.append(result)
+    if foreign:
+        print(f"warning: {len(foreign)} run(s) in {sweep_dir} were trained under another config and are left out: "
+              f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
     return rows
 
 
@@ -258,6 +269,8 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
     if is_primary():
         write_examples(config, ds, sweep_dir, quantizer_settings(config))
         reference.write(sweep_dir)
+        if noise_record.read(sweep_dir) is None:  # the raw data's noise, measured once per sweep without a classifier
+            noise_record.write(sweep_dir, noise_record.measure(config, ds, config.analysis.confidence))
     levels = Levels(config, ds, sweep_dir, key, log, reference.fields(ds))  # the lossless rate is on every row
     settings, is_image = train_settings(config), catalog.entry(config.data.name).modality == "image"
     trainers = {}

@@ -62,3 +62,26 @@ def test_sweeps_written_before_the_digest_are_read_from_their_config(tmp_path):
     assert identity.resolve_sweep_dir(tmp_path, old) == tmp_path / "demo_q_sweep"
     with pytest.raises(UserError, match="train.epochs: 1 -> 2"):
         identity.resolve_sweep_dir(tmp_path, _config("train.epochs=2"))
+
+
+def test_run_py_refuses_a_changed_config_and_new_sweep_puts_it_beside(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    small = ["--set", "data.n_train=240", "--set", "data.n_test=120", "--set", "grid.level=raw,20", "--set",
+             "grid.reference_seed=[]", "--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=2",
+             f"--workdir={tmp_path}", "--noprogress"]
+    run = lambda *extra: subprocess.run([sys.executable, "run.py", *small, *extra], cwd=root, capture_output=True,
+                                        text=True, timeout=600)
+    assert run().returncode == 0
+    refused = run("--set", "train.lr=0.5")
+    assert refused.returncode == 2 and "train.lr: 0.002 -> 0.5" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("demo_q_sweep-*"))
+    beside = run("--set", "train.lr=0.5", "--new_sweep")
+    assert beside.returncode == 0, beside.stderr[-2000:]
+    new_dir = tmp_path / f"demo_q_sweep-{identity.config_digest(_config(*small[1::2][:6], 'train.lr=0.5'))}"
+    assert (new_dir / "results.jsonl").is_file()
+    assert all(json.loads(line)["run"] for line in (new_dir / "results.jsonl").read_text().splitlines())
+    analyzed = run("--set", "train.lr=0.5", "--analyze")  # finds the sweep of exactly this config
+    assert analyzed.returncode == 0 and f"report: {new_dir}" in analyzed.stdout

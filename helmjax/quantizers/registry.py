@@ -209,14 +209,6 @@ def check_level(spec: QuantizerSpec, level: Any):
     return spec.check(level)
 
 
-def prefix_of_level_name(level_name: str) -> str:
-    """Deprecated, for callers that still pass a level's name instead of its spec: the run-name prefix of the
-    registered quantizers whose levels have that name, when those that set one agree; else the name itself."""
-    _load_builtins()
-    prefixes = {spec.prefix for spec in _REGISTRY.values() if spec.level_name == level_name} - {level_name}
-    return prefixes.pop() if len(prefixes) == 1 else level_name
-
-
 def accepted_options(spec: QuantizerSpec, options: dict) -> dict:
     """The options `spec.fn` takes, so one config can switch quantizers (e.g. `subsampling` means nothing to
     `bitdepth`)."""

@@ -71,6 +71,15 @@ def read_result(run_dir: pathlib.Path) -> Optional[dict]:
         return None  # never happens with atomic writes; treat as not done
 
 
+def read_run_config(run_dir: pathlib.Path) -> dict:
+    """A run's config.json (its config, digest, stack and performance record); {} when absent or unreadable."""
+    path = pathlib.Path(run_dir) / RUN_CONFIG_FILE
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
 def read_test_correct(run_dir: pathlib.Path) -> Optional[np.ndarray]:
     """Which test examples the run's best checkpoint classified correctly (bool, one per example)."""
     path = pathlib.Path(run_dir) / TEST_CORRECT_FILE
