@@ -46,7 +46,8 @@ def list_experiments():
 
 def write_report(sweep_dir: pathlib.Path) -> str:
     """Analyses the sweep, writes its report, and returns the printed summary."""
-    from helmjax import analysis, report
+    from helmjax import analysis
+    from helmjax.reporting import report
     findings = analysis.analyze(sweep_dir)
     path = report.write_report(sweep_dir, analysis=findings)
     return report.summary_text(findings) + f"\nreport: {path}"
@@ -60,7 +61,9 @@ def main(argv):
         return 0
     config = config_lib.apply_overrides(config_lib.load_experiment(EXPERIMENT.value), SET.value)
     only = config_lib.parse_filters(ONLY.value)
-    from helmjax import distributed, results_table, sweep
+    from helmjax import distributed
+    from helmjax.reporting import results_table
+    from helmjax.sweeps import sweep
     worker = distributed.parse_worker(WORKER.value)
     if DISTRIBUTED.value:
         distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)

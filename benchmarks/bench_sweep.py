@@ -24,9 +24,9 @@ import numpy as np
 from benchmarks.bench_stacked import stacked_inputs
 from helmjax import models
 from helmjax.config import apply_overrides, load_experiment
-from helmjax.quantized_data import RAW
+from helmjax.sweeps.quantized_data import RAW
 from helmjax.quantizers import registry
-from helmjax.sweep import _model_knobs, train_settings
+from helmjax.sweeps.sweep import _model_knobs, train_settings
 from helmjax.sweeps.level_data import quantizer_settings
 from helmjax.training import performance
 from helmjax.training.trainer import Trainer

@@ -15,7 +15,7 @@ from helmjax.analysis import RAW, analyze
 from helmjax.analysis import contrasts, curve, noninferiority
 from helmjax.analysis.contrasts import Estimate, Group
 from helmjax.analysis.convergence import epochs_to_reach
-from helmjax.analysis.synthetic import (CODEC, LOSSLESS_BPP, SyntheticSweep, bit_depth_rates, jpeg_like_rates,
+from helmjax.testing.synthetic_sweep import (CODEC, LOSSLESS_BPP, SyntheticSweep, bit_depth_rates, jpeg_like_rates,
                                         mp3_like_rates, write_sweep)
 from helmjax.errors import UserError
 from helmjax.quantizers import registry

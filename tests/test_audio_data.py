@@ -159,7 +159,7 @@ def test_smoke_audio_sweep_end_to_end(tmp_path):
     """guitar_fx -> MP3 at two bitrates -> log-mel -> audio model A, through the real sweep runner."""
     import ml_collections
     from helmjax import config as config_lib
-    from helmjax import sweep
+    from helmjax.sweeps import sweep
 
     c = config_lib.load_experiment("demo_q_sweep").to_dict()
     c.update(name="audio_smoke", tolerance=0.05)

@@ -63,7 +63,7 @@ def test_filters_parse_values():
 
 
 def test_reference_seeds_add_runs_to_the_lossless_level_only():
-    from helmjax import sweep
+    from helmjax.sweeps import sweep
     from helmjax.errors import UserError
     c = config_lib.apply_overrides(config_lib.load_experiment("demo_q_sweep"),
                                    ["grid.level=raw,10", "grid.seed=[0]", "grid.reference_seed=[0,1,2]"])

@@ -16,7 +16,7 @@ import pathlib, sys
 from helmjax import distributed
 distributed.initialize(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
 import jax
-from helmjax import sweep
+from helmjax.sweeps import sweep
 import tests.conftest
 from tests.test_sweep import tiny_config
 c = tiny_config("grid.level=raw,10", "train.batch_size=32")

@@ -3,9 +3,9 @@ with the sweep, and reported in words that keep "noise" for the measured quantit
 
 from helmjax import config as config_lib
 from helmjax.analysis import analyze
-from helmjax.analysis.synthetic import SyntheticSweep, write_sweep
+from helmjax.testing.synthetic_sweep import SyntheticSweep, write_sweep
 from helmjax.data import camera
-from helmjax.report import summary_text, write_report
+from helmjax.reporting.report import summary_text, write_report
 from helmjax.sweeps import noise_record
 
 

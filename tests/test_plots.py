@@ -2,10 +2,10 @@
 
 import json
 
-from helmjax import plots
+from helmjax.reporting import plots
 from helmjax.analysis import analyze
 from helmjax.analysis.sweep_files import read_examples
-from helmjax.analysis.synthetic import SyntheticSweep, mp3_like_rates, write_sweep
+from helmjax.testing.synthetic_sweep import SyntheticSweep, mp3_like_rates, write_sweep
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_BYTES = 10_000  # an empty axes is ~5 KB at this size; a drawn plot is several times more

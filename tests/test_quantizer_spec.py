@@ -8,15 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from helmjax import quantized_data
+from helmjax.sweeps import quantized_data
 from helmjax.analysis import RAW, analyze, findings
 from helmjax.analysis.levels import LevelScale
-from helmjax.analysis.synthetic import SyntheticSweep, bit_depth_rates, jpeg_like_rates, write_sweep
+from helmjax.testing.synthetic_sweep import SyntheticSweep, bit_depth_rates, jpeg_like_rates, write_sweep
 from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
 from helmjax.quantizers import Quantized, registry
-from helmjax.report import summary_text
-from helmjax.run_names import level_tag, run_name
+from helmjax.reporting.report import summary_text
+from helmjax.sweeps.run_names import level_tag, run_name
 from tests.test_analysis import _group
 
 RESAMPLES = 200

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from helmjax import config as config_lib
-from helmjax import rates, sweep
+from helmjax.sweeps import rates
+from helmjax.sweeps import sweep
 from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import read_level_bits
 from helmjax.errors import UserError
@@ -167,7 +168,7 @@ def test_sweep_records_every_rate_in_rows_and_rates_files(tmp_path):
 
 def test_audio_level_and_lossless_rates_are_per_second_of_the_same_clips():
     from helmjax.data import catalog
-    from helmjax.quantized_data import quantize
+    from helmjax.sweeps.quantized_data import quantize
     ds = catalog.load("guitar_fx", seed=0, n_per_class=2, sample_rate=8000, duration_s=0.5)
     level = quantize(ds, 16, "mp3", {"workers": 1})
     items, seconds = len(ds.x_train) + len(ds.x_test), 0.5

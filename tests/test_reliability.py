@@ -7,9 +7,11 @@ import pathlib
 import numpy as np
 import pytest
 
-from helmjax import atomic_io, crash_harness, sweep
+from helmjax import atomic_io
+from helmjax.testing import crash_harness
+from helmjax.sweeps import sweep
 from helmjax.errors import UserError
-from helmjax.quantized_data import quantize
+from helmjax.sweeps.quantized_data import quantize
 from tests.conftest import make_stripes
 from tests.test_sweep import tiny_config
 

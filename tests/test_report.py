@@ -3,8 +3,8 @@
 import json
 
 from helmjax.analysis import analyze
-from helmjax.analysis.synthetic import SyntheticSweep, write_sweep
-from helmjax.report import summary_text, write_report
+from helmjax.testing.synthetic_sweep import SyntheticSweep, write_sweep
+from helmjax.reporting.report import summary_text, write_report
 
 
 def test_report_states_the_sweet_spot_and_links_the_plots(tmp_path):
@@ -40,7 +40,7 @@ def test_one_seed_report_says_exploratory_and_numbers_follow_their_intervals(tmp
     assert "*Exploratory*: one seed per level" in text and "test-example noise only" in text
     assert "EXPLORATORY" in summary_text(analysis)
     raw = next(r for r in analysis.accuracy if r["arch"] == "A" and r["level"] == "raw")
-    from helmjax.number_format import number
+    from helmjax.reporting.number_format import number
     assert f"raw reaches {number(raw['mean'], raw['ci'], scale=100).replace(' (', '% (', 1)}" in text
 
 
@@ -72,7 +72,7 @@ def test_report_of_a_sweep_without_results_says_so(tmp_path):
 
 
 def test_numbers_carry_no_more_digits_than_their_interval_supports():
-    from helmjax.number_format import bound, decimals, number
+    from helmjax.reporting.number_format import bound, decimals, number
     assert number(0.99412, (0.9891, 0.9978), scale=100) == "99.4 (98.9 to 99.8)"
     assert number(8.2345, (8.11, 8.36)) == "8.23 (8.11 to 8.36)"  # half-width 0.125: its first digit is a 1
     assert number(-0.0031, (-0.012, 0.006), scale=100, sign=True) == "-0.3 (-1.2 to +0.6)"

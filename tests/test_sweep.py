@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from helmjax import config as config_lib
-from helmjax import sweep
+from helmjax.sweeps import sweep
 from helmjax.distributed import RunClaim
 from helmjax.errors import UserError
-from helmjax.results_table import format_table, sweet_spot
+from helmjax.reporting.results_table import format_table, sweet_spot
 from helmjax.training import performance
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

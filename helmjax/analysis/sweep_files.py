@@ -130,7 +130,7 @@ def read_examples(sweep_dir: pathlib.Path, parse: Callable[[str], Any] = parse_l
 
 
 def read_level_bits(sweep_dir: pathlib.Path, level_of_tag: Callable[[str], Any]) -> dict:
-    """Per-item bits the sweep saved in `rates/` (see `helmjax.rates`): {level: {"file": (N,), "payload": (N,)}},
+    """Per-item bits the sweep saved in `rates/` (see `helmjax.sweeps.rates`): {level: {"file": (N,), "payload": (N,)}},
     and {"raw": {"lossless": (M,), "codec": str, "index": (M,) when a subset was coded}}. A level is read from its
     file's tag by `level_of_tag` ("q20" -> 20: `LevelScale.level_of_tag`); an unreadable file is skipped."""
     out: dict = {}

@@ -3,7 +3,7 @@
     <workdir>/<sweep>/sweep.json             the config, its identity (`sweeps.identity`) and the quantizer's record
     <workdir>/<sweep>/results.jsonl|csv      one row per finished run
     <workdir>/<sweep>/runs/<run>/            config.json, metrics.jsonl, ckpt/, test_correct.npy, result.json
-    <workdir>/<sweep>/rates/<tag>.npz        bits per item of each level (`helmjax.rates`)
+    <workdir>/<sweep>/rates/<tag>.npz        bits per item of each level (`helmjax.sweeps.rates`)
     <workdir>/<sweep>/noise.json             the data's noise, estimated without a classifier (and the truth)
     <workdir>/<sweep>/cache/, report/        quantized copies of the data; report.md, analysis.json, plots
     <workdir>/cache/                         what several sweeps share: decoded datasets, lossless rates

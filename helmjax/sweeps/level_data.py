@@ -9,11 +9,12 @@ from typing import Dict, Tuple, Union
 import ml_collections
 import numpy as np
 
-from helmjax import atomic_io, rates
+from helmjax import atomic_io
+from helmjax.sweeps import rates
 from helmjax.data import catalog
 from helmjax.data.dataset import ArrayDataset
 from helmjax.distributed import is_primary
-from helmjax.quantized_data import RAW, quantize
+from helmjax.sweeps.quantized_data import RAW, quantize
 from helmjax.quantizers import registry
 from helmjax.training.trainer import SplitData
 

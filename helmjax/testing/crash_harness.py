@@ -1,7 +1,7 @@
 """Kill a small sweep with SIGKILL at random moments, restart it until it finishes, and check nothing was lost.
 
-    python -m helmjax.crash_harness --cycles=40 --seconds=600     # the long run
-    python -m helmjax.crash_harness --cycles=6 --seconds=120      # the bounded version CI runs
+    python -m helmjax.testing.crash_harness --cycles=40 --seconds=600     # the long run
+    python -m helmjax.testing.crash_harness --cycles=6 --seconds=120      # the bounded version CI runs
 
 The sweep (3 levels x 1 arch x 2 seeds of a small procedural dataset, real Pillow JPEG, real orbax, the real
 runner) first runs once uninterrupted as the reference. Then a fresh copy is started, killed after a random
@@ -32,7 +32,8 @@ def _child(workdir: str):
     """The sweep under test (runs in the child process)."""
     import numpy as np
 
-    from helmjax import config as config_lib, sweep
+    from helmjax import config as config_lib
+    from helmjax.sweeps import sweep
     from helmjax.data import catalog
     from helmjax.data.dataset import ArrayDataset
 
@@ -62,7 +63,7 @@ def _start(workdir: pathlib.Path, trace: pathlib.Path) -> subprocess.Popen:
     env = dict(os.environ, HELMJAX_TRACE=str(trace), PYTHONUNBUFFERED="1")
     root = pathlib.Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", "helmjax.crash_harness", "--child", str(workdir)],
+    return subprocess.Popen([sys.executable, "-m", "helmjax.testing.crash_harness", "--child", str(workdir)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

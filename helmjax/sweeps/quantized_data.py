@@ -92,7 +92,7 @@ def quantize_split(x: np.ndarray, quantizer: str, level, options: dict, cache_di
 
 def raw_info(ds: ArrayDataset) -> dict:
     """The raw level's storage size (8 bits per channel, 16-bit PCM): no headers, so payload = file. This is
-    storage, not information: the lossless rate (`helmjax.rates`) says what the data needs."""
+    storage, not information: the lossless rate (`helmjax.sweeps.rates`) says what the data needs."""
     if ds.sample_rate:  # 16-bit PCM
         return {"bpp": None, "bits_per_second": 16.0 * ds.sample_rate,
                 "bits_per_second_payload": 16.0 * ds.sample_rate, "sample_rate": ds.sample_rate,

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from helmjax.analysis import RAW, Analysis, analyze
 from helmjax.analysis.sweep_files import read_examples
-from helmjax.number_format import bound, number, parts
+from helmjax.reporting.number_format import bound, number, parts
 
 REPORT_DIR = "report"
 
@@ -358,7 +358,7 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
 def write_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0,
                  analysis: Optional[Analysis] = None) -> pathlib.Path:
     """Analyses the sweep and writes report.md, analysis.json and the plots into `<sweep_dir>/report/`."""
-    from helmjax import plots as plotting  # matplotlib loads only when a report is written
+    from helmjax.reporting import plots as plotting  # matplotlib loads only when a report is written
 
     sweep_dir = pathlib.Path(sweep_dir)
     analysis = analysis or analyze(sweep_dir, resamples=resamples, seed=seed)

@@ -19,8 +19,8 @@ import numpy as np
 
 from helmjax.sweeps.layout import RAW
 from helmjax.quantizers import registry
-from helmjax.rates import write_level_bits
-from helmjax.run_names import level_tag, run_name
+from helmjax.sweeps.rates import write_level_bits
+from helmjax.sweeps.run_names import level_tag, run_name
 
 COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload", "bpp_lossless",
            "lossless_codec", "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc",

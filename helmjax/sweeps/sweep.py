@@ -2,7 +2,7 @@
 
 Layout of `<workdir>/<experiment>/`: `sweep.json` (the config), `runs/<run>/` (see `training`), `cache/` (quantized
 copies), `examples.npz` (a few test images per level), `rates/` (each level's bits per item and the lossless
-reference, see `helmjax.rates`), `results.jsonl` / `results.csv` (one row per finished run,
+reference, see `helmjax.sweeps.rates`), `results.jsonl` / `results.csv` (one row per finished run,
 rebuilt from the runs' `result.json` files, so they are never half-written), and the report. Finished runs are
 skipped on a re-run; interrupted ones resume from their latest checkpoint. Runs are trained in stacks of one
 architecture (`plan_stacks`, up to the performance profile's stack size; on CPU one run at a time), through the one
@@ -21,13 +21,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import ml_collections
 
-from helmjax import atomic_io, models, rates
+from helmjax import atomic_io, models
+from helmjax.sweeps import rates
 from helmjax.data import catalog
 from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
-from helmjax.quantized_data import RAW, fingerprint
+from helmjax.sweeps.quantized_data import RAW, fingerprint
 from helmjax.quantizers import registry
-from helmjax.run_names import run_name
+from helmjax.sweeps.run_names import run_name
 from helmjax.sweeps import identity, noise_record
 from helmjax.sweeps.layout import read_metrics, read_result, read_run_config
 from helmjax.sweeps.level_data import Levels, load_data, quantizer_settings, write_examples

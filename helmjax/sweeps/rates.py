@@ -38,7 +38,7 @@ def write_level_bits(sweep_dir, level_tag_str: str, **arrays) -> pathlib.Path:
     """Atomically writes `<sweep_dir>/rates/<tag>.npz`: file= and payload= for a level, or lossless=, codec= and
     optionally index= for "raw" (see the module docstring); returns the path."""
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", level_tag_str or ""):
-        raise UserError(f"level tag {level_tag_str!r} is not a plain file name; use helmjax.run_names.level_tag")
+        raise UserError(f"level tag {level_tag_str!r} is not a plain file name; use helmjax.sweeps.run_names.level_tag")
     names = RAW_ARRAYS if level_tag_str == RAW_TAG else LEVEL_ARRAYS
     required = names[:2]
     if set(arrays) - set(names) or set(required) - set(arrays):
@@ -109,7 +109,7 @@ def lossless_rate(ds: ArrayDataset, apply_to: str = "both", cache_dir=None, data
     index = subset_index(count, int(np.prod(ds.x_train.shape[1:])), budget)
     path = None
     if cache_dir is not None:
-        from helmjax.quantized_data import fingerprint
+        from helmjax.sweeps.quantized_data import fingerprint
         key = {"dataset": dataset_key or fingerprint(ds), "codec": codec.description, "apply_to": apply_to,
                "budget": budget}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
