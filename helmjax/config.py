@@ -40,11 +40,17 @@ def load_experiment(name: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_
 
 def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The keys every experiment has, filled in where its file leaves them out: the analysis settings (margin δ
-    in accuracy points, confidence) and `grid.reference_seed` (extra seeds of the lossless reference level)."""
+    in accuracy points, confidence), `grid.reference_seed` (extra seeds of the lossless reference level) and the
+    speed seam's `train.performance` (auto | cpu | accelerator | plain) and `train.stack_mode` ("" | unroll | vmap)."""
     if "analysis" not in config:
         config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
     if "reference_seed" not in config.grid:
         config.grid.reference_seed = []
+    # The speed seam (helmjax.training.performance): the layer/compiler profile and how stacks run.
+    if "performance" not in config.train:
+        config.train.performance = "auto"
+    if "stack_mode" not in config.train:
+        config.train.stack_mode = ""
     return config
 
 
