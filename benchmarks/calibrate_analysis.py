@@ -3,7 +3,7 @@
 Each simulated sweep draws a test set (per-example latent difficulty, shared by every run, so runs are paired over
 examples as in a real sweep), and per (level, seed) a run whose population accuracy is the truth plus seed noise;
 a run gets example i right when a * z_i + e_ri < θ_r (θ_r set so the population accuracy is exact). The groups go
-through `findings.analyze_arch`, the function `analyze` calls. Per configuration (truth x seeds x seed noise) it
+through `per_arch.analyze_arch`, the function `analyze` calls. Per configuration (truth x seeds x seed noise) it
 prints:
 
 - false pass: share of sweeps where some level whose true drop exceeds δ was called "not worse" (familywise
@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from scipy import stats
 
-from helmjax.analysis import bootstrap, contrasts, findings, rate_intervals
+from helmjax.analysis import bootstrap, contrasts, findings, per_arch, rate_intervals
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import RAW
@@ -157,7 +157,7 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
         false_pass, power, knee_called, knee_covered, noise_covered, exploratory = [], [], [], [], [], []
         for _ in range(sweeps):
             groups = simulate_groups(rng, config, resamples)
-            result = findings.analyze_arch("A", None, groups, scale, [], None, settings, rng, [])
+            result = per_arch.analyze_arch("A", None, groups, scale, [], None, settings, rng, [])
             passed = [t["level"] for t in result.tests if t["passed"]]
             if bad_levels:
                 false_pass.append(any(q in bad_levels for q in passed))

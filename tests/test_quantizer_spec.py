@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helmjax.sweeps import quantized_data
-from helmjax.analysis import RAW, analyze, findings
+from helmjax.analysis import RAW, analyze, findings, per_arch
 from helmjax.analysis.levels import LevelScale
 from helmjax.testing.synthetic_sweep import SyntheticSweep, bit_depth_rates, jpeg_like_rates, write_sweep
 from helmjax.data.dataset import ArrayDataset
@@ -149,7 +149,7 @@ def test_levels_that_compress_more_when_higher_are_tested_from_the_least_compres
         truth = {1: 0.80, 2: 0.80, 4: 0.80, 8: 0.70, 16: 0.50, RAW: 0.80}
         groups = {("A", level): _group([acc - 0.001, acc, acc + 0.001]) for level, acc in truth.items()}
         settings = findings.make_settings({}, RESAMPLES, 0.95, 1.0, 0)
-        result = findings.analyze_arch("A", None, groups, scale, [], None, settings, np.random.default_rng(0), [])
+        result = per_arch.analyze_arch("A", None, groups, scale, [], None, settings, np.random.default_rng(0), [])
         assert result.levels == [16, 8, 4, 2, 1] and result.q_star == 4
         assert [t["level"] for t in result.tests] == [16, 8, 4, 2, 1] and not result.tests[1]["passed"]
         assert result.knee["bracket"] == (8, 4) and 4 < result.knee["knee"] < 8

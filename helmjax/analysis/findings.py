@@ -15,20 +15,23 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from helmjax.analysis import bootstrap, contrasts, curve, noninferiority, rate_intervals
+from helmjax.analysis import bootstrap, contrasts, curve
 from helmjax.analysis.contrasts import Group
-from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
+from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION
 from helmjax.analysis.levels import LevelScale, quantizer_record
-from helmjax.analysis.sweep_files import as_float, read_config, read_level_bits, read_rows
+from helmjax.analysis.sweep_files import as_float, read_config, read_rows
 from helmjax.sweeps import noise_record
-from helmjax.sweeps.layout import RAW, read_metrics, read_test_correct
+from helmjax.sweeps.layout import RAW, read_test_correct
 from helmjax.errors import UserError
+from helmjax.analysis import per_arch as arch_findings
+from helmjax.analysis.level_rates import level_rates as rates_per_level
+from helmjax.analysis.per_arch import ArchResult, analyze_arch
+from helmjax.analysis.summaries import few, finite_mean
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MARGIN_POINTS = 1.0
 DEFAULT_TOLERANCE_POINTS = 1.0
-OUTLIER_SDS = 3.0  # a reference run this many pooled seed sds from the others' median is flagged
 
 METHOD = {
     "accuracy": "test accuracy of the best-validation parameters of each run (the epoch is chosen on a validation "
@@ -68,26 +71,6 @@ METHOD = {
     "convergence": "epochs a run needs to reach {conv:.0%} of the lossless run's best validation accuracy (same "
                    "arch, same seed when there is one); a run that never reaches it is counted as not reached",
 }
-
-
-@dataclasses.dataclass
-class ArchResult:
-    arch: str
-    params: Optional[int]
-    reference: object  # "raw" or the least compressed level when the sweep has no lossless baseline
-    reference_mean: float
-    levels: list  # levels with done runs, most compression first (the spec's order)
-    seeds_covered: bool = True  # training-seed noise is part of every comparison's interval
-    q_star: object = None  # non-inferiority; None when the least compressed level already fails
-    tests: list = dataclasses.field(default_factory=list)  # per level, ascending: diff, ci, lower bound, passed
-    accuracy_at_q_star: Optional[float] = None
-    q_star_tolerance: object = None  # the simple rule, secondary
-    knee: Optional[dict] = None  # curve.KneeCall as a dict
-    log_fit: Optional[dict] = None  # a + c ln(level), with r2 and "fits"
-    rate_at_q_star: Optional[dict] = None  # {"mean", "ci"} of the primary rate
-    noise_bits: Optional[dict] = None  # {"mean", "ci"}: lossless - payload at q*
-    n_approx_at_q_star: Optional[dict] = None
-    n_approx_at_knee: Optional[list] = None  # [{"level", "n_approx"}] at the sampled levels around the knee
 
 
 @dataclasses.dataclass
@@ -154,16 +137,6 @@ def _json_safe(value):
     if isinstance(value, np.ndarray):
         return _json_safe(value.tolist())
     return value
-
-
-def _finite_mean(values) -> Optional[float]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(values)) if values else None
-
-
-def _few(names, limit=5) -> str:
-    names = list(names)
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 @dataclasses.dataclass
@@ -245,15 +218,15 @@ def _attach_correctness(sweep_dir, runs, warnings) -> Optional[int]:
         if run.correct is not None and len(run.correct) != num_test:
             run.correct = None
     if odd:
-        warnings.append(f"test_correct.npy of {len(odd)} run(s) has a length other than {num_test} ({_few(odd)}): "
+        warnings.append(f"test_correct.npy of {len(odd)} run(s) has a length other than {num_test} ({few(odd)}): "
                         f"treated as missing")
     if lacking:
-        warnings.append(f"test_correct.npy is missing for {len(lacking)} run(s) ({_few(lacking)}): binomial "
+        warnings.append(f"test_correct.npy is missing for {len(lacking)} run(s) ({few(lacking)}): binomial "
                         f"approximation for their test noise")
     mismatched = [r.name for r in runs if r.correct is not None
                   and abs(float(r.correct.mean()) - r.test_acc) > 0.5 / num_test]
     if mismatched:
-        warnings.append(f"test_acc disagrees with test_correct.npy for {len(mismatched)} run(s) ({_few(mismatched)}); "
+        warnings.append(f"test_acc disagrees with test_correct.npy for {len(mismatched)} run(s) ({few(mismatched)}); "
                         f"test_acc is used for the point estimates")
     return num_test
 
@@ -316,10 +289,10 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     elif not runs:
         warnings.append("no run finished successfully: nothing to analyse")
     if failed:
-        warnings.append(f"{len(failed)} run(s) failed and are left out: {_few(f['run'] for f in failed)}")
+        warnings.append(f"{len(failed)} run(s) failed and are left out: {few(f['run'] for f in failed)}")
     if missing:
         warnings.append(f"{len(missing)} run(s) of the grid have no result yet (a partial sweep): "
-                        f"{_few(m['run'] for m in missing)}")
+                        f"{few(m['run'] for m in missing)}")
 
     num_test = _attach_correctness(sweep_dir, runs, warnings)
     settings["num_test"] = num_test
@@ -337,7 +310,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     all_levels = scale.ordered({r.level for r in runs})
     groups = _groups(members, replicates, archs)
 
-    level_rates, storage_rate, lossless, item_rates = _rates(sweep_dir, runs, all_levels, scale, rng, settings,
+    level_rates, storage_rate, lossless, item_rates = rates_per_level(sweep_dir, runs, all_levels, scale, rng, settings,
                                                              warnings)
     accuracy = []
     order = lambda item: (archs.index(item[0][0]), scale.sort_key(item[0][1]))
@@ -345,8 +318,8 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         accuracy.append({"arch": arch, "level": level, "mean": group.mean, "n": group.size,
                          "std": float(np.std(group.acc, ddof=1)) if group.size > 1 else None,
                          "ci": contrasts.contrast([(1.0, group)]).interval(settings["confidence"]),
-                         "val_mean": _finite_mean(r.val_acc for r in members[(arch, level)]),
-                         "train_seconds": _finite_mean(as_float(r.row.get("train_seconds"))
+                         "val_mean": finite_mean(r.val_acc for r in members[(arch, level)]),
+                         "train_seconds": finite_mean(as_float(r.row.get("train_seconds"))
                                                        for r in members[(arch, level)])})
 
     per_arch, no_raw = {}, []
@@ -365,11 +338,11 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         warnings.append(f"one seed per level for {', '.join(single)}: intervals cover test-example noise only, not "
                         f"training noise, so the result is exploratory; run 2+ seeds (grid.seed) for a measurement")
 
-    convergence, convergence_by_group = _convergence(sweep_dir, runs, warnings)
+    convergence, convergence_by_group = arch_findings.run_convergence(sweep_dir, runs, warnings)
     for row in accuracy:
         row.update(convergence_by_group.get((row["arch"], row["level"]), {"convergence_epochs": None,
                                                                           "converged": 0}))
-    model_size = _model_size(archs, params, per_arch, groups, scale, settings["confidence"], warnings)
+    model_size = arch_findings.model_size(archs, params, per_arch, groups, scale, settings["confidence"], warnings)
 
     confidence = settings["confidence"]
     return Analysis(
@@ -410,248 +383,3 @@ def tolerance_fraction(value) -> float:
     if not math.isfinite(number) or number < 0:
         return DEFAULT_TOLERANCE_POINTS / 100.0
     return number if number < 1.0 else number / 100.0
-
-
-@dataclasses.dataclass
-class _ItemRates:
-    """Per-item rates, already in the rate's unit, for the paired bootstrap of the noise bits."""
-    primary: dict = dataclasses.field(default_factory=dict)  # level -> (N,) primary rate per item
-    lossless: Optional[np.ndarray] = None  # (M,) lossless rate per item
-    index: Optional[np.ndarray] = None  # positions of the M lossless items among the N (None: all, in order)
-
-
-def _rates(sweep_dir, runs, levels, scale: LevelScale, rng, settings, warnings):
-    """(per-level rate rows, storage rate, lossless rate, per-item rates), with intervals over items where the
-    sweep saved per-item bits."""
-    rate_name = scale.rate_name
-    bits = read_level_bits(sweep_dir, scale.level_of_tag)
-    resamples, confidence = settings["resamples"], settings["confidence"]
-    interval = lambda values: rate_intervals.mean_with_interval(rng, values, resamples, confidence)
-    no_interval = lambda mean: {"mean": mean, "ci": (None, None)}
-    rows_of = lambda level: [r.row for r in runs if r.level == level]
-    row_mean = lambda level, key: _finite_mean(as_float(row.get(key)) for row in rows_of(level))
-    items = _ItemRates()
-    units = None  # bits per unit of the rate: pixels (or seconds) per item, the same at every level
-    out, no_items = [], []
-    for level in [level for level in levels if level != RAW]:
-        file_rate, payload_rate = row_mean(level, rate_name), row_mean(level, f"{rate_name}_payload")
-        row = {"level": level, "file": no_interval(file_rate), "payload": no_interval(payload_rate),
-               "header": no_interval(None if None in (file_rate, payload_rate) else file_rate - payload_rate),
-               "sample_rate": row_mean(level, "sample_rate")}
-        level_bits = bits.get(level)
-        if level_bits is not None and file_rate:
-            units = float(np.mean(level_bits["file"])) / file_rate
-            row["file"] = interval(level_bits["file"] / units)
-            if np.all(np.isfinite(level_bits["payload"])):
-                row["payload"] = interval(level_bits["payload"] / units)
-                row["header"] = interval((level_bits["file"] - level_bits["payload"]) / units)
-        else:
-            no_items.append(level)
-        row["primary"] = "payload" if row["payload"]["mean"] is not None else "file"
-        if level_bits is not None and units:
-            items.primary[level] = level_bits[row["primary"]] / units
-        row["n_approx"] = scale.step(level) or _bits_per_sample(row_mean(level, "bits_per_second"), row["sample_rate"])
-        out.append(row)
-    if no_items and out:
-        warnings.append(f"per-item bits are not saved for {len(no_items)} level(s): their rates carry no interval")
-    if any(row["primary"] == "file" for row in out):
-        warnings.append("the coded payload is not separable for some levels: their rate is the whole file, headers "
-                        "included")
-
-    all_rows = [r.row for r in runs]
-    storage_rate = _finite_mean(as_float(row.get(rate_name)) for row in rows_of(RAW)) if RAW in levels else None
-    raw_bits = bits.get(RAW)
-    codec = raw_bits["codec"] if raw_bits else next((r["lossless_codec"] for r in all_rows
-                                                     if r.get("lossless_codec")), None)
-    lossless = None
-    if raw_bits is not None and units:
-        items.lossless, items.index = raw_bits["lossless"] / units, raw_bits.get("index")
-        lossless = dict(interval(items.lossless), codec=codec)
-    else:
-        mean = _finite_mean(as_float(row.get(f"{rate_name}_lossless")) for row in all_rows)
-        if mean is not None:
-            lossless = dict(no_interval(mean), codec=codec)
-    if lossless is None:
-        warnings.append("no lossless rate was measured for this sweep (an older sweep, or no lossless codec): noise "
-                        "bits are not computed; the raw storage size is not a measure of information")
-    return out, storage_rate, lossless, items
-
-
-def _bits_per_sample(bits_per_second, sample_rate) -> Optional[dict]:
-    """What stands in for N_approx where a codec has no quantization step: the bits per sample of its measured
-    rate (audio only: images have no bits per second)."""
-    if bits_per_second is None or not sample_rate or not math.isfinite(bits_per_second):
-        return None
-    return {"bits_per_sample": float(bits_per_second) / float(sample_rate), "sample_rate": int(sample_rate)}
-
-
-def _noise_bits(rate_row, lossless, items: _ItemRates, rng, settings) -> Optional[dict]:
-    """Lossless minus primary rate at one level, paired per item, with a bootstrap interval over items."""
-    if lossless is None or rate_row is None:
-        return None
-    coded = items.primary.get(rate_row["level"])
-    if items.lossless is not None and coded is not None:
-        diff = rate_intervals.paired_difference(items.lossless, coded, items.index)
-        return rate_intervals.mean_with_interval(rng, diff, settings["resamples"], settings["confidence"])
-    primary = rate_row[rate_row["primary"]]["mean"]
-    return None if primary is None else {"mean": lossless["mean"] - primary, "ci": (None, None)}
-
-
-def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless, settings, rng, warnings,
-                 item_rates: Optional[_ItemRates] = None) -> Optional[ArchResult]:
-    """One arch's answer from its groups (what `analyze` calls per arch, and the calibration on simulations)."""
-    margin, confidence = settings["margin"], settings["confidence"]
-    levels = scale.ordered(level for (a, level) in groups if a == arch and level != RAW)
-    if not levels:
-        warnings.append(f"arch {arch}: only the lossless baseline finished, no compressed level to compare")
-        return None
-    has_raw = (arch, RAW) in groups
-    reference = RAW if has_raw else levels[-1]
-    candidates = levels if has_raw else levels[:-1]
-    ref = groups[(arch, reference)]
-    result = ArchResult(arch=arch, params=params, reference=reference, reference_mean=ref.mean, levels=levels)
-
-    estimates = {level: contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, ref)]) for level in candidates}
-    result.seeds_covered = all(e.seeds_covered for e in estimates.values()) if estimates else ref.size > 1
-    if candidates:
-        result.q_star, tests = noninferiority.fixed_sequence(candidates, estimates, margin, confidence)
-        result.tests = [dataclasses.asdict(t) for t in tests]
-        means = {level: groups[(arch, level)].mean for level in candidates}
-        result.q_star_tolerance = bootstrap.lowest_of_top_run(
-            candidates, [means[level] >= ref.mean - settings["tolerance_points"] / 100.0 for level in candidates])
-        if result.q_star is None:
-            warnings.append(f"arch {arch}: the least compressed level is already worse than the reference by more than "
-                            f"δ={settings['margin_points']:g} points, or not shown otherwise: no sweet spot in the "
-                            f"sweep")
-    else:
-        result.q_star = result.q_star_tolerance = reference
-        warnings.append(f"arch {arch}: a single level and no lossless baseline: nothing to compare, so q* is that "
-                        f"level by definition")
-    warnings.extend(_reference_flags(arch, groups, reference, levels, margin, confidence))
-
-    level_means = [groups[(arch, level)].mean for level in levels]
-    log_fit = curve.fit_log([scale.log_value(level) for level in levels], level_means)
-    if log_fit is not None:
-        result.log_fit = dict(dataclasses.asdict(log_fit), fits=log_fit.fits,
-                              c_ci=curve.slope_interval(log_fit, confidence))
-    if len(levels) >= 2:
-        curve_replicates = np.stack([contrasts.level_replicates(groups[(arch, level)], rng) for level in levels], axis=1)
-        positions = [scale.position(level) for level in levels]
-        call = curve.knee_call(positions, level_means, curve_replicates, margin, confidence,
-                               weights=[groups[(arch, level)].size for level in levels])
-        # Back from axis positions to levels: ci and bracket read (more compression side, less compression side).
-        level_of = dict(zip(positions, levels))
-        result.knee = dict(dataclasses.asdict(call), knee=scale.level_at(call.knee),
-                           ci=tuple(scale.level_at(p) for p in call.ci),
-                           bracket=tuple(None if p is None else level_of[p] for p in call.bracket))
-        if call.shape == "flat":
-            warnings.append(f"arch {arch}: no drop larger than δ={settings['margin_points']:g} points over the "
-                            f"sampled levels (in {call.drop_share:.0%} of replicates, {confidence:.0%} needed): the "
-                            f"knee is at or below {scale.text(levels[0])}; try levels with more compression")
-    else:
-        warnings.append(f"arch {arch}: one compressed level: too few for a knee (needs 2)")
-
-    rate_of = {row["level"]: row for row in level_rates}
-    if result.q_star is not None and result.q_star != RAW:
-        result.accuracy_at_q_star = groups[(arch, result.q_star)].mean
-        row = rate_of.get(result.q_star)
-        if row is not None:
-            result.rate_at_q_star = row[row["primary"]]
-            result.n_approx_at_q_star = row.get("n_approx")
-            result.noise_bits = _noise_bits(row, lossless, item_rates or _ItemRates(), rng, settings)
-    if result.knee and result.knee["shape"] == "knee":
-        result.n_approx_at_knee = [{"level": level, "n_approx": rate_of.get(level, {}).get("n_approx")}
-                                   for level in result.knee["bracket"] if level is not None]
-    return result
-
-
-def _reference_flags(arch, groups, reference, levels, margin, confidence) -> List[str]:
-    """Every comparison uses the reference, so a bad reference run poisons the sweep: say when one looks bad."""
-    flags = []
-    ref = groups[(arch, reference)]
-    pooled = ref.pooled
-    if pooled is not None and ref.size >= 3:
-        sd = math.sqrt(pooled.seed_var)
-        for seed, acc in zip(ref.seeds, ref.acc):
-            others = np.delete(ref.acc, list(ref.seeds).index(seed))
-            if sd > 0 and abs(acc - np.median(others)) > OUTLIER_SDS * sd:
-                flags.append(f"arch {arch}: reference run seed {seed} ({100 * acc:.1f}%) is more than {OUTLIER_SDS:g} "
-                             f"seed sds from the other reference seeds (median {100 * np.median(others):.1f}%): check "
-                             f"it; every comparison uses it")
-    neighbours = [level for level in levels if level != reference][-2:]
-    if reference == RAW and neighbours:
-        above = contrasts.contrast([(1.0 / len(neighbours), groups[(arch, level)]) for level in neighbours]
-                                   + [(-1.0, ref)])
-        if above.value > margin:
-            flags.append(f"arch {arch}: the reference ({100 * ref.mean:.1f}%) is below its neighbouring levels by "
-                         f"{100 * above.value:.1f} points: a failed or unlucky reference run makes every level look "
-                         f"'not worse'; rerun it or give the reference more seeds (grid.reference_seed)")
-    return flags
-
-
-def _convergence(sweep_dir, runs, warnings):
-    """Per run: epochs to reach FRACTION of the raw run's best validation accuracy; per group: mean and count."""
-    metrics = {run.name: read_metrics(sweep_dir / "runs" / run.name) for run in runs}
-    no_metrics = [name for name, rows in metrics.items() if not rows]
-    if no_metrics:
-        warnings.append(f"metrics.jsonl is missing for {len(no_metrics)} run(s) ({_few(no_metrics)}): no "
-                        f"convergence epoch for them")
-    best = lambda run: max((as_float(m.get("val_acc")) for m in metrics[run.name]), default=math.nan)
-    raw_best = collections.defaultdict(dict)
-    for run in runs:
-        if run.level == RAW and metrics[run.name]:
-            raw_best[run.arch][run.seed] = best(run)
-    rows, by_group = [], collections.defaultdict(list)
-    for run in runs:
-        targets = raw_best.get(run.arch, {})
-        base = targets.get(run.seed, _finite_mean(targets.values()) if targets else None)
-        target = CONVERGENCE_FRACTION * base if base is not None else None
-        epoch = epochs_to_reach([as_float(m.get("val_acc")) for m in metrics[run.name]], target) \
-            if target is not None else None
-        rows.append({"run": run.name, "arch": run.arch, "level": run.level, "seed": run.seed, "target": target,
-                     "epochs_to_target": epoch, "epochs": len(metrics[run.name]) or run.row.get("epochs")})
-        if target is not None:
-            by_group[(run.arch, run.level)].append(epoch)
-    summary = {}
-    for key, epochs in by_group.items():
-        reached = [e for e in epochs if e is not None]
-        summary[key] = {"convergence_epochs": float(np.mean(reached)) if reached else None,
-                        "converged": len(reached), "convergence_runs": len(epochs),
-                        "convergence_range": (min(reached), max(reached)) if reached else None}
-    return rows, summary
-
-
-def _model_size(archs, params, per_arch, groups, scale: LevelScale, confidence, warnings) -> dict:
-    """Does compression cost a smaller model more or less than the largest? A difference in differences per level,
-    Holm-corrected over the smaller models compared at that level."""
-    sized = [arch for arch in archs if arch in params]
-    if len(sized) < 2:
-        return {"largest": None, "level": None, "comparisons": [], "per_level": []}
-    largest = max(sized, key=lambda a: (params[a], a))
-    if (largest, RAW) not in groups:
-        warnings.append("model sizes are not compared: the largest model has no lossless (raw) run to difference "
-                        "against")
-        return {"largest": largest, "level": None, "comparisons": [], "per_level": []}
-    levels = scale.ordered({level for (arch, level) in groups if arch == largest and level != RAW})
-    per_level = []
-    for level in levels:
-        rows = []
-        for arch in sized:
-            if arch == largest or (arch, level) not in groups or (arch, RAW) not in groups:
-                continue
-            estimate = contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, groups[(largest, level)]),
-                                           (-1.0, groups[(arch, RAW)]), (1.0, groups[(largest, RAW)])])
-            gap = contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, groups[(largest, level)])])
-            rows.append({"arch": arch, "params": params[arch], "level": level, "did": estimate.value,
-                         "ci": estimate.interval(confidence), "p": estimate.p_value(),
-                         "gap": gap.value, "gap_ci": gap.interval(confidence),
-                         "seeds_covered": estimate.seeds_covered})
-        for row, adjusted in zip(rows, contrasts.holm([r["p"] for r in rows])):
-            row["p_holm"] = adjusted
-            differs = adjusted < 1.0 - confidence
-            row["verdict"] = ("loses less" if row["did"] > 0 else "loses more") if differs else "no difference shown"
-        per_level += rows
-    result = per_arch.get(largest)
-    level = result.q_star if result is not None and result.q_star not in (None, RAW) else (levels[0] if levels else None)
-    return {"largest": largest, "level": level, "comparisons": [r for r in per_level if r["level"] == level],
-            "per_level": per_level}
