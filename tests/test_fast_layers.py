@@ -67,8 +67,8 @@ def test_drop_in_conv_has_laxs_output_and_gradients(height, width, kernel, strid
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
 
 
-PATCH_CASES = [  # (height, width, kernel, c_in, padding): patches of 27, 9, 50, 64 values
-    (32, 32, 3, 3, "SAME"), (9, 13, 3, 1, "VALID"), (11, 10, 5, 2, ((2, 1), (0, 3))), (8, 8, 4, 4, "SAME"),
+PATCH_CASES = [  # (height, width, kernel, c_in, padding): patches of 27, 18, 50, 64 values
+    (32, 32, 3, 3, "SAME"), (9, 13, 3, 2, "VALID"), (11, 10, 5, 2, ((2, 1), (0, 3))), (8, 8, 4, 4, "SAME"),
 ]
 
 
@@ -97,10 +97,11 @@ def test_few_channel_convolution_is_one_patch_matmul_with_laxs_values(height, wi
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(b))))
 
 
-def test_longer_patches_stay_xlas_convolution():
-    x = jnp.ones((1, 8, 8, 8), jnp.float32)
-    w = jnp.ones((3, 3, 8, 4), jnp.float32)  # 72 > PATCH_MATMUL_MAX values per patch
-    assert 3 * 3 * 8 > conv_module.PATCH_MATMUL_MAX
+@pytest.mark.parametrize("c_in", [8, 1])  # 72 > PATCH_MATMUL_MAX and 9 < PATCH_MATMUL_MIN values per patch
+def test_longer_and_shorter_patches_stay_xlas_convolution(c_in):
+    x = jnp.ones((1, 8, 8, c_in), jnp.float32)
+    w = jnp.ones((3, 3, c_in, 4), jnp.float32)
+    assert not conv_module.PATCH_MATMUL_MIN <= 3 * 3 * c_in <= conv_module.PATCH_MATMUL_MAX
     jaxpr = str(jax.make_jaxpr(lambda x, w: conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC))(x, w))
     assert "conv_general_dilated" in jaxpr and "dot_general" not in jaxpr
 

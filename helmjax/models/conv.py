@@ -9,10 +9,11 @@ XLA's gradient up to float summation order (tested). For CPUs: GPU libraries hav
 so only the CPU performance profile (`helmjax.training.performance`) puts it in the models; anything other than a
 plain 2-D NHWC/HWIO convolution goes to lax unchanged.
 
-A stride-1 convolution whose patch is short (kh * kw * c_in <= PATCH_MATMUL_MAX, e.g. an RGB stem: 3x3x3 = 27)
-runs as one matmul over the patches instead: XLA's convolution kernels vectorise over input channels, and with 3
-of them both the forward pass and the kernel gradient (a 27 x 32 result summed over every pixel) ran well below
-the matmul's speed (BENCHMARKS.md).
+A stride-1 convolution whose patch is short (PATCH_MATMUL_MIN <= kh * kw * c_in <= PATCH_MATMUL_MAX, e.g. an RGB
+stem: 3x3x3 = 27) runs as one matmul over the patches instead: XLA's convolution kernels vectorise over input
+channels, and with 3 of them both the forward pass and the kernel gradient (a 27 x 32 result summed over every
+pixel) ran well below the matmul's speed (BENCHMARKS.md). A single-channel 3x3 stem (9 values, the audio models'
+on log-mels) lost 3% of the audio step that way, so patches that short stay XLA's.
 """
 
 import functools
@@ -23,7 +24,7 @@ import numpy as np
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
-PATCH_MATMUL_MAX = 64  # longest patch (kh * kw * c_in) computed as a matmul over patches
+PATCH_MATMUL_MIN, PATCH_MATMUL_MAX = 16, 64  # patch lengths (kh * kw * c_in) computed as a matmul over patches
 
 
 def _phase_taps(kernel: int, stride: int, pad_lo: int):
@@ -124,7 +125,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
              and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
              and feature_group_count == 1 and batch_group_count == 1 and precision is None
              and preferred_element_type is None)
-    few_channels = plain and max(strides) == 1 and int(np.prod(rhs.shape[:3])) <= PATCH_MATMUL_MAX
+    few_channels = plain and max(strides) == 1 and PATCH_MATMUL_MIN <= int(np.prod(rhs.shape[:3])) <= PATCH_MATMUL_MAX
     if not plain or (max(strides) == 1 and not few_channels):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, batch_group_count, precision,
