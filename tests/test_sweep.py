@@ -132,6 +132,8 @@ def test_quantized_data_is_cached(tmp_path):
     ("data.name=nope", "unknown dataset 'nope'"),
     ("train.optimizer=rmsprop", "unknown optimizer"),
     ("train.micro_batches=3", "train.micro_batches=3 does not split train.batch_size"),
+    ("train.stack_mode=pmap", "train.stack_mode='pmap'; use one of unroll, vmap"),
+    ("train.performance=fast", "train.performance='fast' is not a profile; use one of auto, cpu, accelerator, plain"),
 ])
 def test_bad_grid_is_rejected_before_anything_is_written(tmp_path, override, message):
     with pytest.raises(UserError, match=message):
