@@ -60,24 +60,25 @@ def read_metrics(run_dir: pathlib.Path) -> List[dict]:
     return rows
 
 
-def read_result(run_dir: pathlib.Path) -> Optional[dict]:
-    """A run's result (its done marker), None while it is not finished."""
-    path = pathlib.Path(run_dir) / RESULT_FILE
+def read_json(path: pathlib.Path) -> Optional[dict]:
+    """A JSON file of the sweep directory; None when absent or unreadable (atomic writes never leave one torn)."""
+    path = pathlib.Path(path)
     if not path.exists():
         return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError:
-        return None  # never happens with atomic writes; treat as not done
+        return None
+
+
+def read_result(run_dir: pathlib.Path) -> Optional[dict]:
+    """A run's result (its done marker), None while it is not finished."""
+    return read_json(pathlib.Path(run_dir) / RESULT_FILE)
 
 
 def read_run_config(run_dir: pathlib.Path) -> dict:
     """A run's config.json (its config, digest, stack and performance record); {} when absent or unreadable."""
-    path = pathlib.Path(run_dir) / RUN_CONFIG_FILE
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
-        return {}
+    return read_json(pathlib.Path(run_dir) / RUN_CONFIG_FILE) or {}
 
 
 def read_test_correct(run_dir: pathlib.Path) -> Optional[np.ndarray]:

@@ -10,7 +10,6 @@ the estimate can be checked against the truth.
 """
 
 import inspect
-import json
 import math
 import pathlib
 from typing import Optional
@@ -19,7 +18,7 @@ import numpy as np
 
 from helmjax import atomic_io
 from helmjax.data.dataset import ArrayDataset
-from helmjax.sweeps.layout import NOISE_FILE
+from helmjax.sweeps.layout import NOISE_FILE, read_json
 
 SAMPLE = 256  # images for σ (each gives one estimate; the bootstrap is over them)
 MSE_SAMPLE = 64  # images for JPEG's MSE at each quality (about 1.4 s per subsampling at 32x32)
@@ -83,13 +82,7 @@ def write(sweep_dir: pathlib.Path, record: Optional[dict]):
 
 
 def read(sweep_dir: pathlib.Path) -> Optional[dict]:
-    path = pathlib.Path(sweep_dir) / NOISE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+    return read_json(pathlib.Path(sweep_dir) / NOISE_FILE)
 
 
 def _finite(value):
