@@ -4,6 +4,7 @@
     python run.py --experiment=cifar_q_sweep --set train.epochs=50 --only arch=A,F
     python run.py --list
     python run.py --experiment=demo_q_sweep --analyze
+    python run.py --axis data.photons=100,400,inf     # a grid axis over any config key
 """
 
 import pathlib
@@ -18,7 +19,10 @@ from helmjax.errors import UserError
 EXPERIMENT = flags.DEFINE_string("experiment", "demo_q_sweep", "Experiment name: a file experiments/<name>.py.")
 WORKDIR = flags.DEFINE_string("workdir", "./runs", "Where sweeps, caches and reports are written.")
 SET = flags.DEFINE_multi_string("set", [], "Typed config override key=value (repeatable), e.g. train.epochs=5.")
-ONLY = flags.DEFINE_multi_string("only", [], "Run part of the grid: axis=v1,v2 with axis level, arch or seed.")
+AXIS = flags.DEFINE_multi_string("axis", [], "A grid axis over a config key, key=v1,v2 (repeatable), e.g. "
+                                 "data.photons=100,400,inf: one sweep per setting, side by side in the report.")
+ONLY = flags.DEFINE_multi_string("only", [], "Run part of the grid: axis=v1,v2 with axis level, arch, seed or a "
+                                 "grid axis (e.g. photons=100).")
 LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
 ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
@@ -37,8 +41,12 @@ def list_experiments():
     for name in config_lib.experiment_names():
         try:
             c = config_lib.load_experiment(name)
-            size = len(c.grid.level) * len(c.grid.arch) * len(c.grid.seed)
-            print(f"{name:24s} {size:4d} runs ({len(c.grid.level)} levels x {len(c.grid.arch)} archs x "
+            from helmjax.sweeps import axes, sweep
+            settings = axes.settings(c)
+            runs = sum(len(sweep.grid_runs(axes.setting_config(c, s))) for s in settings) if settings else \
+                len(sweep.grid_runs(c))
+            shape = (f"{len(settings)} settings of {', '.join(n for n, _ in axes.raw_axes(c))} x " if settings else "")
+            print(f"{name:24s} {runs:4d} runs ({shape}{len(c.grid.level)} levels x {len(c.grid.arch)} archs x "
                   f"{len(c.grid.seed)} seeds)  data: {c.data.name}: {catalog.entry(c.data.name).needs}")
         except Exception as e:  # one broken experiment file must not hide the others
             print(f"{name:24s} (cannot load: {e})")
@@ -47,7 +55,10 @@ def list_experiments():
 def write_report(sweep_dir: pathlib.Path) -> str:
     """Analyses the sweep, writes its report, and returns the printed summary."""
     from helmjax import analysis
-    from helmjax.reporting import report
+    from helmjax.reporting import facets, report
+    if facets.has_settings(sweep_dir):
+        path, text = facets.write_facet_report(sweep_dir)
+        return text + f"\nreport: {path}"
     findings = analysis.analyze(sweep_dir)
     path = report.write_report(sweep_dir, analysis=findings)
     return report.summary_text(findings) + f"\nreport: {path}"
@@ -60,10 +71,11 @@ def main(argv):
         list_experiments()
         return 0
     config = config_lib.apply_overrides(config_lib.load_experiment(EXPERIMENT.value), SET.value)
-    only = config_lib.parse_filters(ONLY.value)
     from helmjax import distributed
     from helmjax.reporting import results_table
-    from helmjax.sweeps import sweep
+    from helmjax.sweeps import axes, sweep
+    config = axes.parse_axis_flags(config, AXIS.value)
+    only = config_lib.parse_filters(ONLY.value, [name for name, _ in axes.raw_axes(config)])
     worker = distributed.parse_worker(WORKER.value)
     if DISTRIBUTED.value:
         distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
@@ -71,7 +83,7 @@ def main(argv):
     if ANALYZE.value:
         sweep_dir = identity.find_sweep_dir(pathlib.Path(WORKDIR.value), config)
         rows = sweep.collect_results(sweep_dir, config)
-        sweep.write_results(sweep_dir, rows)
+        sweep.write_results(sweep_dir, rows, [name for name, _ in axes.raw_axes(config)])
     else:
         stop = sweep.StopFlag()
         for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, keep the last checkpoint, exit cleanly
@@ -89,8 +101,13 @@ def main(argv):
     if not distributed.is_primary():
         return 0
     from helmjax.quantizers import registry
-    print(results_table.format_table(rows, config.tolerance,
-                                     registry.get(config.quantizer.name).describe(config.grid.level)))
+    for setting in axes.settings(config) or [None]:
+        part = config if setting is None else axes.setting_config(config, setting)
+        mine = rows if setting is None else [r for r in rows if r.get("setting") == setting.tag]
+        if setting is not None:
+            print(f"[{setting.label}]")
+        print(results_table.format_table(mine, part.tolerance,
+                                         registry.get(part.quantizer.name).describe(part.grid.level)))
     print(write_report(sweep_dir))
     return 0
 

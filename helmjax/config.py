@@ -46,6 +46,11 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
         config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
     if "reference_seed" not in config.grid:
         config.grid.reference_seed = []
+    # Axes over any config key (`helmjax.sweeps.axes`); `setting` is set in each setting's own config.
+    if "axes" not in config.grid:
+        config.grid.axes = []
+    if "setting" not in config.grid:
+        config.grid.setting = ""
     # The speed seam (helmjax.training.performance): the layer/compiler profile and how stacks run.
     if "performance" not in config.train:
         config.train.performance = "auto"
@@ -62,7 +67,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _check_type(key: str, old: Any, new: Any) -> Any:
+def _check_type(key: str, old: Any, new: Any, origin: str = "--set") -> Any:
     if old is None or new is None:
         return new
     if isinstance(old, bool):
@@ -79,7 +84,9 @@ def _check_type(key: str, old: Any, new: Any) -> Any:
     elif isinstance(old, str):
         if isinstance(new, str):
             return new
-        return str(new) if isinstance(new, (int, float)) and not isinstance(new, bool) else _type_error(key, old, new)
+        if isinstance(new, (int, float)) and not isinstance(new, bool):
+            return str(new)
+        return _type_error(key, old, new, origin)
     elif isinstance(old, (list, tuple)):
         if isinstance(new, (list, tuple)):
             return type(old)(new)
@@ -88,37 +95,39 @@ def _check_type(key: str, old: Any, new: Any) -> Any:
         return type(old)([new])  # `--set grid.seed=3` means the one-element list [3]
     elif isinstance(new, type(old)):
         return new
-    return _type_error(key, old, new)
+    return _type_error(key, old, new, origin)
 
 
-def _type_error(key, old, new):
-    raise UserError(f"--set {key}={new!r}: expected a {type(old).__name__} like {old!r}, "
+def _type_error(key, old, new, origin):
+    raise UserError(f"{origin} {key}={new!r}: expected a {type(old).__name__} like {old!r}, "
                     f"got a {type(new).__name__}")
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> ml_collections.ConfigDict:
-    """Returns a copy of `config` with each `key=value` applied; the copy stays locked."""
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str],
+                    origin: str = "--set") -> ml_collections.ConfigDict:
+    """Returns a copy of `config` with each `key=value` applied; the copy stays locked. `origin` names where the
+    override came from in error lines (`--set`, a grid axis)."""
     config = ml_collections.ConfigDict(config.to_dict(), type_safe=False)
     config.lock()
     for item in overrides:
         if "=" not in item:
-            raise UserError(f"--set {item!r} is not of the form key=value (e.g. --set train.epochs=5)")
+            raise UserError(f"{origin} {item!r} is not of the form key=value (e.g. --set train.epochs=5)")
         key, text = item.split("=", 1)
         key = key.strip()
         parent, _, leaf = key.rpartition(".")
         node = config
         for part in parent.split(".") if parent else []:
             if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-                raise UserError(f"--set {key}: unknown key {part!r}; known keys: {', '.join(flat_keys(config))}")
+                raise UserError(f"{origin} {key}: unknown key {part!r}; known keys: {', '.join(flat_keys(config))}")
             node = node[part]
         if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-            raise UserError(f"--set {key}: unknown key; known keys: {', '.join(flat_keys(config))}")
+            raise UserError(f"{origin} {key}: unknown key; known keys: {', '.join(flat_keys(config))}")
         old = node[leaf]
         if isinstance(old, ml_collections.ConfigDict):
-            raise UserError(f"--set {key}: is a group; set one of its fields: "
+            raise UserError(f"{origin} {key}: is a group; set one of its fields: "
                             f"{', '.join(key + '.' + k for k in old.keys())}")
         with config.unlocked():
-            node[leaf] = _check_type(key, old, parse_value(text))
+            node[leaf] = _check_type(key, old, parse_value(text), origin)
     return config
 
 
@@ -132,15 +141,17 @@ def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> List[str]:
     return keys
 
 
-def parse_filters(filters: Sequence[str]) -> dict:
-    """`--only level=raw,20 --only arch=A` -> {"level": {"raw", 20}, "arch": {"A"}}."""
+def parse_filters(filters: Sequence[str], axes: Sequence[str] = ()) -> dict:
+    """`--only level=raw,20 --only arch=A` -> {"level": {"raw", 20}, "arch": {"A"}}; `axes`: the config's grid
+    axes over config keys (`helmjax.sweeps.axes`), also accepted by their last part (`photons`)."""
     chosen = {}
     for item in filters:
         if "=" not in item:
             raise UserError(f"--only {item!r} is not of the form axis=value[,value...] (e.g. --only arch=A,B)")
         axis, values = item.split("=", 1)
         axis = axis.strip()
-        if axis not in ("level", "arch", "seed"):
-            raise UserError(f"--only {item!r}: unknown grid axis {axis!r}; use level, arch or seed")
+        known = ["level", "arch", "seed"] + list(axes)
+        if axis not in known and axis not in {a.rpartition(".")[2] for a in axes}:
+            raise UserError(f"--only {item!r}: unknown grid axis {axis!r}; use one of {', '.join(known)}")
         chosen.setdefault(axis, set()).update(parse_value(v.strip()) for v in values.split(","))
     return chosen

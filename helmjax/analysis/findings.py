@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from helmjax.analysis import bootstrap, contrasts, curve
+from helmjax.analysis import bootstrap, chance, contrasts, curve
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION
 from helmjax.analysis.levels import LevelScale, quantizer_record
@@ -101,6 +101,7 @@ class Analysis:
     method: dict
     settings: dict  # margin, confidence, resamples, seed, tolerance, num_test
     noise: Optional[dict] = None  # the data's noise measured without a classifier (`sweeps.noise_record`)
+    at_chance: list = dataclasses.field(default_factory=list)  # runs not above chance (`analysis.chance`)
 
     def to_dict(self) -> dict:
         return _json_safe(dataclasses.asdict(self))
@@ -188,7 +189,7 @@ def _missing_runs(config, rows, scale: LevelScale, warnings) -> list:
             axes[name] = sorted(set(seen[name]), key=str)
         elif not isinstance(axes[name], (list, tuple)):
             axes[name] = [axes[name]]
-    other = sorted(set(grid) - {"level", scale.level_name, "arch", "seed", "reference_seed"})
+    other = sorted(set(grid) - {"level", scale.level_name, "arch", "seed", "reference_seed", "axes", "setting"})
     if other:
         warnings.append(f"the grid also varies {', '.join(other)}: missing runs are listed over level, arch and "
                         f"seed only")
@@ -196,7 +197,8 @@ def _missing_runs(config, rows, scale: LevelScale, warnings) -> list:
     expected = [(scale.parse(l), str(a), s) for l, a, s in itertools.product(axes["level"], axes["arch"], axes["seed"])]
     if RAW in [scale.parse(l) for l in axes["level"]]:
         expected += [(RAW, str(a), s) for a, s in itertools.product(axes["arch"], extra)]
-    missing = [{"level": l, "arch": a, "seed": s, "run": scale.run_name(l, a, s)}
+    prefix = f"{grid['setting']}-" if grid.get("setting") else ""  # a setting of grid axes (`sweeps.axes`)
+    missing = [{"level": l, "arch": a, "seed": s, "run": prefix + scale.run_name(l, a, s)}
                for l, a, s in expected if l is not None and (l, a, s) not in present]
     return sorted(missing, key=lambda m: (scale.sort_key(m["level"]), m["arch"], str(m["seed"])))
 
@@ -294,6 +296,12 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         warnings.append(f"{len(missing)} run(s) of the grid have no result yet (a partial sweep): "
                         f"{few(m['run'] for m in missing)}")
 
+    at_chance = chance.runs_at_chance(runs, settings["confidence"])
+    stuck = [r["run"] for r in at_chance if r["verdict"] == "failed optimisation"]
+    if stuck:
+        warnings.append(f"{len(stuck)} run(s) did not learn (test accuracy not above chance while the lossless level "
+                        f"or another seed did): failed optimisations, not measurements; rerun them with other seeds "
+                        f"or a lower learning rate: {few(stuck)}")
     num_test = _attach_correctness(sweep_dir, runs, warnings)
     settings["num_test"] = num_test
     replicates = _replicate_matrix(runs, num_test, rng, settings["resamples"]) if runs else None
@@ -360,7 +368,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         method={k: v.format(conf=confidence, alpha=1 - confidence, margin=settings["margin_points"],
                             tol=settings["tolerance_points"], min_r2=curve.LOG_FIT_MIN_R2,
                             conv=CONVERGENCE_FRACTION) for k, v in METHOD.items()},
-        settings=settings, noise=noise_record.read(sweep_dir))
+        settings=settings, noise=noise_record.read(sweep_dir), at_chance=at_chance)
 
 
 def _groups(members, replicates, archs) -> Dict[tuple, Group]:

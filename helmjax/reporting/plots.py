@@ -254,3 +254,51 @@ def write_plots(analysis: Analysis, directory, examples: Optional[Dict] = None) 
         "examples": example_grid(analysis, examples or {}, directory / "examples.png"),
     }
     return {name: path for name, path in made.items() if path is not None}
+
+
+def accuracy_by_setting(facets, path, x: str = "level") -> Optional[pathlib.Path]:
+    """A sweep with grid axes: one panel per arch, one line per setting (`reporting.facets`), accuracy with its
+    intervals against the level (`x="level"`, settings of one quantizer only) or against the primary rate
+    (`x="rate"`: bits per pixel or second, the axis every codec shares); the lossless level is left out of the rate
+    plot's lines and drawn as a horizontal mark."""
+    facets = [(setting, a) for setting, a in facets if a.accuracy]
+    if not facets or (x == "level" and len({a.quantizer for _, a in facets}) > 1):
+        return None
+    plt = _pyplot()
+    archs = list(dict.fromkeys(arch for _, a in facets for arch in a.archs))
+    fig, axes = plt.subplots(1, len(archs), figsize=(5.4 * len(archs), 4.0), squeeze=False, sharey=True)
+    colours = _colours(len(facets))
+    for ax, arch in zip(axes.ravel(), archs):
+        drawn = False
+        for colour, (setting, a) in zip(colours, facets):
+            rows = [r for r in a.accuracy if r["arch"] == arch]
+            from helmjax.sweeps.axes import value_text
+            label = ", ".join(f"{k}={value_text(v)}" for k, v in setting["values"].items())
+            if x == "level":
+                x_of = _x_of(a)
+                points = [(x_of(r["level"]), r) for r in rows]
+            else:
+                rate = {r["level"]: r[r["primary"]]["mean"] for r in a.rates
+                        if r.get("primary") and r[r["primary"]]["mean"] is not None}
+                points = [(rate[r["level"]], r) for r in rows if r["level"] != RAW and r["level"] in rate]
+                raw = [r for r in rows if r["level"] == RAW]
+                if raw:
+                    ax.axhline(100 * raw[0]["mean"], color=colour, lw=0.8, ls=":")
+            if not points:
+                continue
+            points.sort(key=lambda p: p[0])
+            _errorbar(ax, [p[0] for p in points], [p[1] for p in points], "o", colour, label)
+            ax.plot([p[0] for p in points], [100 * p[1]["mean"] for p in points], color=colour, lw=1)
+            drawn = True
+        if x == "level" and drawn:
+            _level_axis(ax, facets[0][1])
+        elif drawn:
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{facets[0][1].rate_label} (coded payload; dotted: each setting's lossless accuracy)")
+        ax.set_title(f"arch {arch}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    fig.suptitle(f"{facets[0][1].experiment}: accuracy by setting")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -6,6 +6,9 @@
     <workdir>/<sweep>/rates/<tag>.npz        bits per item of each level (`helmjax.sweeps.rates`)
     <workdir>/<sweep>/noise.json             the data's noise, estimated without a classifier (and the truth)
     <workdir>/<sweep>/cache/, report/        quantized copies of the data; report.md, analysis.json, plots
+    <workdir>/<sweep>/settings/<tag>/        a sweep with grid axes over config keys (`sweeps.axes`): one whole
+                                             sweep per setting (e.g. `photons25/`); the parent holds sweep.json,
+                                             the results of all settings (one column per axis) and the report
     <workdir>/cache/                         what several sweeps share: decoded datasets, lossless rates
 
 `RAW` is the level name of the lossless baseline everywhere (config grids, run names, rows, the analysis).
@@ -31,6 +34,7 @@ RATES_DIR = "rates"
 CACHE_DIR = "cache"
 REPORT_DIR = "report"
 EXAMPLES_FILE = "examples.npz"
+SETTINGS_DIR = "settings"
 NOISE_FILE = "noise.json"  # the data's noise measured without a classifier (`sweeps.noise_record`)
 
 
@@ -38,9 +42,21 @@ def run_dir(sweep_dir: pathlib.Path, run_name: str) -> pathlib.Path:
     return pathlib.Path(sweep_dir) / RUNS_DIR / run_name
 
 
+def setting_dir(sweep_dir: pathlib.Path, tag: str) -> pathlib.Path:
+    return pathlib.Path(sweep_dir) / SETTINGS_DIR / tag
+
+
+def workdir_of(sweep_dir: pathlib.Path) -> pathlib.Path:
+    """The workdir that holds a sweep (a setting's sweep lies two levels deeper, inside its parent sweep)."""
+    sweep_dir = pathlib.Path(sweep_dir)
+    if sweep_dir.parent.name == SETTINGS_DIR and (sweep_dir.parent.parent / SWEEP_FILE).exists():
+        return sweep_dir.parent.parent.parent
+    return sweep_dir.parent
+
+
 def shared_cache(sweep_dir: pathlib.Path) -> pathlib.Path:
     """The workdir's cache, shared by its sweeps (data sets and lossless rates are properties of the data)."""
-    return pathlib.Path(sweep_dir).parent / CACHE_DIR
+    return workdir_of(sweep_dir) / CACHE_DIR
 
 
 def read_metrics(run_dir: pathlib.Path) -> List[dict]:

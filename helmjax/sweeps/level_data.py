@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from helmjax import atomic_io
-from helmjax.sweeps import rates
+from helmjax.sweeps import layout, rates
 from helmjax.data import catalog
 from helmjax.data.dataset import ArrayDataset
 from helmjax.distributed import is_primary
@@ -22,7 +22,7 @@ from helmjax.training.trainer import SplitData
 def load_data(config, sweep_dir: pathlib.Path) -> ArrayDataset:
     options = {k: v for k, v in config.data.to_dict().items() if k not in ("name", "split_seed")}
     if config.data.name in ("cifar10", "image_folder"):
-        options.setdefault("cache_dir", str(sweep_dir.parent / "cache" / "datasets"))
+        options.setdefault("cache_dir", str(layout.shared_cache(sweep_dir) / "datasets"))
     return catalog.load(config.data.name, **options)
 
 

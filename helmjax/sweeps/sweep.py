@@ -29,8 +29,8 @@ from helmjax.errors import UserError
 from helmjax.sweeps.quantized_data import RAW, fingerprint
 from helmjax.quantizers import registry
 from helmjax.sweeps.run_names import run_name
-from helmjax.sweeps import identity, noise_record
-from helmjax.sweeps.layout import read_metrics, read_result, read_run_config
+from helmjax.sweeps import axes, identity, noise_record
+from helmjax.sweeps.layout import read_metrics, read_result, read_run_config, setting_dir, shared_cache
 from helmjax.sweeps.level_data import Levels, load_data, quantizer_settings, write_examples
 from helmjax.training import performance, run_files
 from helmjax.training.checkpoints import latest_epoch_on_disk
@@ -41,11 +41,11 @@ from helmjax.training.trainer import Trainer
 __all__ = ["StopFlag", "StopRequested", "run_sweep", "collect_results", "write_results", "grid_runs", "validate"]
 
 
-RESULT_COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
+RESULT_COLUMNS = ["run", "experiment", "setting", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
                   "bpp_header", "bpp_lossless", "bits_per_second", "bits_per_second_payload",
                   "bits_per_second_lossless", "lossless_codec", "sample_rate", "sample_rate_actual", "kbps_actual",
                   "bytes_per_item", "arch",
-                  "params", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
+                  "params", "num_classes", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
                   "status", "error"]
 
 
@@ -58,8 +58,10 @@ class RunSpec:
 
 
 def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> List[RunSpec]:
-    """The grid in run order (level, then arch, then seed), filtered by `only` ({axis: allowed values})."""
+    """The grid in run order (level, then arch, then seed), filtered by `only` ({axis: allowed values}); a
+    setting's runs (`sweeps.axes`) carry its tag in front: `photons25-q20-A-s0`."""
     spec = registry.get(config.quantizer.name)
+    setting = config.grid.get("setting") or ""
     runs = []
     for level in config.grid.level:
         # Every comparison uses the reference, so it may have more seeds than the levels.
@@ -69,7 +71,8 @@ def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) ->
                 values = {"level": level, "arch": arch, "seed": seed}
                 if only and any(values[a] not in allowed for a, allowed in only.items()):
                     continue
-                runs.append(RunSpec(level, arch, seed, run_name(spec, level, arch, seed)))
+                name = run_name(spec, level, arch, seed)
+                runs.append(RunSpec(level, arch, seed, f"{setting}-{name}" if setting else name))
     return runs
 
 
@@ -137,9 +140,10 @@ class SweepLock:
         self.file.close()
 
 
-def result_row(config, spec: RunSpec, level_data_info: dict, params: int, fields: dict) -> dict:
+def result_row(config, spec: RunSpec, level_data_info: dict, params: int, num_classes: int, fields: dict) -> dict:
     level_name = registry.get(config.quantizer.name).level_name
-    row = {"run": spec.name, "experiment": config.name, "dataset": config.data.name,
+    row = {"run": spec.name, "experiment": config.name, "setting": config.grid.get("setting") or None,
+           "dataset": config.data.name, "num_classes": num_classes,
            "quantizer": config.quantizer.name, "level_name": level_name, "level": spec.level,
            level_name: spec.level, "arch": spec.arch, "params": params, "seed": spec.seed, "status": "done",
            "error": None}
@@ -156,6 +160,9 @@ def collect_results(sweep_dir: pathlib.Path, config) -> List[dict]:
     """Rows of every finished (or failed) run of this config, in grid order; a run trained under another config
     (its config.json holds another digest: copied in by hand, or from before a directory guard) is left out with
     a warning, so one table never mixes two experiments."""
+    if axes.has_axes(config):
+        return [dict(row, **setting.columns) for setting in axes.settings(config)
+                for row in collect_results(setting_dir(sweep_dir, setting.tag), axes.setting_config(config, setting))]
     rows, foreign = [], []
     digest = identity.config_digest(config)
     for spec in grid_runs(config):
@@ -173,9 +180,10 @@ def collect_results(sweep_dir: pathlib.Path, config) -> List[dict]:
     return rows
 
 
-def write_results(sweep_dir: pathlib.Path, rows: List[dict]):
+def write_results(sweep_dir: pathlib.Path, rows: List[dict], axis_names: Sequence[str] = ()):
+    """results.jsonl and results.csv; `axis_names`: the grid axes over config keys, one column each."""
     level_names = sorted({r["level_name"] for r in rows})
-    columns = RESULT_COLUMNS[:6] + level_names + RESULT_COLUMNS[6:]
+    columns = RESULT_COLUMNS[:3] + list(axis_names) + RESULT_COLUMNS[3:7] + level_names + RESULT_COLUMNS[7:]
     atomic_io.write_text(sweep_dir / "results.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
@@ -208,16 +216,13 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, only:
     is held) are left to it. `sweep_dir` defaults to `<workdir>/<config.name>` (`sweeps.identity.resolve_sweep_dir`
     names another for a config that differs from the one there).
     """
+    sweep_dir = pathlib.Path(sweep_dir) if sweep_dir else pathlib.Path(workdir) / config.name
+    if axes.has_axes(config):
+        return _run_settings(config, sweep_dir, only, worker, stop, progress, log)
     runs = validate(config, only)
     index, count = worker
     mine = [r for k, r in enumerate(runs) if k % count == index]
-    sweep_dir = pathlib.Path(sweep_dir) if sweep_dir else pathlib.Path(workdir) / config.name
-    try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the sweep directory {sweep_dir} ({e.strerror}); pick a writable --workdir")
-    if not os.access(sweep_dir, os.W_OK):
-        raise UserError(f"the sweep directory {sweep_dir} is not writable; pick another --workdir")
+    _make_sweep_dir(sweep_dir)
     primary = is_primary()
     if primary:
         with SweepLock(sweep_dir):
@@ -234,6 +239,45 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, only:
         with SweepLock(sweep_dir):
             write_results(sweep_dir, collect_results(sweep_dir, config))
     return SweepOutcome(sweep_dir, rows, trained, skipped, failed, busy)
+
+
+def _run_settings(config, sweep_dir: pathlib.Path, only, worker, stop, progress, log) -> SweepOutcome:
+    """A sweep with grid axes: every setting (`sweeps.axes`) validated first, then each trained as a sweep of its
+    own in `settings/<tag>/`; the parent keeps sweep.json and the results of all settings."""
+    axis_filters, grid_filters = axes.split_filters(config, only)
+    chosen = axes.chosen(axes.settings(config), axis_filters)
+    if not chosen:
+        raise UserError("the --only filter leaves no setting of the grid axes; check its values against --list")
+    configs = [axes.setting_config(config, setting) for setting in chosen]
+    for setting_config in configs:
+        validate(setting_config, grid_filters)
+    _make_sweep_dir(sweep_dir)
+    if is_primary():
+        record = dict(_sweep_record(config), settings=[
+            {"tag": s.tag, "values": s.columns, "assignments": dict(s.assignments)} for s in axes.settings(config)])
+        with SweepLock(sweep_dir):
+            atomic_io.write_json(sweep_dir / "sweep.json", record)
+    outcome = SweepOutcome(sweep_dir, [], [], [], [], [])
+    for k, (setting, setting_config) in enumerate(zip(chosen, configs)):
+        log(f"setting {k + 1}/{len(chosen)}: {setting.label}")
+        part = run_sweep(setting_config, sweep_dir.parent, only=grid_filters, worker=worker, stop=stop,
+                         progress=progress, log=log, sweep_dir=setting_dir(sweep_dir, setting.tag))
+        for name in ("trained", "skipped", "failed", "busy"):
+            getattr(outcome, name).extend(getattr(part, name))
+    outcome.rows = collect_results(sweep_dir, config)
+    if is_primary():
+        with SweepLock(sweep_dir):
+            write_results(sweep_dir, outcome.rows, [name for name, _ in axes.raw_axes(config)])
+    return outcome
+
+
+def _make_sweep_dir(sweep_dir: pathlib.Path):
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the sweep directory {sweep_dir} ({e.strerror}); pick a writable --workdir")
+    if not os.access(sweep_dir, os.W_OK):
+        raise UserError(f"the sweep directory {sweep_dir} is not writable; pick another --workdir")
 
 
 def _sweep_record(config) -> dict:
@@ -266,7 +310,7 @@ def _train_runs(config, sweep_dir, todo, stop, progress, log):
         + (f", {ds.skipped} unreadable files skipped" if ds.skipped else "") + f" ({time.perf_counter() - t0:.1f} s)")
     key = fingerprint(ds)
     # A property of the data, so cached beside the datasets (shared by every sweep of the workdir).
-    reference = rates.lossless_rate(ds, config.quantizer.apply_to, sweep_dir.parent / "cache" / "lossless", key)
+    reference = rates.lossless_rate(ds, config.quantizer.apply_to, shared_cache(sweep_dir) / "lossless", key)
     if is_primary():
         write_examples(config, ds, sweep_dir, quantizer_settings(config))
         reference.write(sweep_dir)
@@ -343,7 +387,7 @@ def _claim_and_train(specs: List[RunSpec], config, sweep_dir, levels: Levels, tr
         finally:
             epoch_bar.close()
         for spec, run_dir, fields in zip(members, run_dirs, results):
-            row = result_row(config, spec, levels.get(spec.level)[1], params, fields)
+            row = result_row(config, spec, levels.get(spec.level)[1], params, levels.ds.num_classes, fields)
             run_files.write_result(run_dir, row)
             (trained if row["status"] == "done" else failed).append(spec.name)
             say(_result_line(spec.name, row))

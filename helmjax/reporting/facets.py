@@ -1,0 +1,174 @@
+"""A sweep with grid axes (`helmjax.sweeps.axes`) side by side: each setting is analysed and reported as a sweep of
+its own (`settings/<tag>/report/`), then one table per setting and arch (q*, knee, rates, the data's noise, runs
+that did not learn), accuracy per level, `facets.json` (the numbers, for `benchmarks.validate_noise`) and plots of
+accuracy against the level and against bits per pixel, one line per setting.
+"""
+
+import json
+import pathlib
+from typing import List, Optional, Tuple
+
+from helmjax.analysis import RAW, Analysis, analyze
+from helmjax.analysis.findings import _json_safe
+from helmjax.analysis.sweep_files import read_config
+from helmjax.reporting import report as single
+from helmjax.reporting.number_format import number
+from helmjax.sweeps.axes import value_text
+from helmjax.sweeps.layout import REPORT_DIR, setting_dir
+
+Facet = Tuple[dict, Analysis]  # (the setting's record in the parent's sweep.json, its analysis)
+
+
+def has_settings(sweep_dir) -> bool:
+    return bool(read_config(pathlib.Path(sweep_dir), []).get("settings"))
+
+
+def analyze_settings(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0) -> List[Facet]:
+    """Every setting that has a directory, analysed on its own, in the grid's order."""
+    sweep_dir = pathlib.Path(sweep_dir)
+    out = []
+    for setting in read_config(sweep_dir, []).get("settings") or []:
+        directory = setting_dir(sweep_dir, setting["tag"])
+        if (directory / "sweep.json").exists():
+            out.append((setting, analyze(directory, resamples=resamples, seed=seed)))
+    return out
+
+
+def _q_n(noise: Optional[dict], subsampling: Optional[str] = None):
+    """q_N at the sweep's subsampling (the first recorded) or the one asked for: a number, or a text such as
+    "above 100"."""
+    for entry in (noise or {}).get("q_n", []):
+        if subsampling in (None, entry["subsampling"]):
+            return entry
+    return None
+
+
+def facet_rows(facets: List[Facet]) -> List[dict]:
+    """One row of plain numbers per (setting, arch): what validate_noise correlates with the truth."""
+    rows = []
+    for setting, a in facets:
+        noise = a.noise or {}
+        true = noise.get("true") or {}
+        for arch, result in a.per_arch.items():
+            knee = result.knee or {}
+            test = next((t for t in result.tests if t["level"] == result.q_star), None)
+            rows.append({
+                "setting": setting["tag"], **setting["values"], "arch": arch, "quantizer": a.quantizer,
+                "reference_acc": result.reference_mean,
+                "q_star": result.q_star, "q_star_position": None if result.q_star is None else a.position(result.q_star),
+                "q_star_diff": test and test["diff"], "q_star_diff_ci": test and test["ci"],
+                "rate_at_q_star": result.rate_at_q_star, "noise_bits": result.noise_bits,
+                "n_approx_at_q_star": result.n_approx_at_q_star,
+                "knee_shape": knee.get("shape"), "knee": knee.get("knee"), "knee_bracket": knee.get("bracket"),
+                "sigma_estimate": noise.get("sigma"), "sigma_estimate_ci": noise.get("sigma_ci"),
+                "q_n": noise.get("q_n"), "true_sigma": true.get("sigma"),
+                "true_entropy_bits_per_pixel": true.get("entropy_bits_per_pixel"),
+                "exploratory": not result.seeds_covered,
+                "not_learned": [r for r in a.at_chance if r["arch"] == arch],
+                "accuracy": [{"level": r["level"], "mean": r["mean"], "ci": r["ci"], "n": r["n"]}
+                             for r in a.accuracy if r["arch"] == arch],
+                "rates": [{"level": r["level"], "primary": r[r["primary"]]} for r in a.rates
+                          if r.get("primary") and r[r["primary"]]["mean"] is not None],
+            })
+    return rows
+
+
+def _q_n_text(entry: Optional[dict]) -> str:
+    if not entry:
+        return "n/a"
+    quality, (low, high) = entry["quality"], entry["ci"]
+    if isinstance(quality, str):
+        return quality
+    spread = "" if isinstance(low, str) or isinstance(high, str) or low == high else f" ({low:.0f} to {high:.0f})"
+    return f"{quality:.0f}{spread}"
+
+
+def summary_text(facets: List[Facet]) -> str:
+    lines = []
+    for setting, a in facets:
+        label = ", ".join(f"{k}={value_text(v)}" for k, v in setting["values"].items())
+        lines.append(f"[{label}]")
+        lines += ["  " + line for line in single.summary_text(a).splitlines()[1:]]
+        stuck = [r["run"] for r in a.at_chance]
+        if stuck:
+            lines.append(f"  not above chance: {', '.join(stuck[:6])}{' ...' if len(stuck) > 6 else ''}")
+    return "\n".join(lines)
+
+
+def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict) -> str:
+    config = read_config(sweep_dir, [])
+    axis_names = [axis[0] for axis in config.get("grid", {}).get("axes", [])]
+    lines = [f"# {config.get('name', sweep_dir.name)}: {len(facets)} settings of {', '.join(axis_names)}", "",
+             "Each setting is a sweep of its own; its full report (methods, intervals, warnings) is linked in the "
+             "first column. q* is the most compressed level not worse than the reference by more than δ (one-sided "
+             "non-inferiority, fixed sequence); the knee is where the monotone fit falls δ below its plateau, "
+             "given as the sampled levels around it. σ is the data's noise estimated from the images alone "
+             "(wavelet), q_N the JPEG quality that removes that much (mean squared error = σ²); true σ and the "
+             "noise entropy come from the camera model where the data is simulated. What these numbers track across "
+             "settings is measured in VALIDATION.md, not assumed here.", ""]
+    header = ["setting", "arch", "reference acc (%)", "q*", "vs reference (points)", "payload at q*", "knee",
+              "σ estimate", "q_N", "true σ", "noise entropy (bits/pixel)", "not learned"]
+    table = []
+    for setting, a in facets:
+        link = f"[{setting['tag']}](settings/{setting['tag']}/report/report.md)"
+        noise = a.noise or {}
+        true = noise.get("true") or {}
+        for arch, result in a.per_arch.items():
+            test = next((t for t in result.tests if t["level"] == result.q_star), None)
+            ref = next((r for r in a.accuracy if r["arch"] == arch and r["level"] == result.reference), None)
+            knee = result.knee
+            knee_text = "n/a" if not knee else (single._bracket_text(a, knee) if knee["shape"] == "knee"
+                                                else f"at or below {a.level_text(result.levels[0])}")
+            table.append([
+                link, arch, number(ref["mean"], ref["ci"], scale=100) if ref else "n/a",
+                "none" if result.q_star is None else a.level_text(result.q_star),
+                number(test["diff"], test["ci"], scale=100, sign=True) if test else "n/a",
+                number(result.rate_at_q_star["mean"], result.rate_at_q_star["ci"]) if result.rate_at_q_star else "n/a",
+                knee_text, number(noise.get("sigma"), noise.get("sigma_ci")) if noise else "n/a",
+                _q_n_text(_q_n(noise)), f"{true['sigma']:.2f}" if true else "n/a",
+                f"{true['entropy_bits_per_pixel']:.2f}" if true else "n/a",
+                str(sum(r["arch"] == arch for r in a.at_chance))])
+    lines += single._table(header, table) + [""]
+    lines += ["## Accuracy per level (%, mean over seeds, interval, n seeds)", ""]
+    for setting, a in facets:
+        for arch in a.archs:
+            rows = [r for r in a.accuracy if r["arch"] == arch]
+            cells = [f"{a.level_text(r['level'])}: {number(r['mean'], r['ci'], scale=100)} ({r['n']})" for r in rows]
+            lines.append(f"- **{setting['tag']}**, {arch}: " + "; ".join(cells))
+    lines.append("")
+    stuck = [(setting["tag"], r) for setting, a in facets for r in a.at_chance]
+    if stuck:
+        lines += ["## Runs that did not learn", "",
+                  "Test accuracy not above chance (one-sided exact binomial test). 'failed optimisation': the lossless "
+                  "level or another seed of the same level did learn, so this run is not a measurement; 'every seed "
+                  "at chance': the level may have erased the classes, or training failed at every seed.", ""]
+        lines += [f"- {tag}: {r['run']}: {100 * r['test_acc']:.1f}% (chance {100 * r['chance']:.1f}%): {r['verdict']}"
+                  for tag, r in stuck] + [""]
+    for name, path in plots.items():
+        lines += [f"![{name}]({path.name})", ""]
+    return "\n".join(lines)
+
+
+def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0) -> Tuple[pathlib.Path, str]:
+    """Each setting's own report, then the side-by-side report, facets.json and plots in `<sweep_dir>/report/`;
+    returns (report path, summary text)."""
+    from helmjax.reporting import plots as plotting
+
+    sweep_dir = pathlib.Path(sweep_dir)
+    facets = analyze_settings(sweep_dir, resamples=resamples, seed=seed)
+    for setting, a in facets:
+        single.write_report(setting_dir(sweep_dir, setting["tag"]), analysis=a)
+    out = sweep_dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    made = {name: path for name, path in (
+        ("accuracy_vs_level_by_setting", plotting.accuracy_by_setting(facets, out / "accuracy_vs_level_by_setting.png",
+                                                                      x="level")),
+        ("accuracy_vs_rate_by_setting", plotting.accuracy_by_setting(facets, out / "accuracy_vs_rate_by_setting.png",
+                                                                     x="rate"))) if path is not None}
+    (out / "facets.json").write_text(json.dumps(_json_safe(facet_rows(facets)), indent=1))
+    path = out / "report.md"
+    path.write_text(report_markdown(sweep_dir, facets, made))
+    return path, summary_text(facets)
+
+
+__all__ = ["RAW", "analyze_settings", "facet_rows", "has_settings", "summary_text", "write_facet_report"]
