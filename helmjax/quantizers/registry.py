@@ -144,6 +144,14 @@ class QuantizerSpec:
 
 
 _REGISTRY: dict = {}
+# Built-in quantizer -> why it cannot run here (one line naming what to install), for `get` to say.
+_UNAVAILABLE: dict = {}
+
+
+def unavailable(name: str, reason: str):
+    """Records that built-in quantizer `name` cannot run here (its codec library is missing) and why, in one line
+    naming what to install: `get(name)` raises that instead of "unknown quantizer"."""
+    _UNAVAILABLE[name] = reason
 
 
 def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image", level_name: str = "quality",
@@ -193,6 +201,8 @@ def quantizer(name: str, **kwargs) -> Callable:
 def get(name: str) -> QuantizerSpec:
     if name not in _REGISTRY:
         _load_builtins(BUILTINS.get(name, ()))
+    if name not in _REGISTRY and name in _UNAVAILABLE:
+        raise UserError(_UNAVAILABLE[name])
     if name not in _REGISTRY:
         _load_builtins()
         raise UserError(f"unknown quantizer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
@@ -248,7 +258,8 @@ def weights_digest(weights) -> str:
 
 # Built-in quantizer -> its module (which registers it on import); loaded on first use, so heavy codecs load only
 # when asked for.
-BUILTINS = {"pillow_jpeg": ("pillow_jpeg",), "jax_jpeg": ("jpeg",), "bitdepth": ("bitdepth",), "mp3": ("mp3",)}
+BUILTINS = {"pillow_jpeg": ("pillow_jpeg",), "jax_jpeg": ("jpeg",), "bitdepth": ("bitdepth",), "mp3": ("mp3",),
+            "webp": ("codecs",), "avif": ("codecs",), "jpegxl": ("codecs",), "jpeg2000": ("codecs",)}
 
 
 def _load_builtins(modules: Optional[Sequence[str]] = None):
