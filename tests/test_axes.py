@@ -115,6 +115,15 @@ def test_sweep_over_an_axis_trains_each_setting_as_its_own_sweep(tmp_path):
     assert (sweep_dir / "report" / "accuracy_vs_rate_by_setting.png").exists()
     assert not (sweep_dir / "report" / "accuracy_vs_level_by_setting.png").exists()
     assert "[codec=bitdepth]" in text
+    # Two quantizers: the codec table, paired item by item against JPEG at each codec's own q*.
+    codecs = json.loads((sweep_dir / "report" / "codecs.json").read_text())
+    assert [(r["setting"], r["reference"]) for r in codecs] == [("codec-pillow_jpeg", "codec-pillow_jpeg"),
+                                                               ("codec-bitdepth", "codec-pillow_jpeg")]
+    assert "## Codecs at equal accuracy" in report
+    jpeg, bits = codecs
+    if jpeg["q_star"] is not None and bits["q_star"] is not None:
+        assert bits["saved"]["mean"] == pytest.approx(jpeg["file"]["mean"] - bits["file"]["mean"])
+        assert bits["saved"]["ci"][0] <= bits["saved"]["mean"] <= bits["saved"]["ci"][1]
 
 
 def _run(name, level, seed, acc, classes=4, num_test=400, arch="A"):

@@ -8,7 +8,7 @@ import json
 import pathlib
 from typing import List, Optional, Tuple
 
-from helmjax.analysis import RAW, Analysis, analyze
+from helmjax.analysis import RAW, Analysis, analyze, codec_comparison
 from helmjax.analysis.findings import _json_safe
 from helmjax.analysis.sweep_files import read_config
 from helmjax.reporting import report as single
@@ -95,7 +95,33 @@ def summary_text(facets: List[Facet]) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict) -> str:
+def _codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
+    """The codec comparison (`analysis.codec_comparison`), when the settings are several quantizers."""
+    if not codecs:
+        return []
+    a = facets[0][1]
+    margin, confidence = a.settings["margin_points"], a.settings["confidence"]
+    reference = codecs[0]["reference"]
+    lines = ["## Codecs at equal accuracy", "",
+             f"Per codec, its q* (the most compressed level not worse than its raw by more than δ = {margin:g} "
+             f"accuracy points, one-sided {confidence:.0%}) and the bits per pixel there, with {confidence:.0%} "
+             f"intervals over images: the fewest bits this codec needs among its sampled levels. Saved: against "
+             f"{reference} at its own q*, paired image by image (both not worse than raw by more than δ; not a test "
+             f"that their accuracies are equal). Payload excludes container headers where the format separates them.",
+             ""]
+    table = []
+    for row in codecs:
+        cell = lambda entry, **kw: number(entry["mean"], entry["ci"], **kw) if entry else "n/a"
+        table.append([row["setting"], row["arch"], row["q_star_text"], cell(row["file"]), cell(row["payload"]),
+                      "reference" if row["setting"] == reference else cell(row["saved"], sign=True),
+                      "reference" if row["setting"] == reference else cell(row["saved_share"], scale=100, sign=True),
+                      "reference" if row["setting"] == reference else cell(row["payload_saved"], sign=True)])
+    lines += single._table(["codec", "arch", "q*", "file bpp at q*", "payload bpp at q*",
+                            f"file bpp saved vs {reference}", "saved (%)", "payload bpp saved"], table)
+    return lines + [""]
+
+
+def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, codecs: List[dict] = ()) -> str:
     config = read_config(sweep_dir, [])
     axis_names = [axis[0] for axis in config.get("grid", {}).get("axes", [])]
     lines = [f"# {config.get('name', sweep_dir.name)}: {len(facets)} settings of {', '.join(axis_names)}", "",
@@ -136,6 +162,7 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict) -
             cells = [f"{a.level_text(r['level'])}: {number(r['mean'], r['ci'], scale=100)} ({r['n']})" for r in rows]
             lines.append(f"- **{setting['tag']}**, {arch}: " + "; ".join(cells))
     lines.append("")
+    lines += _codec_lines(facets, codecs)
     stuck = [(setting["tag"], r) for setting, a in facets for r in a.at_chance]
     if stuck:
         lines += ["## Runs that did not learn", "",
@@ -166,8 +193,11 @@ def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int 
         ("accuracy_vs_rate_by_setting", plotting.accuracy_by_setting(facets, out / "accuracy_vs_rate_by_setting.png",
                                                                      x="rate"))) if path is not None}
     (out / "facets.json").write_text(json.dumps(_json_safe(facet_rows(facets)), indent=1))
+    codecs = codec_comparison.compare(facets, resamples=resamples or 1000, seed=seed)
+    if codecs:
+        (out / "codecs.json").write_text(json.dumps(_json_safe(codecs), indent=1))
     path = out / "report.md"
-    path.write_text(report_markdown(sweep_dir, facets, made))
+    path.write_text(report_markdown(sweep_dir, facets, made, codecs))
     return path, summary_text(facets)
 
 
