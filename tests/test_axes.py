@@ -86,9 +86,16 @@ def test_sweep_over_an_axis_trains_each_setting_as_its_own_sweep(tmp_path):
                                        {"quantizer.name": "bitdepth", "grid.level": ["raw", 2]}]]]
     config = config_lib.ml_collections.ConfigDict(tree)
     out = sweep.run_sweep(config, tmp_path, **QUIET)
-    assert out.trained == ["codec-pillow_jpeg-raw-A-s0", "codec-pillow_jpeg-q10-A-s0",
-                           "codec-bitdepth-raw-A-s0", "codec-bitdepth-b2-A-s0"]
+    # The raw run is the data as is: trained once, copied to the other codec's setting under its own name.
+    assert out.trained == ["codec-pillow_jpeg-raw-A-s0", "codec-pillow_jpeg-q10-A-s0", "codec-bitdepth-b2-A-s0"]
     sweep_dir = tmp_path / config.name
+    original = sweep_dir / "settings" / "codec-pillow_jpeg" / "runs" / "codec-pillow_jpeg-raw-A-s0"
+    copy = sweep_dir / "settings" / "codec-bitdepth" / "runs" / "codec-bitdepth-raw-A-s0"
+    shared = json.loads((copy / "result.json").read_text())
+    assert shared["shared_from"] == str(original) and shared["quantizer"] == "bitdepth" and shared["bits"] == "raw"
+    assert "quality" not in shared and shared["test_acc"] == json.loads((original / "result.json").read_text())["test_acc"]
+    assert (copy / "test_correct.npy").read_bytes() == (original / "test_correct.npy").read_bytes()
+    assert json.loads((copy / "config.json").read_text())["config"]["quantizer"]["name"] == "bitdepth"
     rows = [json.loads(line) for line in (sweep_dir / "results.jsonl").read_text().splitlines()]
     assert [(r["codec"], r["setting"], r["quantizer"]) for r in rows] == [
         ("pillow_jpeg", "codec-pillow_jpeg", "pillow_jpeg")] * 2 + [("bitdepth", "codec-bitdepth", "bitdepth")] * 2

@@ -29,7 +29,7 @@ from helmjax.errors import UserError
 from helmjax.sweeps.quantized_data import RAW, fingerprint
 from helmjax.quantizers import registry
 from helmjax.sweeps.run_names import run_name
-from helmjax.sweeps import axes, identity, noise_record
+from helmjax.sweeps import axes, identity, noise_record, shared_reference
 from helmjax.sweeps.layout import read_metrics, read_result, read_run_config, setting_dir, shared_cache
 from helmjax.sweeps.level_data import Levels, load_data, quantizer_settings, write_examples
 from helmjax.training import performance, run_files
@@ -258,8 +258,15 @@ def _run_settings(config, sweep_dir: pathlib.Path, only, worker, stop, progress,
         with SweepLock(sweep_dir):
             atomic_io.write_json(sweep_dir / "sweep.json", record)
     outcome = SweepOutcome(sweep_dir, [], [], [], [], [])
+    every = [(axes.setting_config(config, s), setting_dir(sweep_dir, s.tag)) for s in axes.settings(config)]
     for k, (setting, setting_config) in enumerate(zip(chosen, configs)):
         log(f"setting {k + 1}/{len(chosen)}: {setting.label}")
+        here = setting_dir(sweep_dir, setting.tag)
+        if is_primary() and worker == (0, 1):  # one process copies; workers sharing the grid train their own
+            shared = shared_reference.share_raw_runs(setting_config, here, [e for e in every if e[1] != here],
+                                                     validate(setting_config, grid_filters))
+            if shared:
+                log(f"  {len(shared)} raw run(s) copied from a setting with the same data, model and recipe")
         part = run_sweep(setting_config, sweep_dir.parent, only=grid_filters, worker=worker, stop=stop,
                          progress=progress, log=log, sweep_dir=setting_dir(sweep_dir, setting.tag))
         for name in ("trained", "skipped", "failed", "busy"):
