@@ -13,7 +13,7 @@ from experiments import demo_q_sweep
 # Each codec's levels, most compression first, chosen from their rates on these images (BENCHMARKS.md).
 CODEC_LEVELS = {
     "jax_jpeg": [5, 10, 20, 50],  # quality; file sizes from Pillow's encoder, pixels identical
-    "webp": [0, 5, 20, 50],  # quality
+    "webp": [1, 5, 20, 50],  # quality
     "avif": [5, 15, 30, 50],  # quality
     "jpegxl": [15.0, 8.0, 4.0, 2.0],  # distance (higher compresses more)
     "jpeg2000": [18.0, 22.0, 25.0, 28.0],  # target PSNR in dB

@@ -48,7 +48,8 @@ def knee_level(levels: Sequence, fitted: np.ndarray, margin: float) -> Optional[
     if i is None:
         return None
     target = plateau(fitted, margin) - margin
-    x0, x1 = np.log(float(levels[i])), np.log(float(levels[i + 1]))
+    with np.errstate(divide="ignore"):  # a level 0 (WebP quality 0) sits at -inf; the knee then interpolates to it
+        x0, x1 = np.log(float(levels[i])), np.log(float(levels[i + 1]))
     y0, y1 = fitted[i], fitted[i + 1]
     return float(np.exp(x0 + (target - y0) / (y1 - y0) * (x1 - x0)))
 
@@ -114,8 +115,9 @@ class LogFit:
 
 
 def fit_log(levels, accuracies) -> Optional[LogFit]:
-    """The paper's curve with an intercept; None with fewer than 3 distinct levels."""
-    x = np.log(np.asarray(levels, float))
+    """The paper's curve with an intercept, over the positive levels; None with fewer than 3 distinct ones."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(np.asarray(levels, float))
     y = np.asarray(accuracies, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
