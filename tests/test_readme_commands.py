@@ -20,6 +20,7 @@ import pytest
 
 from helmjax import config as config_lib
 from helmjax.paths import data_dir
+from helmjax.sweeps import axes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -45,13 +46,26 @@ def _flag_values(command: str, flag: str) -> list:
 
 def _small_grid(command: str, config) -> list:
     """`--set grid...` values holding the levels, archs and seeds the command's `--only` names (else one each)."""
-    only = config_lib.parse_filters(_flag_values(command, "only"))
+    only = config_lib.parse_filters(_flag_values(command, "only"), [n for n, _ in axes.raw_axes(config)])
     levels = [lv for lv in config.grid.level if lv in only.get("level", ())] or list(config.grid.level[:2])
     if "raw" in config.grid.level and "raw" not in levels:
         levels = ["raw"] + levels
     archs = [a for a in config.grid.arch if a in only.get("arch", ())] or [config.grid.arch[0]]
     level_text = ",".join(str(lv) for lv in levels)
     return [f"grid.level={level_text}", f"grid.arch={','.join(archs)}", "grid.seed=[0]", "grid.reference_seed=[]"]
+
+
+def _fewer_settings(config, args: str) -> str:
+    """An experiment with grid axes: `--only` its first two settings (and, where a setting brings its own levels,
+    raw and the first setting's most compressed one), unless the command filters them itself."""
+    settings = axes.settings(config)
+    if not settings or "--only" in args:
+        return ""
+    name = axes.raw_axes(config)[0][0]
+    chosen = ",".join(axes.value_text(s.columns[name]) for s in settings[:2])
+    levels = dict(settings[0].assignments).get("grid.level")
+    level = next((lv for lv in levels or [] if lv != "raw"), None)
+    return f" --only {name}={chosen}" + (f" --only level=raw,{level}" if level is not None else "")
 
 
 def _free_port() -> int:
@@ -75,6 +89,7 @@ def small_command(command: str, workdir: pathlib.Path) -> str:
     if "--list" not in args:
         config = config_lib.load_experiment(experiment)
         before = SMALL_DATA.get(config.data.name, []) + _small_grid(command, config)
+        args += _fewer_settings(config, args)
     after = list(FAST_TRAINING) if "--list" not in args else []  # --analyze names the config it analyses too
     extra = f" --workdir={workdir} --noprogress"
     if "--distributed" in args:
@@ -118,7 +133,9 @@ def test_readme_command_runs_as_written(index, workdir, shared_data):
     else:
         assert "report: " in out and "test accuracy" in out, out[-2000:]
         trained = re.findall(r"^\s*(\S+): test acc", out, flags=re.M)
-        only = config_lib.parse_filters(_flag_values(command, "only"))
+        axis_names = [n for n, _ in axes.raw_axes(config_lib.load_experiment(
+            (_flag_values(command, "experiment") or ["demo_q_sweep"])[0]))]
+        only = config_lib.parse_filters(_flag_values(command, "only"), axis_names)
         for name in trained:  # --only trains nothing outside its filter
             if "arch" in only:
                 assert name.split("-")[-2] in only["arch"], (name, command)
