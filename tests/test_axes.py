@@ -28,6 +28,7 @@ def test_scalar_axis_is_typed_like_set_and_names_runs():
     assert [s.assignments for s in settings] == [(("data.photons", 25.0),), (("data.photons", 100.0),),
                                                  (("data.photons", float("inf")),)]
     assert settings[2].label == "data.photons=inf"
+    assert config.name == "demo_q_sweep-by-photons"  # beside the plain demo's directory, never inside it
     part = axes.setting_config(config, settings[0])
     assert part.data.photons == 25.0 and part.grid.axes == [] and part.grid.setting == "photons25"
     assert sweep.grid_runs(part)[0].name == "photons25-raw-A-s0"

@@ -162,7 +162,8 @@ def chosen(all_settings: Sequence[Setting], axis_filters: dict) -> List[Setting]
 
 def parse_axis_flags(config, items: Sequence[str]) -> ml_collections.ConfigDict:
     """`--axis data.photons=25,100,inf` (repeatable) -> the config with that axis in `grid.axes` (replacing an axis
-    of the same key); values are typed when the settings are built."""
+    of the same key) and named `<experiment>-by-<axes>` (its own sweep directory); values are typed and checked
+    here, before anything is written."""
     axes = raw_axes(config)
     for item in items:
         if "=" not in item:
@@ -174,6 +175,8 @@ def parse_axis_flags(config, items: Sequence[str]) -> ml_collections.ConfigDict:
         return config
     tree = config.to_dict()
     tree["grid"]["axes"] = [[k, v] for k, v in axes]
+    # Its own sweep directory beside the experiment's (`demo_q_sweep-by-photons`): one directory, one grid.
+    tree["name"] = f"{config.name}-by-" + "-".join(k.rpartition(".")[2] for k, _ in axes)
     out = ml_collections.ConfigDict(tree)
     out.lock()
     settings(out)  # typed and validated now, before anything is written
