@@ -80,6 +80,10 @@ class QuantizerSpec:
     # codec has no single step. The analysis reads it from the record as N_approx.
     step: Optional[Callable[[Any], Any]] = None
     version: str = "1"  # changes whenever the output does (for a learned quantizer: `weights_digest`)
+    # Optional fit hook of a quantizer learned per dataset (e.g. `learned_jpeg`'s tables):
+    # fit(x_train, y_train, level, **options) -> a JSON-able state. A sweep calls it once per level on the training
+    # split alone, saves the state with the sweep and passes it to every split as `fn(data, level, fitted=state)`.
+    fit: Optional[Callable[..., dict]] = None
 
     @property
     def rate(self) -> dict:
@@ -158,10 +162,12 @@ def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image"
              level_range: Sequence = (1, 100), level_type: str = "int", more_compression: str = "lower",
              label: Optional[str] = None, unit: str = "", prefix: Optional[str] = None,
              step: Optional[Callable[[Any], Any]] = None, version: str = "1", description: str = "",
-             level_info: Optional[Callable[..., dict]] = None, overwrite: bool = False) -> QuantizerSpec:
+             level_info: Optional[Callable[..., dict]] = None, overwrite: bool = False,
+             fit: Optional[Callable[..., dict]] = None) -> QuantizerSpec:
     """Registers `fn` under `name` with what its levels mean; users call this from their own code to run their
     quantizer in a sweep, exactly as the built-ins do. `label` defaults to `level_name`, `prefix` (of run names)
-    to `level_name` too. Named levels: `level_type="named"`, `level_range=("low", "mid", "high")` in order."""
+    to `level_name` too. Named levels: `level_type="named"`, `level_range=("low", "mid", "high")` in order.
+    `fit`: see `QuantizerSpec.fit` (a quantizer learned on each dataset's training split)."""
     if not overwrite and name in _REGISTRY and _REGISTRY[name].fn is not fn:
         raise UserError(f"quantizer {name!r} is already registered; pick another name or pass overwrite=True")
     prefix = level_name if prefix is None else prefix
@@ -185,7 +191,8 @@ def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image"
         raise UserError(f"quantizer {name!r}: level_range {level_range!r} must be (low, high) with low <= high"
                         + (", integers" if level_type == "int" else ""))
     spec = QuantizerSpec(name, fn, modality, level_name, level_range, description, level_info, level_type,
-                         more_compression, level_name if label is None else label, unit, prefix, step, str(version))
+                         more_compression, level_name if label is None else label, unit, prefix, step, str(version),
+                         fit)
     _REGISTRY[name] = spec
     return spec
 
@@ -259,7 +266,8 @@ def weights_digest(weights) -> str:
 # Built-in quantizer -> its module (which registers it on import); loaded on first use, so heavy codecs load only
 # when asked for.
 BUILTINS = {"pillow_jpeg": ("pillow_jpeg",), "jax_jpeg": ("jpeg",), "bitdepth": ("bitdepth",), "mp3": ("mp3",),
-            "webp": ("codecs",), "avif": ("codecs",), "jpegxl": ("codecs",), "jpeg2000": ("codecs",)}
+            "webp": ("codecs",), "avif": ("codecs",), "jpegxl": ("codecs",), "jpeg2000": ("codecs",),
+            "learned_jpeg": ("learned_jpeg",)}
 
 
 def _load_builtins(modules: Optional[Sequence[str]] = None):

@@ -14,7 +14,7 @@ from helmjax.sweeps import layout, rates
 from helmjax.data import catalog
 from helmjax.data.dataset import ArrayDataset
 from helmjax.distributed import is_primary
-from helmjax.sweeps.quantized_data import RAW, quantize
+from helmjax.sweeps.quantized_data import RAW, fitted_state, quantize
 from helmjax.quantizers import registry
 from helmjax.training.trainer import SplitData
 
@@ -99,7 +99,12 @@ def write_examples(config, ds: ArrayDataset, sweep_dir: pathlib.Path, quantizer_
         return
     picks = ds.x_test[:count]
     arrays = {"raw": picks}
+    spec = registry.get(config.quantizer.name)
     for level in config.grid.level:
         if level != RAW:
-            arrays[f"level_{level}"] = registry.apply(config.quantizer.name, picks, level, **quantizer_options).data
+            # a quantizer fitted on the training split (learned JPEG tables) gets its state, as in `quantize`
+            fitted = fitted_state(ds, spec, level, quantizer_options, sweep_dir / "cache")
+            extra = {} if fitted is None else {"fitted": fitted}
+            arrays[f"level_{level}"] = registry.apply(config.quantizer.name, picks, level, **quantizer_options,
+                                                      **extra).data
     atomic_io.write_npz(sweep_dir / "examples.npz", **arrays)

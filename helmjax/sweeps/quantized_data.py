@@ -67,18 +67,49 @@ def cache_key(key_base: dict, spec: registry.QuantizerSpec, level, options: dict
                 options=options)
 
 
-def quantize_split(x: np.ndarray, quantizer: str, level, options: dict, cache_dir: Optional[pathlib.Path],
-                   key_base: dict, split: str):
-    """(quantized x, bits per item) for one split, through the cache when `cache_dir` is given."""
+def fitted_state(ds: ArrayDataset, spec: registry.QuantizerSpec, level, options: dict,
+                 cache_dir: Optional[pathlib.Path]) -> Optional[dict]:
+    """The state of a quantizer with a fit hook (`QuantizerSpec.fit`, e.g. learned JPEG tables) at `level`, or None
+    for one without: fitted on the training split alone (never on test), once, and kept as JSON in
+    `<cache_dir>/fitted/`, keyed by the training data, the quantizer and its version, the level and the options."""
+    if spec.fit is None:
+        return None
+    level = spec.check(level)
+    key = dict(train=fingerprint(dataclasses.replace(ds, x_test=ds.x_train[:0], y_test=ds.y_train[:0])),
+               quantizer=spec.name, version=spec.version, level=level, options=options)
     path = None
     if cache_dir is not None:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        path = pathlib.Path(cache_dir) / "fitted" / f"{spec.name}-{registry.level_text(level)}-{digest}.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            pass
+        except ValueError as e:  # truncated (a kill during a write by an older version)
+            logging.warning("fitted state %s is unreadable (%s); fitting again", path, e)
+    # the key goes into the state, so a fresh fit and its reloaded JSON are the same (and key the cache alike)
+    state = json.loads(json.dumps(dict(spec.fit(ds.x_train, ds.y_train, level, **options), key=key)))
+    if path is not None:
+        atomic_io.write_json(path, state)
+    return state
+
+
+def quantize_split(x: np.ndarray, quantizer: str, level, options: dict, cache_dir: Optional[pathlib.Path],
+                   key_base: dict, split: str, fitted: Optional[dict] = None):
+    """(quantized x, bits per item) for one split, through the cache when `cache_dir` is given; `fitted`: the
+    quantizer's fitted state (`fitted_state`), passed to it and keyed by its digest."""
+    path = None
+    extra = {} if fitted is None else {"fitted": fitted}
+    if cache_dir is not None:
         key = cache_key(key_base, registry.get(quantizer), level, options, split)
+        if fitted is not None:
+            key["fitted"] = registry.weights_digest(fitted)
         path = _cache_path(pathlib.Path(cache_dir), key)
         if path.exists():
             cached = _load_cached(path, x)
             if cached is not None:
                 return cached
-    result = registry.apply(quantizer, x, level, **options)
+    result = registry.apply(quantizer, x, level, **options, **extra)
     if result.data.shape != x.shape or result.data.dtype != x.dtype:
         raise UserError(f"quantizer {quantizer!r} returned {result.data.shape} {result.data.dtype} for input "
                         f"{x.shape} {x.dtype}; a quantizer must keep shape and dtype")
@@ -138,9 +169,10 @@ def quantize(ds: ArrayDataset, level: Union[int, float, str], quantizer: str, op
         options.setdefault("sample_rate", ds.sample_rate)
     key_base = {"dataset": dataset_key or fingerprint(ds)}
     x_train, x_test, bits = ds.x_train, ds.x_test, None
+    fitted = fitted_state(ds, spec, level, options, cache_dir)  # learned on train only, reused for test
     if apply_to in ("both", "train"):
-        x_train, bits = quantize_split(ds.x_train, quantizer, level, options, cache_dir, key_base, "train")
+        x_train, bits = quantize_split(ds.x_train, quantizer, level, options, cache_dir, key_base, "train", fitted)
     if apply_to in ("both", "test"):
-        x_test, test_bits = quantize_split(ds.x_test, quantizer, level, options, cache_dir, key_base, "test")
+        x_test, test_bits = quantize_split(ds.x_test, quantizer, level, options, cache_dir, key_base, "test", fitted)
         bits = test_bits if bits is None else np.concatenate([bits, test_bits], axis=1)
     return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options), bits)
