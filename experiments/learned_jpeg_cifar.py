@@ -1,0 +1,24 @@
+"""Tables learned for the task against the standard ones on real photographs: the CIFAR-10 lossless subset
+(5,170 / 1,017 exact pixels), JPEG with the Annex K tables at 3 qualities around its knee and JPEG with tables
+learned for task loss + λ·rate (`learned_jpeg`, learned on the training split by a fixed raw-trained classifier)
+at 3 λ, 2 seeds, fresh classifiers trained from scratch on each compressed copy, raw runs shared.
+
+CPU-sized like `codec_sweep` (A at width 0.25, Adam, 8 epochs; about 15 minutes on 2 cores)."""
+
+import ml_collections
+
+from experiments import cifar_q_sweep_small
+from experiments.codec_demo import codec_axis
+
+CODEC_LEVELS = {
+    "jax_jpeg": [10, 25, 75],
+    "learned_jpeg": [2.0, 0.5, 0.1],  # λ, most compression first
+}
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = cifar_q_sweep_small.get_config()
+    c.name = "learned_jpeg_cifar"
+    c.grid.update(level=["raw"] + CODEC_LEVELS["jax_jpeg"], seed=[0, 1], reference_seed=[],
+                  axes=[codec_axis(CODEC_LEVELS)])
+    return c

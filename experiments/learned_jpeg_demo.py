@@ -1,0 +1,26 @@
+"""Tables learned for the task against the standard ones, on the camera set: JPEG with the Annex K tables at 4
+qualities and JPEG with luma and chroma tables learned for task loss + λ·rate (`learned_jpeg`) at 4 λ, compared
+along bits per pixel (the report's "Codecs at equal accuracy"). Both are real JPEG files; the learned tables are
+learned once per λ on the training split (a fixed classifier trained on raw, a calibrated rate proxy) and saved
+with the sweep (`settings/<tag>/cache/fitted/*.json`); every run trains a fresh classifier from scratch on the
+compressed copy. The raw runs are trained once and shared.
+
+CPU-sized like `codec_demo` (2000 / 1000 images, 6 epochs, 2 seeds per level and 3 at the lossless reference):
+learning the tables takes about 1.5 minutes of it (`python -m benchmarks.bench_learned_jpeg`)."""
+
+import ml_collections
+
+from experiments import codec_demo
+
+# Most compression first. Learned tables at these λ reach about 0.85-0.65 payload bits per pixel on camera.
+CODEC_LEVELS = {
+    "jax_jpeg": [5, 10, 20, 50],  # quality
+    "learned_jpeg": [8.0, 2.0, 0.5, 0.1],  # λ: task-loss nats per payload bit per pixel (higher compresses more)
+}
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = codec_demo.get_config()
+    c.name = "learned_jpeg_demo"
+    c.grid.update(axes=[codec_demo.codec_axis(CODEC_LEVELS)])
+    return c
