@@ -15,7 +15,6 @@ import os
 import platform
 import time
 
-import numpy as np
 
 from helmjax.data.camera import make_camera
 from helmjax.quantizers import learned_jpeg

@@ -168,7 +168,8 @@ def calibration_tables(seed: int = 0, count: int = 8) -> list:
 def calibrate_rate(images: np.ndarray, subsampling: str = "4:2:0", tables: Optional[list] = None) -> dict:
     """Nonnegative least squares of Pillow payload bits on the proxy's AC features over `images` coded with
     `tables` (default `calibration_tables()`), in relative error (so small files weigh as much as big ones), the
-    DC weight fixed at `DC_WEIGHT`: {"weights": [3], "intercept"}, so the proxy reads in payload bits."""
+    DC weight fixed at `DC_WEIGHT`: {"weights": [3], "intercept", "spearman_pooled"}, so the proxy reads in
+    payload bits; `spearman_pooled` is its rank correlation with the real bits over all (image, table) pairs."""
     coefs = dct_coefficients(images, subsampling)
     rows, targets = [], []
     for luma, chroma in calibration_tables() if tables is None else tables:
@@ -178,7 +179,11 @@ def calibrate_rate(images: np.ndarray, subsampling: str = "4:2:0", tables: Optio
     rest = target - DC_WEIGHT * design[:, 2]
     design = np.concatenate([design[:, :2], np.ones((len(design), 1))], axis=1)
     solution, _ = optimize.nnls(design / target[:, None], rest / target)
-    return {"weights": [float(solution[0]), float(solution[1]), DC_WEIGHT], "intercept": float(solution[2])}
+    weights = [float(solution[0]), float(solution[1]), DC_WEIGHT]
+    proxy = np.concatenate(rows) @ np.asarray(weights) + solution[2]
+    return {"weights": weights, "intercept": float(solution[2]),
+            # over every (image, table) pair: does the proxy order tables and images as the real coder does?
+            "spearman_pooled": float(stats.spearmanr(proxy, target)[0])}
 
 
 def proxy_bits(coefs: list, luma, chroma, calibration: dict):
@@ -276,7 +281,8 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, lam: float, *, subsampl
     classifier; steps, batch_size, lr: Adam on the log tables; init_quality: the Annex K tables started from;
     mode: the codec's soft rounding; arch, width: the classifier; seed). Returns a JSON-able dict: `luma`,
     `chroma` (8x8 integer lists in [1, 255]), `lam`, `subsampling`, `spearman` (the rate proxy against Pillow
-    payload bits over the subset, at the learned tables), `payload_bpp` and `proxy_bpp` there, `calibration`,
+    payload bits over the subset, at the learned tables: how well it ranks images whose sizes differ little),
+    `payload_bpp` and `proxy_bpp` there, `calibration` (with `spearman_pooled`: over images and tables),
     `classifier_train_accuracy`, `steps`, `seconds`, `settings` and `data` (the digest of images and labels).
     """
     lam = check_lam(lam)
