@@ -63,11 +63,15 @@ class Config:
     seed_noise: float  # sd of a run's accuracy over seeds (fraction)
     reference_seeds: int = 0  # extra seeds at raw
     num_test: int = 2000
+    # "constant": the same seed sd at every level; "binomial": sd ∝ sqrt(p(1 - p)), `seed_noise` at the plateau
+    # (runs spread less near the ceiling, as the noise ladder's real runs do)
+    seed_model: str = "constant"
 
     @property
     def label(self) -> str:
         extra = f"+{self.reference_seeds} ref" if self.reference_seeds else ""
-        return (f"{self.truth}, {self.seeds}{extra} seeds, {100 * self.seed_noise:.1f} pt, "
+        model = ", binomial seed sd" if self.seed_model == "binomial" else ""
+        return (f"{self.truth}, {self.seeds}{extra} seeds, {100 * self.seed_noise:.1f} pt{model}, "
                 f"{self.num_test} test")
 
 
@@ -102,7 +106,10 @@ def simulate_groups(rng: np.random.Generator, config: Config, resamples: int) ->
     for level in (RAW,) + LEVELS:
         seeds = config.seeds + (config.reference_seeds if level == RAW else 0)
         for seed in range(seeds):
-            p = float(np.clip(_truth_at(truth, level) + rng.normal(0.0, config.seed_noise), 0.01, 0.99))
+            mean = _truth_at(truth, level)
+            sd = config.seed_noise * (math.sqrt(mean * (1 - mean) / (PLATEAU * (1 - PLATEAU)))
+                                      if config.seed_model == "binomial" else 1.0)
+            p = float(np.clip(mean + rng.normal(0.0, sd), 0.01, 0.99))
             threshold = stats.norm.ppf(p) * scale
             correct = LATENT_WEIGHT * latent + rng.standard_normal(n) < threshold
             runs.append((level, seed, correct))
@@ -179,6 +186,9 @@ def default_configs(seed_counts=(1, 3, 5), noises=(0.004, 0.015), truths=tuple(T
     configs = [Config(truth, seeds, noise) for truth in truths for seeds in seed_counts for noise in noises]
     configs += [Config(truth, 1, noise, reference_seeds=4) for truth in truths for noise in noises]
     configs += [Config(truth, seeds, noises[-1], num_test=10000) for truth in truths for seeds in seed_counts[1:]]
+    configs += [Config(truth, seeds, noises[-1], seed_model="binomial") for truth in truths
+                for seeds in seed_counts[1:]]
+    configs += [Config(truth, 1, noises[-1], reference_seeds=4, seed_model="binomial") for truth in truths]
     return configs
 
 

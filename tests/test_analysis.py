@@ -97,14 +97,23 @@ def _group(acc, seeds=None, resamples=200, noise=0.0, rng=None):
 def test_contrast_is_a_t_interval_with_pooled_seed_variance():
     a, b = _group([0.80, 0.82, 0.81]), _group([0.78, 0.80, 0.79])
     pooled = contrasts.share_pooled_variance([a, b])
-    assert pooled.df == 4 and pooled.seed_var == pytest.approx(1e-4)
+    # Quasi-binomial pooling: squared deviations over p(1 - p) at each level's mean, scaled back per level.
+    scale_a, scale_b = 0.81 * 0.19, 0.79 * 0.21
+    dispersion = (2e-4 / scale_a + 2e-4 / scale_b) / 4
+    assert pooled.df == 4 and pooled.seed_dispersion == pytest.approx(dispersion)
+    assert a.pooled_seed_var() == pytest.approx(dispersion * scale_a)
     estimate = contrasts.contrast([(1.0, a), (-1.0, b)])
-    se = math.sqrt(1e-4 / 3 + 1e-4 / 3)  # no example noise in these replicates
+    # Each level takes the larger of its own variance (1e-4, 2 df) and the pooled one at its accuracy (4 df).
+    var_a, var_b = max(1e-4, dispersion * scale_a), max(1e-4, dispersion * scale_b)
+    df_a = 2 if var_a == 1e-4 else 4
+    df_b = 2 if var_b == 1e-4 else 4
+    se = math.sqrt(var_a / 3 + var_b / 3)  # no example noise in these replicates
+    df = se ** 4 / ((var_a / 3) ** 2 / df_a + (var_b / 3) ** 2 / df_b)  # Welch-Satterthwaite
     assert estimate.value == pytest.approx(0.02) and estimate.se == pytest.approx(se)
-    assert estimate.df == pytest.approx(4.0) and estimate.seeds_covered
-    assert estimate.lower(0.95) == pytest.approx(0.02 - stats.t.ppf(0.95, 4) * se)
-    assert estimate.interval(0.95)[1] == pytest.approx(0.02 + stats.t.ppf(0.975, 4) * se)
-    assert estimate.p_value() == pytest.approx(2 * stats.t.sf(0.02 / se, 4))
+    assert estimate.df == pytest.approx(df) and estimate.seeds_covered
+    assert estimate.lower(0.95) == pytest.approx(0.02 - stats.t.ppf(0.95, df) * se)
+    assert estimate.interval(0.95)[1] == pytest.approx(0.02 + stats.t.ppf(0.975, df) * se)
+    assert estimate.p_value() == pytest.approx(2 * stats.t.sf(0.02 / se, df))
     # One seed per group and nothing to borrow: test-example noise only, flagged.
     lone = contrasts.contrast([(1.0, _group([0.8], noise=0.01, rng=np.random.default_rng(1))),
                                (-1.0, _group([0.7], noise=0.01, rng=np.random.default_rng(2)))])
@@ -113,7 +122,20 @@ def test_contrast_is_a_t_interval_with_pooled_seed_variance():
     single = _group([0.75])
     single.pooled = pooled
     borrowed = contrasts.contrast([(1.0, single), (-1.0, a)])
-    assert borrowed.seeds_covered and borrowed.se == pytest.approx(math.sqrt(1e-4 + 1e-4 / 3))
+    assert borrowed.seeds_covered and borrowed.se == pytest.approx(
+        math.sqrt(dispersion * 0.75 * 0.25 + var_a / 3))
+
+
+def test_pooled_seed_variance_shrinks_near_the_ceiling():
+    """The noise ladder's runs: a 99.6% level spreads by tenths of a point, a 60% one by points; pooling them as one
+    variance would make every comparison near the ceiling untestable."""
+    top, low = _group([0.996, 0.999, 0.990]), _group([0.63, 0.57, 0.53])
+    contrasts.share_pooled_variance([top, low])
+    assert top.pooled_seed_var() / low.pooled_seed_var() == pytest.approx(
+        top.binomial_scale / low.binomial_scale)
+    assert top.pooled_seed_var() < float(np.var(low.acc, ddof=1)) / 10
+    # A level whose own spread is larger than the pooled one at its accuracy keeps its own.
+    assert low.seed_variance()[0] == pytest.approx(max(float(np.var(low.acc, ddof=1)), low.pooled_seed_var()))
 
 
 def test_holm_adjusts_in_order():

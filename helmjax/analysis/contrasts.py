@@ -8,9 +8,12 @@ differences for model sizes) and its standard error has two parts:
   the examples, one draw shared by every run, so contrasts are paired over examples;
 - training seeds: the spread of runs around their (arch, level) mean, pooled over the arch's levels (with 2-5
   seeds per level, one level's own variance has 1-4 degrees of freedom: far too few; the pooled one has many).
-  A level whose own spread is larger uses its own. A level with one seed borrows the pooled variance. The seed
-  spread holds each run's own luck on the test examples too, so that part is taken out of the example
-  bootstrap, leaving the shared part (the test set as a sample).
+  Runs spread less near the ceiling (a 99.6% level varies by tenths of a point, a 60% one by points: the noise
+  ladder's sweeps), so the pooling is quasi-binomial: each level's squared deviations are divided by p(1 - p)
+  at its mean, the pooled dispersion is multiplied back by p(1 - p) at each level. A level whose own spread is
+  larger uses its own. A level with one seed borrows the pooled variance. The seed spread holds each run's own
+  luck on the test examples too, so that part is taken out of the example bootstrap, leaving the shared part
+  (the test set as a sample).
 
 Seeds are not paired across levels: with the pooled variance, a per-seed block effect would cost more degrees
 of freedom than it saves, and leaving it out is conservative when same-seed runs are positively correlated.
@@ -44,23 +47,44 @@ class Group:
     def size(self) -> int:
         return len(self.acc)
 
+    @property
+    def binomial_scale(self) -> float:
+        """p(1 - p) at the group's mean accuracy, p kept half an example from 0 and 1: how the spread of runs
+        scales with the level's accuracy in the quasi-binomial pooling."""
+        n = self.correct.shape[1] if self.correct is not None else DEFAULT_NUM_TEST
+        p = min(max(self.mean, 0.5 / n), 1.0 - 0.5 / n)
+        return p * (1.0 - p)
+
+    def pooled_seed_var(self) -> float:
+        """The arch's pooled seed variance at this group's accuracy."""
+        return self.pooled.seed_dispersion * self.binomial_scale
+
+    def pooled_example_var(self) -> float:
+        """The part of `pooled_seed_var` that is a run's own luck on the examples."""
+        return self.pooled.example_dispersion * self.binomial_scale
+
     def seed_variance(self) -> Optional[Tuple[float, float, object]]:
         """(variance of one run, its df, the estimate it comes from): the larger of the group's own and its arch's
         pooled variance; None with one seed and nothing to borrow."""
         if self.pooled is None:
             return None
         own = float(np.var(self.acc, ddof=1)) if self.size >= 2 else 0.0
-        if own > self.pooled.seed_var * (1 + 1e-9):
+        pooled = self.pooled_seed_var()
+        if own > pooled * (1 + 1e-9):
             return own, self.size - 1.0, id(self)
-        return self.pooled.seed_var, self.pooled.df, id(self.pooled)
+        return pooled, self.pooled.df, id(self.pooled)
+
+
+DEFAULT_NUM_TEST = 1000  # for the binomial scale when per-example correctness is not known
 
 
 @dataclasses.dataclass(frozen=True)
 class Pooled:
-    """Variances of one run's accuracy around its (arch, level) mean, pooled over the arch's levels."""
-    seed_var: float  # all of a run's spread: training noise and its own luck on the test examples
+    """The spread of one run's accuracy around its (arch, level) mean, pooled over the arch's levels as a
+    dispersion: variance / p(1 - p) (see `Group.binomial_scale`)."""
+    seed_dispersion: float  # all of a run's spread: training noise and its own luck on the test examples
     df: float
-    example_var: float  # the part from the run's own luck on the examples (already in the example bootstrap)
+    example_dispersion: float  # the part from the run's own luck on the examples (already in the bootstrap)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +127,13 @@ def share_pooled_variance(groups: Sequence[Group]) -> Optional[Pooled]:
     squares, df, example_sum = 0.0, 0, 0.0
     for group in groups:
         if group.size >= 2:
-            squares += float(np.sum((group.acc - group.acc.mean()) ** 2))
+            scale = group.binomial_scale
+            squares += float(np.sum((group.acc - group.acc.mean()) ** 2)) / scale
             df += group.size - 1
             if group.correct is not None:
                 # Per example, the spread of correctness over seeds: each run's own luck on the test set.
                 example_sum += (group.size - 1) * float(np.mean(np.var(group.correct, axis=0, ddof=1))) \
-                    / group.correct.shape[1]
+                    / group.correct.shape[1] / scale
     pooled = Pooled(squares / df, float(df), example_sum / df) if df else None
     for group in groups:
         group.pooled = pooled
@@ -124,7 +149,7 @@ def _seed_terms(terms) -> Optional[list]:
         if seed is None:
             return None
         variance, df, source = seed
-        out.append((w * w * variance / g.size, source, df, w * w * g.pooled.example_var / g.size))
+        out.append((w * w * variance / g.size, source, df, w * w * g.pooled_example_var() / g.size))
     return out
 
 
@@ -160,7 +185,7 @@ def level_replicates(group: Group, rng: np.random.Generator) -> np.ndarray:
         return base
     seed_var = seed[0] / group.size
     example_var = float(np.var(base, ddof=1))
-    shared = max(example_var - group.pooled.example_var / group.size, 0.0)
+    shared = max(example_var - group.pooled_example_var() / group.size, 0.0)
     shrink = math.sqrt(shared / example_var) if example_var > 0 else 0.0
     centre = base.mean()
     return centre + shrink * (base - centre) + math.sqrt(seed_var) * rng.standard_t(group.pooled.df, size=len(base))

@@ -38,8 +38,9 @@ METHOD = {
                 "split of train, never on test); mean over the seeds of each (arch, level)",
     "intervals": "every accuracy difference has a {conf:.0%} interval covering two sources of noise: test examples "
                  "(bootstrap over examples, one draw shared by all runs, so levels are paired over examples) and "
-                 "training seeds (sample variance of the runs, paired over shared seeds; a level with one seed "
-                 "borrows its arch's pooled seed variance), combined in a Student t interval with Welch-Satterthwaite "
+                 "training seeds (the spread of runs, pooled over the arch's levels as a quasi-binomial dispersion, "
+                 "variance / p(1 - p), and scaled back to each level's accuracy; a level whose own spread is larger "
+                 "keeps its own; a level with one seed borrows the pooled one), combined in a Student t interval with Welch-Satterthwaite "
                  "degrees of freedom; with one seed everywhere only test-example noise is covered",
     "sweet_spot": "q* by non-inferiority with margin δ = {margin:g} accuracy points: a fixed-sequence test from the "
                   "least compressed level down; a level passes when the one-sided {conf:.0%} lower confidence bound of "

@@ -114,7 +114,7 @@ def reference_flags(arch, groups, reference, levels, margin, confidence) -> List
     ref = groups[(arch, reference)]
     pooled = ref.pooled
     if pooled is not None and ref.size >= 3:
-        sd = math.sqrt(pooled.seed_var)
+        sd = math.sqrt(ref.pooled_seed_var())
         for seed, acc in zip(ref.seeds, ref.acc):
             others = np.delete(ref.acc, list(ref.seeds).index(seed))
             if sd > 0 and abs(acc - np.median(others)) > OUTLIER_SDS * sd:
