@@ -38,6 +38,7 @@ QUANTITIES = {  # name -> (label, how to read it from a facet row)
     "n_approx": ("N_approx at q* (mean luma step)",
                  lambda r: (r["n_approx_at_q_star"] or {}).get("mean_luminance_step")),
     "noise_bits": ("bits not needed at q* (bits/pixel)", lambda r: (r["noise_bits"] or {}).get("mean")),
+    "lossless": ("lossless rate (bits/pixel)", lambda r: (r.get("lossless") or {}).get("mean")),
     "sigma_estimate": ("σ estimate (grey levels)", lambda r: r["sigma_estimate"]),
     "q_n": ("q_N at 4:2:0", lambda r: _q_n_value(r)),
     "q_n_444": ("q_N at 4:4:4", lambda r: _q_n_value(r, "4:4:4")),
@@ -64,6 +65,11 @@ def _q_n_value(row, subsampling: str = "4:2:0") -> Optional[float]:
             q = entry["quality"]
             return 101.0 if q == "above 100" else 0.0 if q == "below 1" else float(q)
     return None
+
+
+def _q_n_text(row) -> str:
+    value = _q_n_value(row)
+    return "n/a" if value is None else ">100" if value > 100 else "<1" if value < 1 else f"{value:.0f}"
 
 
 def truths(ladder: str, row: dict) -> Dict[str, Optional[float]]:
@@ -172,7 +178,7 @@ def main(argv=None) -> int:
             print(f"  {r['setting']:22s} {r['true_sigma']:7.2f} {r['true_entropy_bits_per_pixel']:7.2f} "
                   f"{number(r['reference_acc'], None, scale=100):>17s} {str(r['q_star']):>5s} {knee:>14s} "
                   f"{number(r['sigma_estimate'], r['sigma_estimate_ci']):>20s} "
-                  f"{str(_q_n_value(r)):>10s} {len(r['not_learned']):11d}")
+                  f"{_q_n_text(r):>10s} {len(r['not_learned']):11d}")
     print("\nSpearman rank correlation (bootstrap interval over settings; exact permutation p)")
     for ladder, truth_key in (("noise_ladder", "true_sigma"), ("noise_ladder", "true_entropy"),
                               ("content_ladder", "contrast"), ("content_ladder", "true_sigma")):
