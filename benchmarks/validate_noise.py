@@ -87,7 +87,7 @@ def spearman(x, y, resamples: int, confidence: float, seed: int = 0) -> dict:
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"rho": None, "ci": None, "p": None, "n": int(len(x)),
                 "note": "constant" if len(x) >= 3 else "too few points"}
-    rho = float(stats.spearmanr(x, y).statistic)
+    rho = round(float(stats.spearmanr(x, y).statistic), 10)  # ±1 exactly, not 0.99999999999999989
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
@@ -95,7 +95,7 @@ def spearman(x, y, resamples: int, confidence: float, seed: int = 0) -> dict:
         if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
             draws.append(stats.spearmanr(x[pick], y[pick]).statistic)
     tail = 100 * (1 - confidence) / 2
-    ci = tuple(float(v) for v in np.nanpercentile(draws, [tail, 100 - tail])) if draws else None
+    ci = tuple(round(float(v), 10) for v in np.nanpercentile(draws, [tail, 100 - tail])) if draws else None
     p = permutation_p(x, y, rho, rng)
     return {"rho": rho, "ci": ci, "p": float(p), "n": int(len(x))}
 
