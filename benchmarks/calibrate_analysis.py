@@ -126,7 +126,7 @@ def simulate_groups(rng: np.random.Generator, config: Config, resamples: int) ->
     return groups
 
 
-def simulate_noise_bits(rng: np.random.Generator, q_star, settings: dict, items: int = 500) -> Optional[bool]:
+def simulate_bits_not_needed(rng: np.random.Generator, q_star, settings: dict, items: int = 500) -> Optional[bool]:
     """Does the interval of lossless - payload bits at q* hold the true population difference?"""
     if q_star is None:
         return None
@@ -174,7 +174,7 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
             if knee is not None and result.knee is not None:
                 low, high = result.knee["bracket"]
                 knee_covered.append((low is None or low <= knee) and high is not None and knee <= high)
-            noise_covered.append(simulate_noise_bits(rng, result.q_star, settings))
+            noise_covered.append(simulate_bits_not_needed(rng, result.q_star, settings))
             exploratory.append(not result.seeds_covered)
         rows.append({"config": config, "boundary": boundary, "knee": knee, "false_pass": _rate(false_pass),
                      "power": _rate(power), "knee_called": _rate(knee_called), "knee_coverage": _rate(knee_covered),

@@ -37,7 +37,7 @@ QUANTITIES = {  # name -> (label, how to read it from a facet row)
     "q_star": ("q* (quality)", lambda r: r["q_star_position"] if r["q_star"] is not None else _above(r)),
     "n_approx": ("N_approx at q* (mean luma step)",
                  lambda r: (r["n_approx_at_q_star"] or {}).get("mean_luminance_step")),
-    "noise_bits": ("bits not needed at q* (bits/pixel)", lambda r: (r["noise_bits"] or {}).get("mean")),
+    "bits_not_needed": ("bits not needed at q* (bits/pixel)", lambda r: (r["bits_not_needed"] or {}).get("mean")),
     "lossless": ("lossless rate (bits/pixel)", lambda r: (r.get("lossless") or {}).get("mean")),
     "sigma_estimate": ("σ estimate (grey levels)", lambda r: r["sigma_estimate"]),
     "q_n": ("q_N at 4:2:0", lambda r: _q_n_value(r)),

@@ -176,7 +176,7 @@ def test_known_sweet_spot_knee_and_rates_are_recovered(tmp_path):
         payload = jpeg_like_rates(20)[0]
         assert result.rate_at_q_star["mean"] == pytest.approx(payload * np.mean(
             np.load(tmp_path / "sweep" / "rates" / "q20.npz")["payload"]) / (payload * 1024), rel=1e-9)
-        low, high = result.noise_bits["ci"]
+        low, high = result.bits_not_needed["ci"]
         assert low < LOSSLESS_BPP - payload < high
         assert result.n_approx_at_q_star == jpeg_step(20)
         assert result.n_approx_at_knee == [{"level": level, "n_approx": jpeg_step(level)} for level in knee["bracket"]]
@@ -195,7 +195,7 @@ def test_rates_without_per_item_bits_have_no_interval_and_say_so(tmp_path):
     assert row["payload"]["mean"] == pytest.approx(jpeg_like_rates(20)[0]) and row["payload"]["ci"] == (None, None)
     assert any("per-item bits are not saved" in w for w in analysis.warnings)
     result = analysis.per_arch["A"]
-    assert result.noise_bits["ci"] == (None, None)
+    assert result.bits_not_needed["ci"] == (None, None)
 
 
 def test_one_seed_is_exploratory_and_reference_seeds_cover_training_noise(tmp_path):
@@ -234,7 +234,7 @@ def test_flat_curve_has_no_knee_and_the_lowest_level_is_the_sweet_spot(tmp_path)
 def test_curve_rising_to_the_top_has_no_sweet_spot(tmp_path):
     analysis = _analyze(tmp_path, knee=1000.0, slope=0.05)
     for result in analysis.per_arch.values():
-        assert result.q_star is None and result.rate_at_q_star is None and result.noise_bits is None
+        assert result.q_star is None and result.rate_at_q_star is None and result.bits_not_needed is None
         assert result.knee["shape"] == "knee"
     assert any("no sweet spot" in w for w in analysis.warnings)
 
@@ -340,7 +340,7 @@ def test_audio_and_bit_depth_sweeps_use_their_own_units(tmp_path):
     result = audio.per_arch["A"]
     assert result.q_star == 32
     assert result.n_approx_at_q_star == {"bits_per_sample": 32000 / 22050, "sample_rate": 22050}
-    assert result.noise_bits is None and audio.lossless is None  # no lossless rate measured
+    assert result.bits_not_needed is None and audio.lossless is None  # no lossless rate measured
     assert any("no lossless rate was measured" in w for w in audio.warnings)
     bits = _analyze(tmp_path / "bits", levels=(1, 2, 3, 4, 5, 6, 7, 8), knee=4.0, rates=bit_depth_rates,
                     quantizer="bitdepth")

@@ -41,7 +41,7 @@ def test_the_report_puts_the_measured_noise_beside_the_classifier(tmp_path):
     text = write_report(sweep, analysis=analysis).read_text()
     assert "## Noise in the data, without a classifier" in text and "grey levels of noise" in text
     assert "JPEG 4:2:0 removes that much (mean squared error = σ²) only above q=100" in text
-    assert "whether that matches the noise is what VALIDATION.md tests" in text
+    assert "q* says which compression this task tolerates, not how much noise the data hold" in text
     assert "noise, without a classifier: σ = " in summary_text(analysis)
     no_record = analyze(write_sweep(tmp_path / "bare", SyntheticSweep(seeds=(0, 1))), resamples=100)
     assert no_record.noise is None and "without a classifier" not in summary_text(no_record)

@@ -25,10 +25,10 @@ def test_spearman_refuses_constant_or_too_few_points():
 
 def test_quantities_read_censored_knees_missing_q_star_and_q_n_beyond_the_range():
     row = {"accuracy": [{"level": "raw"}, {"level": 5}, {"level": 50}], "knee_shape": "censored", "knee": None,
-           "q_star": None, "q_star_position": None, "n_approx_at_q_star": None, "noise_bits": None,
+           "q_star": None, "q_star_position": None, "n_approx_at_q_star": None, "bits_not_needed": None,
            "sigma_estimate": 1.5, "q_n": [{"subsampling": "4:2:0", "quality": "above 100"},
                                           {"subsampling": "4:4:4", "quality": 87.0}]}
     read = {key: reader(row) for key, (_, reader) in validate_noise.QUANTITIES.items()}
-    assert read == {"knee": 5.0, "q_star": 51.0, "n_approx": None, "noise_bits": None, "lossless": None,
+    assert read == {"knee": 5.0, "q_star": 51.0, "n_approx": None, "bits_not_needed": None, "lossless": None,
                     "sigma_estimate": 1.5,
                     "q_n": 101.0, "q_n_444": 87.0}

@@ -87,7 +87,7 @@ def bits_per_sample(bits_per_second, sample_rate) -> Optional[dict]:
     return {"bits_per_sample": float(bits_per_second) / float(sample_rate), "sample_rate": int(sample_rate)}
 
 
-def noise_bits(rate_row, lossless, items: ItemRates, rng, settings) -> Optional[dict]:
+def bits_not_needed(rate_row, lossless, items: ItemRates, rng, settings) -> Optional[dict]:
     """Lossless minus primary rate at one level, paired per item, with a bootstrap interval over items."""
     if lossless is None or rate_row is None:
         return None

@@ -14,7 +14,7 @@ from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import as_float
 from helmjax.sweeps.layout import RAW, read_metrics
 from helmjax.analysis.summaries import few, finite_mean
-from helmjax.analysis.level_rates import ItemRates, noise_bits
+from helmjax.analysis.level_rates import ItemRates, bits_not_needed
 
 OUTLIER_SDS = 3.0  # a reference run this many pooled seed sds from the others' median is flagged
 
@@ -34,7 +34,7 @@ class ArchResult:
     knee: Optional[dict] = None  # curve.KneeCall as a dict
     log_fit: Optional[dict] = None  # a + c ln(level), with r2 and "fits"
     rate_at_q_star: Optional[dict] = None  # {"mean", "ci"} of the primary rate
-    noise_bits: Optional[dict] = None  # {"mean", "ci"}: lossless - payload at q*
+    bits_not_needed: Optional[dict] = None  # {"mean", "ci"}: lossless - payload at q*
     n_approx_at_q_star: Optional[dict] = None
     n_approx_at_knee: Optional[list] = None  # [{"level", "n_approx"}] at the sampled levels around the knee
 
@@ -101,7 +101,7 @@ def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless,
         if row is not None:
             result.rate_at_q_star = row[row["primary"]]
             result.n_approx_at_q_star = row.get("n_approx")
-            result.noise_bits = noise_bits(row, lossless, item_rates or ItemRates(), rng, settings)
+            result.bits_not_needed = bits_not_needed(row, lossless, item_rates or ItemRates(), rng, settings)
     if result.knee and result.knee["shape"] == "knee":
         result.n_approx_at_knee = [{"level": level, "n_approx": rate_of.get(level, {}).get("n_approx")}
                                    for level in result.knee["bracket"] if level is not None]

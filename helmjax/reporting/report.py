@@ -99,12 +99,13 @@ def _rate_sentences(analysis: Analysis, arch: str) -> List[str]:
     if row["primary"] == "payload" and row["header"]["mean"] is not None:
         text += f", plus {number(row['header']['mean'], row['header']['ci'])} of headers and tables"
     out = [text + "."]
-    if analysis.lossless and result.noise_bits:
+    if analysis.lossless and result.bits_not_needed:
         lossless = analysis.lossless
         out.append(f"The same data losslessly ({lossless.get('codec') or 'lossless codec'}) takes "
                    f"{number(lossless['mean'], lossless['ci'])} {unit}; the classifier did not need "
-                   f"{number(result.noise_bits['mean'], result.noise_bits['ci'])} of them (lossless minus payload at "
-                   f"q*: the paper's 'noise bits'; that they are noise is a separate claim, see VALIDATION.md).")
+                   f"{number(result.bits_not_needed['mean'], result.bits_not_needed['ci'])} of them (lossless minus "
+                   f"payload at q*, the paper's 'noise bits'; on data whose noise is known they exceed it: "
+                   f"VALIDATION.md).")
     if result.n_approx_at_q_star:
         out.append(f"N_approx at q*: {_n_approx_text(result.n_approx_at_q_star)}.")
     return out
@@ -171,8 +172,9 @@ def _noise_sentences(analysis: Analysis) -> List[str]:
     stars = [f"{arch} q*={analysis.level_text(r.q_star)}" for arch, r in analysis.per_arch.items()
              if r.q_star not in (None, RAW)]
     if stars:
-        out.append(f"The classifier tolerates compression down to {', '.join(stars)}: whether that matches the noise "
-                   f"is what VALIDATION.md tests, not something this sweep shows.")
+        out.append(f"The classifier tolerates compression down to {', '.join(stars)}. On data whose noise is known "
+                   f"(the camera's noise ladder, VALIDATION.md) q* and the knee did not follow the noise while σ and "
+                   f"q_N did: q* says which compression this task tolerates, not how much noise the data hold.")
     return out
 
 
@@ -239,9 +241,9 @@ def summary_text(analysis: Analysis) -> str:
                      f"(lower bound {bound(test['lower_bound'], test['ci'], scale=100)})")
         if result.rate_at_q_star:
             text += f"; {number(result.rate_at_q_star['mean'], result.rate_at_q_star['ci'])} {a.rate_label} payload"
-        if result.noise_bits and a.lossless:
+        if result.bits_not_needed and a.lossless:
             text += (f", lossless {number(a.lossless['mean'], a.lossless['ci'])}: "
-                     f"{number(result.noise_bits['mean'], result.noise_bits['ci'])} not needed")
+                     f"{number(result.bits_not_needed['mean'], result.bits_not_needed['ci'])} not needed")
         if result.knee:
             knee = result.knee
             text += ("; knee " + (_bracket_text(a, knee)
