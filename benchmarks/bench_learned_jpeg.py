@@ -1,7 +1,7 @@
 """Time to learn JPEG tables for a task (`helmjax.quantizers.learned_jpeg`) and what they give, on the camera set.
 
-Prints, for the default settings (a 1000-image training subset, 300 Adam steps of the fixed raw-trained
-classifier, 200 steps on the tables): the one-off cost per dataset (classifier + rate calibration, shared by every
+Prints, for the default settings (tables learned on 1000 training images by 200 Adam steps, the fixed classifier
+trained on the other training images by 600): the one-off cost per dataset (classifier + rate calibration, shared by every
 λ), the time per λ, the learned tables' payload bits per pixel on held-out images against the Annex K tables, and
 the rate proxy's Spearman correlation with Pillow payload bits over the training subset. Wall times on a shared
 machine (run it niced there: other jobs slow it down), compile times included.

@@ -12,7 +12,8 @@ from experiments.codec_demo import codec_axis
 
 CODEC_LEVELS = {
     "jax_jpeg": [10, 25, 75],
-    "learned_jpeg": [2.0, 0.5, 0.1],  # λ, most compression first
+    # λ, most compression first: about 0.5-1.1 payload bits per pixel here (0.3 -> 1.03, 0.1 -> 1.81 measured)
+    "learned_jpeg": [2.0, 0.7, 0.25],
 }
 
 
