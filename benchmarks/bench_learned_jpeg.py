@@ -1,10 +1,10 @@
 """Time to learn JPEG tables for a task (`helmjax.quantizers.learned_jpeg`) and what they give, on the camera set.
 
 Prints, for the default settings (tables learned on 1000 training images by 200 Adam steps, the fixed classifier
-trained on the other training images by 600): the one-off cost per dataset (classifier + rate calibration, shared by every
-λ), the time per λ, the learned tables' payload bits per pixel on held-out images against the Annex K tables, and
-the rate proxy's Spearman correlation with Pillow payload bits over the training subset. Wall times on a shared
-machine (run it niced there: other jobs slow it down), compile times included.
+trained on the other training images by 600): the one-off cost per dataset (classifier + rate calibration, shared
+by every λ), the time per λ, the learned tables' payload bits per pixel on held-out images against the Annex K
+tables, and the rate proxy's Spearman correlation with Pillow payload bits over the training subset. Wall times
+on a shared machine (run it niced there: other jobs slow it down), compile times included.
 
     python -m benchmarks.bench_learned_jpeg                 # λ = 8, 2, 0.5, 0.1 (learned_jpeg_demo's)
     python -m benchmarks.bench_learned_jpeg --lams=1 --steps=50
@@ -40,7 +40,8 @@ def main():
         bits = learned_jpeg.payload_bits(ds.x_test, state["luma"], state["chroma"])
         print(f"learned λ={lam:<5g} {seconds:6.1f} s{' (with classifier + calibration)' if i == 0 else ''}: "
               f"held-out payload {bits.mean() / pixels:.3f} bpp, proxy Spearman {state['spearman']:.3f} "
-              f"(train subset), classifier train acc {state['classifier_train_accuracy']:.3f}")
+              f"(train subset), classifier acc {state['classifier_train_accuracy']:.3f} on its images, "
+              f"{state['classifier_accuracy']:.3f} on the tables' images")
 
 
 if __name__ == "__main__":

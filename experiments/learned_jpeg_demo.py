@@ -6,7 +6,7 @@ with the sweep (`settings/<tag>/cache/fitted/*.json`); every run trains a fresh 
 compressed copy. The raw runs are trained once and shared.
 
 CPU-sized like `codec_demo` (2000 / 1000 images, 6 epochs, 2 seeds per level and 3 at the lossless reference):
-learning the tables takes about 1.5 minutes of it (`python -m benchmarks.bench_learned_jpeg`)."""
+learning the tables takes about 2 minutes of it (`python -m benchmarks.bench_learned_jpeg`)."""
 
 import ml_collections
 

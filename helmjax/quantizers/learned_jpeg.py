@@ -8,8 +8,9 @@ with them (Pillow `qtables=`), so its bits are true file sizes and its pixels ar
 to `jpeg.compress(..., mode="exact", quality=50, ...)` with the same tables: quality 50 uses tables as given).
 
 The task loss comes from a fixed classifier trained on raw training images (other ones than the tables are learned
-on, so its loss reflects what generalises, not what it memorised), not one trained jointly with the tables: jointly, the tables would co-adapt to that one network (it learns to read whatever the tables keep), while
-the sweep asks what a fresh classifier trained from scratch on the compressed copy can learn. A fixed network
+on, so its loss reflects what generalises, not what it memorised), not one trained jointly with the tables: jointly,
+the tables would co-adapt to that one network (it learns to read whatever the tables keep), while the sweep asks
+what a fresh classifier trained from scratch on the compressed copy can learn. A fixed network
 trained on raw data says which image content the task uses, independent of any codec.
 
 In a sweep the level is lam (higher compresses more). The tables are learned once per level on the training split
@@ -278,13 +279,14 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, lam: float, *, subsampl
     """Learns a luma and a chroma base table on (images, labels) (the training split) for rate weight `lam`.
 
     `settings` override `SETTINGS` (subset: images the tables are learned on, at most half the split; the
-    classifier is trained on the other images; classifier_steps: Adam steps of the fixed raw-trained classifier; steps, batch_size, lr: Adam on the log tables; init_quality: the Annex K tables started from;
-    mode: the codec's soft rounding; arch, width: the classifier; seed). Returns a JSON-able dict: `luma`,
-    `chroma` (8x8 integer lists in [1, 255]), `lam`, `subsampling`, `spearman` (the rate proxy against Pillow
-    payload bits over the subset, at the learned tables: how well it ranks images whose sizes differ little),
-    `payload_bpp` and `proxy_bpp` there, `calibration` (with `spearman_pooled`: over images and tables),
-    `classifier_train_accuracy` (on its own images) and `classifier_accuracy` (on the raw images the tables are
-    learned on, which it never saw), `steps`, `seconds`, `settings` and `data` (the digest of images and labels).
+    classifier is trained on the other images; classifier_steps: Adam steps of the fixed raw-trained classifier;
+    steps, batch_size, lr: Adam on the log tables; init_quality: the Annex K tables started from; mode: the
+    codec's soft rounding; arch, width: the classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8
+    integer lists in [1, 255]), `lam`, `subsampling`, `spearman` (the rate proxy against Pillow payload bits over
+    the subset, at the learned tables: how well it ranks images whose sizes differ little), `payload_bpp` and
+    `proxy_bpp` there, `calibration` (with `spearman_pooled`: over images and tables), `classifier_train_accuracy`
+    (on its own images) and `classifier_accuracy` (on the raw images the tables are learned on, which it never
+    saw), `final_task_loss`, `steps`, `seconds`, `settings` and `data` (the digest of images and labels).
     """
     lam = check_lam(lam)
     unknown = set(settings) - set(SETTINGS)
