@@ -192,6 +192,15 @@ def default_configs(seed_counts=(1, 3, 5), noises=(0.004, 0.015), truths=tuple(T
     return configs
 
 
+def ceiling_configs() -> List[Config]:
+    """Near the ceiling (run with `--plateau 0.985 --floor 0.5`): one seed per level and 2 more at raw, or 3 seeds,
+    0.3 points of seed noise, constant or binomial. (Simulated accuracies are clipped at 99%, so the plateau stays
+    below it.)"""
+    configs = [Config(t, 1, 0.003, reference_seeds=2, seed_model=m) for t in ("flat", "hinge", "gentle")
+               for m in ("constant", "binomial")]
+    return configs + [Config(t, 3, 0.003, seed_model=m) for t in ("hinge", "gentle") for m in ("constant", "binomial")]
+
+
 def _fmt(rate: tuple) -> str:
     p, se, n = rate
     return "—" if n == 0 else f"{100 * p:5.1f} ± {100 * se:3.1f}"
@@ -209,17 +218,23 @@ def format_table(rows: List[dict]) -> str:
 
 
 def main():
+    global PLATEAU, FLOOR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=100, help="simulated sweeps per configuration")
     parser.add_argument("--resamples", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plateau", type=float, default=PLATEAU, help="the truths' top accuracy")
+    parser.add_argument("--floor", type=float, default=FLOOR, help="the truths' chance floor")
+    parser.add_argument("--ceiling", action="store_true", help="the near-ceiling configurations (ceiling_configs)")
     args = parser.parse_args()
-    configs = default_configs()
+    PLATEAU, FLOOR = args.plateau, args.floor  # the truths read them when called
+    configs = ceiling_configs() if args.ceiling else default_configs()
     start = time.perf_counter()
     rows = calibrate(configs, args.sweeps, args.resamples, args.seed)
     print(format_table(rows))
     print(f"\n{len(configs) * args.sweeps} simulated sweeps, {args.resamples} resamples each, "
-          f"{time.perf_counter() - start:.0f} s; rates ± Monte-Carlo standard error; δ = 1 point, one-sided 95%")
+          f"{time.perf_counter() - start:.0f} s; rates ± Monte-Carlo standard error; δ = 1 point, one-sided 95%; "
+          f"plateau {PLATEAU:g}, floor {FLOOR:g}")
 
 
 if __name__ == "__main__":
