@@ -72,7 +72,7 @@ def _q_n_text(row) -> str:
     return "n/a" if value is None else ">100" if value > 100 else "<1" if value < 1 else f"{value:.0f}"
 
 
-def truths(ladder: str, row: dict) -> Dict[str, Optional[float]]:
+def truths(row: dict) -> Dict[str, Optional[float]]:
     """What is known about a setting: the camera's true noise, and the content parameter (contrast's low end)."""
     content = row.get("contrast")
     return {"true_sigma": row["true_sigma"], "true_entropy": row["true_entropy_bits_per_pixel"],
@@ -137,7 +137,7 @@ def plot(rows_by_ladder: dict, path: pathlib.Path):
                                                                 ("content_ladder", "contrast", "grating contrast (low end)"))):
         rows = rows_by_ladder.get(ladder, [])
         for ax, (key, (label, read)) in zip(row_axes, QUANTITIES.items()):
-            xs = [truths(ladder, r)[truth_key] for r in rows]
+            xs = [truths(r)[truth_key] for r in rows]
             ys = [read(r) for r in rows]
             points = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
             if points:
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
                               ("content_ladder", "contrast"), ("content_ladder", "true_sigma")):
         rows = rows_by_ladder.get(ladder, [])
         for key, (label, read) in QUANTITIES.items():
-            result = spearman([truths(ladder, r)[truth_key] for r in rows], [read(r) for r in rows],
+            result = spearman([truths(r)[truth_key] for r in rows], [read(r) for r in rows],
                               args.resamples, args.confidence)
             result.update(ladder=ladder, truth=truth_key, quantity=key)
             record["correlations"].append(result)

@@ -20,10 +20,11 @@ from helmjax.analysis.sweep_files import read_level_bits
 REFERENCE_CODECS = ("pillow_jpeg", "jax_jpeg")
 
 
-def _bpp_per_item(a: Analysis, level) -> Optional[dict]:
-    """{"file": (N,), "payload": (N,) or None} in the sweep's rate unit at `level`, from its saved bits."""
+def _bpp_per_item(a: Analysis, saved: dict, level) -> Optional[dict]:
+    """{"file": (N,), "payload": (N,) or None} in the sweep's rate unit at `level`, from its saved bits (`saved`:
+    `read_level_bits` of the sweep)."""
     row = next((r for r in a.rates if r["level"] == level), None)
-    bits = read_level_bits(a.sweep_dir, a.scale.level_of_tag).get(level)
+    bits = saved.get(level)
     if row is None or bits is None or not row["file"]["mean"]:
         return None
     units = float(np.mean(bits["file"])) / row["file"]["mean"]
@@ -43,11 +44,12 @@ def compare(facets, *, resamples: int = 1000, seed: int = 0) -> List[dict]:
         return []
     rng = np.random.default_rng(seed)
     reference = next((pair for pair in facets if pair[1].quantizer in REFERENCE_CODECS), facets[0])
+    saved = {setting["tag"]: read_level_bits(a.sweep_dir, a.scale.level_of_tag) for setting, a in facets}
     rows = []
     for arch in dict.fromkeys(arch for _, a in facets for arch in a.per_arch):
         ref_result = reference[1].per_arch.get(arch)
         ref_items = None if ref_result is None or ref_result.q_star is None else \
-            _bpp_per_item(reference[1], ref_result.q_star)
+            _bpp_per_item(reference[1], saved[reference[0]["tag"]], ref_result.q_star)
         for setting, a in facets:
             result = a.per_arch.get(arch)
             if result is None:
@@ -57,7 +59,7 @@ def compare(facets, *, resamples: int = 1000, seed: int = 0) -> List[dict]:
                    "q_star_text": "none" if result.q_star is None else a.level_text(result.q_star),
                    "reference": reference[0]["tag"], "file": None, "payload": None, "saved": None,
                    "saved_share": None, "payload_saved": None}
-            items = None if result.q_star is None else _bpp_per_item(a, result.q_star)
+            items = None if result.q_star is None else _bpp_per_item(a, saved[setting["tag"]], result.q_star)
             if items is not None:
                 n = len(items["file"])
                 picks = rng.integers(0, n, (resamples, n))

@@ -109,7 +109,7 @@ class Analysis:
     at_chance: list = dataclasses.field(default_factory=list)  # runs not above chance (`analysis.chance`)
 
     def to_dict(self) -> dict:
-        return _json_safe(dataclasses.asdict(self))
+        return json_safe(dataclasses.asdict(self))
 
     @property
     def exploratory(self) -> bool:
@@ -129,11 +129,11 @@ class Analysis:
         return self.scale.position(level)
 
 
-def _json_safe(value):
+def json_safe(value):
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -141,7 +141,7 @@ def _json_safe(value):
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     return value
 
 

@@ -9,7 +9,7 @@ import pathlib
 from typing import List, Optional, Tuple
 
 from helmjax.analysis import RAW, Analysis, analyze, codec_comparison
-from helmjax.analysis.findings import _json_safe
+from helmjax.analysis.findings import json_safe
 from helmjax.analysis.sweep_files import read_config
 from helmjax.reporting import report as single
 from helmjax.reporting.number_format import number
@@ -116,7 +116,7 @@ def _codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
                       "reference" if row["setting"] == reference else cell(row["saved"], sign=True),
                       "reference" if row["setting"] == reference else cell(row["saved_share"], scale=100, sign=True),
                       "reference" if row["setting"] == reference else cell(row["payload_saved"], sign=True)])
-    lines += single._table(["codec", "arch", "q*", "file bpp at q*", "payload bpp at q*",
+    lines += single.markdown_table(["codec", "arch", "q*", "file bpp at q*", "payload bpp at q*",
                             f"file bpp saved vs {reference}", "saved (%)", "payload bpp saved"], table)
     return lines + [""]
 
@@ -142,9 +142,7 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
         for arch, result in a.per_arch.items():
             test = next((t for t in result.tests if t["level"] == result.q_star), None)
             ref = next((r for r in a.accuracy if r["arch"] == arch and r["level"] == result.reference), None)
-            knee = result.knee
-            knee_text = "n/a" if not knee else (single._bracket_text(a, knee) if knee["shape"] == "knee"
-                                                else f"at or below {a.level_text(result.levels[0])}")
+            knee_text = single.knee_text(a, result) if result.knee else "n/a"
             table.append([
                 link, arch, number(ref["mean"], ref["ci"], scale=100) if ref else "n/a",
                 "none" if result.q_star is None else a.level_text(result.q_star),
@@ -154,7 +152,7 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
                 _q_n_text(_q_n(noise)), f"{true['sigma']:.2f}" if true else "n/a",
                 f"{true['entropy_bits_per_pixel']:.2f}" if true else "n/a",
                 str(sum(r["arch"] == arch for r in a.at_chance))])
-    lines += single._table(header, table) + [""]
+    lines += single.markdown_table(header, table) + [""]
     lines += ["## Accuracy per level (%, mean over seeds, interval, n seeds)", ""]
     for setting, a in facets:
         for arch in a.archs:
@@ -192,10 +190,10 @@ def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int 
                                                                       x="level")),
         ("accuracy_vs_rate_by_setting", plotting.accuracy_by_setting(facets, out / "accuracy_vs_rate_by_setting.png",
                                                                      x="rate"))) if path is not None}
-    (out / "facets.json").write_text(json.dumps(_json_safe(facet_rows(facets)), indent=1))
+    (out / "facets.json").write_text(json.dumps(json_safe(facet_rows(facets)), indent=1))
     codecs = codec_comparison.compare(facets, resamples=resamples or 1000, seed=seed)
     if codecs:
-        (out / "codecs.json").write_text(json.dumps(_json_safe(codecs), indent=1))
+        (out / "codecs.json").write_text(json.dumps(json_safe(codecs), indent=1))
     path = out / "report.md"
     path.write_text(report_markdown(sweep_dir, facets, made, codecs))
     return path, summary_text(facets)

@@ -32,6 +32,13 @@ def _bracket_text(analysis: Analysis, knee: dict) -> str:
     return f"between {analysis.level_text(low)} and {analysis.level_text(high)}"
 
 
+def knee_text(analysis: Analysis, result) -> str:
+    """The knee in a few words: "between q=10 and q=20", or censored "at or below q=5"."""
+    if result.knee["shape"] == "knee":
+        return _bracket_text(analysis, result.knee)
+    return f"at or below {analysis.level_text(result.levels[0])}"
+
+
 def _n_approx_text(n_approx: Optional[dict]) -> str:
     """The quantizer's step figures as its spec names them: "step 16", "scale percent 250, mean luminance step
     141.5, ..."."""
@@ -245,10 +252,7 @@ def summary_text(analysis: Analysis) -> str:
             text += (f", lossless {number(a.lossless['mean'], a.lossless['ci'])}: "
                      f"{number(result.bits_not_needed['mean'], result.bits_not_needed['ci'])} not needed")
         if result.knee:
-            knee = result.knee
-            text += ("; knee " + (_bracket_text(a, knee)
-                                  if knee["shape"] == "knee"
-                                  else f"at or below {a.level_text(result.levels[0])}"))
+            text += "; knee " + knee_text(a, result)
         lines.append(text)
     if a.model_size.get("comparisons"):
         verdicts = ", ".join(f"{r['arch']} {r['verdict']}" for r in a.model_size["comparisons"])
@@ -270,7 +274,7 @@ def summary_text(analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+def markdown_table(header: List[str], rows: List[List[str]]) -> List[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -279,7 +283,7 @@ def _tables(a: Analysis) -> List[str]:
     conf = f"{a.settings['confidence']:.0%}"
     lines = [f"## Accuracy (mean over seeds, {conf} interval, n seeds)", ""]
     cell = lambda r: f"{_pct(r['mean'], r['ci'])} ({r['n']})"
-    lines += _table([a.level_label] + a.archs, [
+    lines += markdown_table([a.level_label] + a.archs, [
         [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level), "—")
                                  for arch in a.archs] for level in a.levels]) + [""]
     lines += [f"## Difference from the reference per level (points; passes when the one-sided {conf} lower bound "
@@ -290,7 +294,7 @@ def _tables(a: Analysis) -> List[str]:
         lines += [f"Arch {arch}, reference {_reference_text(a, result)}:", ""]
         verdict = lambda t: ("not worse by more than δ" if t["passed"] else "not shown within δ") if t["tested"] \
             else "not tested (sequence stopped)"
-        lines += _table([a.level_label, "difference", f"{conf} interval", "lower bound", "verdict"], [
+        lines += markdown_table([a.level_label, "difference", f"{conf} interval", "lower bound", "verdict"], [
             [a.level_text(t["level"]), *parts(t["diff"], t["ci"], scale=100, sign=True),
              bound(t["lower_bound"], t["ci"], scale=100), verdict(t)] for t in result.tests]) + [""]
     lines += [f"## Rates per level ({a.rate_label}; {conf} intervals over items)", ""]
@@ -302,11 +306,11 @@ def _tables(a: Analysis) -> List[str]:
                      "", "", ""])
     if a.storage_rate is not None:
         rows.append(["raw storage", f"{a.storage_rate:g}", "", "", ""])
-    lines += _table([a.level_label, "payload", "headers", "file", "N_approx"], rows) + [""]
+    lines += markdown_table([a.level_label, "payload", "headers", "file", "N_approx"], rows) + [""]
     per_level = a.model_size.get("per_level") or []
     if per_level:
         lines += [f"## Model size per level: difference in differences against {a.model_size['largest']} (points)", ""]
-        lines += _table([a.level_label, "arch", "params", "DiD", "Holm p", "verdict"], [
+        lines += markdown_table([a.level_label, "arch", "params", "DiD", "Holm p", "verdict"], [
             [a.level_text(r["level"]), r["arch"], f"{r['params']:,}", number(r["did"], r["ci"], scale=100, sign=True),
              f"{r['p_holm']:.2g}", r["verdict"]] for r in per_level]) + [""]
     if any(r.get("convergence_runs") for r in a.accuracy):
@@ -315,7 +319,7 @@ def _tables(a: Analysis) -> List[str]:
         cell = lambda r: ("not reached" if r["convergence_epochs"] is None else
                           f"{r['convergence_epochs']:.1f}, range {r['convergence_range'][0]}-{r['convergence_range'][1]}") \
             + f" ({r['converged']}/{r.get('convergence_runs', 0)})"
-        lines += _table([a.level_label] + a.archs, [
+        lines += markdown_table([a.level_label] + a.archs, [
             [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level
                                            and r.get("convergence_runs")), "—") for arch in a.archs]
             for level in a.levels]) + [""]
@@ -350,7 +354,8 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
             lines += [f"### {titles.get(name, name)}", "", f"![{titles.get(name, name)}]({pathlib.Path(path).name})", ""]
     lines += _tables(a)
     if a.failed:
-        lines += ["## Failed runs", ""] + _table(["run", "reason"], [[f["run"], str(f["error"])] for f in a.failed]) + [""]
+        lines += ["## Failed runs", ""] + markdown_table(["run", "reason"], [[f["run"], str(f["error"])]
+                                                                            for f in a.failed]) + [""]
     if a.missing:
         lines += ["## Missing runs", "", ", ".join(m["run"] for m in a.missing), ""]
     lines += ["## Method", ""] + [f"- **{name}**: {text}" for name, text in a.method.items()] + [""]

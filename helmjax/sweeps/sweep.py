@@ -245,26 +245,26 @@ def _run_settings(config, sweep_dir: pathlib.Path, only, worker, stop, progress,
     """A sweep with grid axes: every setting (`sweeps.axes`) validated first, then each trained as a sweep of its
     own in `settings/<tag>/`; the parent keeps sweep.json and the results of all settings."""
     axis_filters, grid_filters = axes.split_filters(config, only)
-    chosen = axes.chosen(axes.settings(config), axis_filters)
+    every = axes.settings(config)
+    chosen = axes.chosen(every, axis_filters)
     if not chosen:
         raise UserError("the --only filter leaves no setting of the grid axes; check its values against --list")
     configs = [axes.setting_config(config, setting) for setting in chosen]
-    for setting_config in configs:
-        validate(setting_config, grid_filters)
+    runs = [validate(setting_config, grid_filters) for setting_config in configs]
     _make_sweep_dir(sweep_dir)
     if is_primary():
         record = dict(_sweep_record(config), settings=[
-            {"tag": s.tag, "values": s.columns, "assignments": dict(s.assignments)} for s in axes.settings(config)])
+            {"tag": s.tag, "values": s.columns, "assignments": dict(s.assignments)} for s in every])
         with SweepLock(sweep_dir):
             atomic_io.write_json(sweep_dir / "sweep.json", record)
     outcome = SweepOutcome(sweep_dir, [], [], [], [], [])
-    every = [(axes.setting_config(config, s), setting_dir(sweep_dir, s.tag)) for s in axes.settings(config)]
-    for k, (setting, setting_config) in enumerate(zip(chosen, configs)):
+    siblings = [(axes.setting_config(config, s), setting_dir(sweep_dir, s.tag)) for s in every]
+    for k, (setting, setting_config, setting_runs) in enumerate(zip(chosen, configs, runs)):
         log(f"setting {k + 1}/{len(chosen)}: {setting.label}")
         here = setting_dir(sweep_dir, setting.tag)
         if is_primary() and worker == (0, 1):  # one process copies; workers sharing the grid train their own
-            shared = shared_reference.share_raw_runs(setting_config, here, [e for e in every if e[1] != here],
-                                                     validate(setting_config, grid_filters))
+            shared = shared_reference.share_raw_runs(setting_config, here, [e for e in siblings if e[1] != here],
+                                                     setting_runs)
             if shared:
                 log(f"  {len(shared)} raw run(s) copied from a setting with the same data, model and recipe")
         part = run_sweep(setting_config, sweep_dir.parent, only=grid_filters, worker=worker, stop=stop,
