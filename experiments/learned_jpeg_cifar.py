@@ -1,7 +1,7 @@
 """Tables learned for the task against the standard ones on real photographs: the CIFAR-10 lossless subset
 (5,170 / 1,017 exact pixels), JPEG with the Annex K tables at 3 qualities around its knee and JPEG with tables
-learned for task loss + λ·rate (`learned_jpeg`, learned on the training split by a fixed raw-trained classifier)
-at 3 λ, 2 seeds, fresh classifiers trained from scratch on each compressed copy, raw runs shared.
+learned for the least task loss at 3 target payload rates (`learned_jpeg`, learned on the training split through a
+fixed classifier), 2 seeds, fresh classifiers trained from scratch on each compressed copy, raw runs shared.
 
 CPU-sized like `codec_sweep` (A at width 0.25, Adam, 8 epochs; about 15 minutes on 2 cores)."""
 
@@ -11,9 +11,8 @@ from experiments import cifar_q_sweep_small
 from experiments.codec_demo import codec_axis
 
 CODEC_LEVELS = {
-    "jax_jpeg": [10, 25, 75],
-    # λ, most compression first: about 0.5-1.1 payload bits per pixel here (0.3 -> 1.03, 0.1 -> 1.81 measured)
-    "learned_jpeg": [2.0, 0.7, 0.25],
+    "jax_jpeg": [10, 25, 75],  # quality: 0.58, 1.05, 2.31 payload bits per pixel here
+    "learned_jpeg": [0.5, 0.8, 1.1],  # target payload bits per pixel
 }
 
 
