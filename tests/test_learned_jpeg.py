@@ -15,7 +15,7 @@ from helmjax.quantizers import jpeg, learned_jpeg, registry
 from helmjax.sweeps import quantized_data
 
 # Few images and steps (the whole file in well under 30 s on 2 cores); a large lr so 30 steps move the tables.
-TINY = dict(subset=192, classifier_steps=40, augment=1, steps=30, batch_size=32, lr=0.3)
+TINY = dict(subset=192, classifier_steps=40, augment=1, steps=30, batch_size=32, lr=0.3, restarts=2)
 BPPS = (1.2, 0.5)  # target payload bits per pixel (Annex K q50 is about 1.4 here)
 
 
@@ -51,6 +51,18 @@ def test_tables_meet_the_target_rate_on_their_images_and_nearly_on_held_out_ones
         assert state["payload_bpp"] <= bpp and state["payload_bpp"] > 0.9 * bpp, state["payload_bpp"]
         held_out = level.bits[1, n_train:].mean() / pixels  # payload bits of the test split
         assert abs(held_out - bpp) < 0.1 * bpp, (bpp, held_out)
+
+
+def test_the_descent_a_fresh_classifier_learns_best_from_is_kept(learned):
+    _, _, out = learned
+    for _, state in out.values():
+        restarts = state["restarts"]
+        assert len(restarts) == TINY["restarts"]
+        best = min(restarts, key=lambda r: r["fresh_loss"])
+        assert state["luma"] == best["luma"] and state["chroma"] == best["chroma"]
+        assert all(0.0 <= r["fresh_accuracy"] <= 1.0 and r["payload_bpp"] <= state["bpp"] for r in restarts)
+        # the DC steps were chosen on the real codec among the candidate pairs (and the descent's own)
+        assert len(state["dc_choices"]) == 1 + len(learned_jpeg.DC_CANDIDATES) ** 2
 
 
 def test_meet_rate_takes_the_finest_common_scale_under_the_target(learned):

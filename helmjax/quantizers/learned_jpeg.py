@@ -68,8 +68,8 @@ DC_WEIGHT = 1.8
 CORRECT_EVERY = 20  # steps between measurements of the real payload during the descent
 # How the tables are learned; part of the fitted state's key, so changing one relearns.
 SETTINGS = dict(subset=1000, classifier_steps=600, augment=2, steps=300, batch_size=64, lr=0.05, dual_lr=0.05,
-                init_lam=0.1, init_quality=50, mode="cubic", symmetric=True, dc_search=True, arch="A", width=0.25,
-                seed=0)
+                init_lam=0.1, init_quality="target", mode="cubic", symmetric=True, dc_search=True, restarts=3,
+                arch="A", width=0.25, seed=0)
 
 
 # ---------------------------------------------------------------------------------------------- real files
@@ -360,7 +360,7 @@ def meet_rate(images: np.ndarray, log_luma, log_chroma, bpp: float, subsampling:
     return luma, chroma, high, rate(high)
 
 
-DC_CANDIDATES = (4, 16, 64, 255)  # DC steps tried on the real codec (luma x chroma), besides the descent's own
+DC_CANDIDATES = (4, 16, 64)  # DC steps tried on the real codec (luma x chroma), besides the descent's own
 
 
 def choose_dc(images, labels, classifier, log_luma, log_chroma, bpp: float, subsampling: str = "4:2:0"):
@@ -396,7 +396,8 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     it also trains on; steps, batch_size, lr: Adam on the log tables; dual_lr, init_lam: the dual ascent on lam
     (log lam += dual_lr * (rate / bpp - 1) each step); init_quality: the Annex K tables started from; mode: the
     codec's soft rounding; symmetric: entry (u, v) = (v, u); dc_search: DC steps chosen on the real codec
-    (`choose_dc`); arch, width: the classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8
+    (`choose_dc`); restarts: descents (batch orders) of which the one a fresh classifier learns best from is kept;
+    arch, width: the classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8
     integer lists in [1, 255]), `bpp` (the target), `payload_bpp` (Pillow's, over the subset: at most `bpp`),
     `lam` (where the dual ascent ended), `offset` (the log scale the rate bisection applied), `subsampling`,
     `spearman` (the rate proxy against Pillow payload bits over the subset, at the learned tables), `proxy_bpp`,
@@ -431,10 +432,12 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
                                   s["classifier_steps"], s["batch_size"], s["seed"], s["augment"], subsampling))
     calibration = _memo(("calibration", subsampling) + data_key, lambda: calibrate_rate(x, subsampling))
     pixels = float(x.shape[1] * x.shape[2])
-    init = [np.log(scaled_table(base, s["init_quality"]).astype(np.float32)) for base in (LUMA_TABLE, CHROMA_TABLE)]
-    theta = {"luma": jnp.asarray(init[0]), "chroma": jnp.asarray(init[1])}
+    target_init = s["init_quality"] == "target"
+    init = [np.log(scaled_table(base, 50 if target_init else int(s["init_quality"])).astype(np.float32))
+            for base in (LUMA_TABLE, CHROMA_TABLE)]
+    if target_init:  # Annex K's shape, scaled to the target rate
+        init = [np.log(t).astype(np.float32) for t in meet_rate(x, *init, bpp, subsampling)[:2]]
     optimizer = optax.adam(s["lr"])
-    opt_state = optimizer.init(theta)
     log_lam_range = tuple(math.log(v) for v in LAM_RANGE)
 
     # The proxy's rate, scaled every `CORRECT_EVERY` steps to Pillow's real payload at the current (rounded) tables
@@ -468,26 +471,56 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
         log_lam = jnp.clip(log_lam + s["dual_lr"] * (rate / bpp - 1.0), *log_lam_range)
         return theta, opt_state, log_lam, (task, rate)
 
-    rng = np.random.default_rng(s["seed"] + 1)
-    log_lam = jnp.asarray(math.log(s["init_lam"]), jnp.float32)
-    for i in range(int(s["steps"])):
-        if i % CORRECT_EVERY == 0:
-            scale = correction(theta)
-        idx = rng.choice(len(x), min(s["batch_size"], len(x)), replace=False)
-        theta, opt_state, log_lam, (task, rate) = step(theta, opt_state, log_lam, variables, scale, x[idx], y[idx])
-    log_luma, log_chroma = np.asarray(theta["luma"]), np.asarray(theta["chroma"])
-    dc_choices = []
-    if s["dc_search"]:
-        log_luma, log_chroma, dc_choices = choose_dc(x, y, functools.partial(apply, variables), log_luma, log_chroma,
-                                                     bpp, subsampling)
-    luma, chroma, offset, payload_bpp = meet_rate(x, log_luma, log_chroma, bpp, subsampling)
+    def descend(restart: int):
+        """One descent from the initial tables (batches drawn by its own seed), its DC steps and the rate met."""
+        theta = {"luma": jnp.asarray(init[0]), "chroma": jnp.asarray(init[1])}
+        opt_state = optimizer.init(theta)
+        rng = np.random.default_rng(s["seed"] + 1 + restart)
+        log_lam = jnp.asarray(math.log(s["init_lam"]), jnp.float32)
+        for i in range(int(s["steps"])):
+            if i % CORRECT_EVERY == 0:
+                scale = correction(theta)
+            idx = rng.choice(len(x), min(s["batch_size"], len(x)), replace=False)
+            theta, opt_state, log_lam, (task, rate) = step(theta, opt_state, log_lam, variables, scale, x[idx],
+                                                           y[idx])
+        log_luma, log_chroma = np.asarray(theta["luma"]), np.asarray(theta["chroma"])
+        dc_choices = []
+        if s["dc_search"]:
+            log_luma, log_chroma, dc_choices = choose_dc(x, y, functools.partial(apply, variables), log_luma,
+                                                         log_chroma, bpp, subsampling)
+        luma, chroma, offset, payload_bpp = meet_rate(x, log_luma, log_chroma, bpp, subsampling)
+        return dict(luma=luma, chroma=chroma, offset=float(offset), payload_bpp=float(payload_bpp),
+                    lam=float(jnp.exp(log_lam)), final_task_loss=float(task), dc_choices=dc_choices)
+
+    def fresh_score(candidate) -> dict:
+        """A classifier trained from scratch on the other images coded with these tables (as the sweep's are),
+        scored on the tables' images coded alike: which of several descents a fresh classifier learns best from."""
+        tables = {"luma": candidate["luma"], "chroma": candidate["chroma"]}
+        fresh_apply, fresh_vars, _ = _train_classifier(
+            compress_with_tables(images[rest], tables, subsampling).data, labels[rest], num_classes, s["arch"],
+            s["width"], s["classifier_steps"], s["batch_size"], s["seed"], 0, subsampling)
+        logits = fresh_apply(fresh_vars, jnp.asarray(compress_with_tables(x, tables, subsampling).data, jnp.float32))
+        return {"fresh_loss": float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()),
+                "fresh_accuracy": float(np.mean(np.argmax(np.asarray(logits), -1) == y))}
+
+    candidates = [descend(r) for r in range(max(1, int(s["restarts"])))]
+    if len(candidates) > 1:
+        for candidate in candidates:
+            candidate.update(fresh_score(candidate))
+    best = min(candidates, key=lambda c: c.get("fresh_loss", 0.0))
+    luma, chroma, offset, payload_bpp, task = (best[k] for k in ("luma", "chroma", "offset", "payload_bpp",
+                                                                 "final_task_loss"))
+    dc_choices = best["dc_choices"]
+    restarts = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items() if k != "dc_choices"}
+                for c in candidates]
+    log_lam = jnp.log(best["lam"])
     real = payload_bits(x, luma, chroma, subsampling)
     proxy = np.asarray(proxy_bits(dct_coefficients(x, subsampling), luma, chroma, calibration))
     return {
         "format": FORMAT, "luma": luma.tolist(), "chroma": chroma.tolist(), "bpp": bpp, "subsampling": subsampling,
         "payload_bpp": float(payload_bpp), "lam": float(jnp.exp(log_lam)), "offset": float(offset),
         "spearman": float(stats.spearmanr(proxy, real)[0]), "proxy_bpp": float(proxy.mean() / pixels),
-        "final_task_loss": float(task), "calibration": calibration, "dc_choices": dc_choices,
+        "final_task_loss": float(task), "calibration": calibration, "dc_choices": dc_choices, "restarts": restarts,
         "classifier_train_accuracy": train_accuracy, "steps": int(s["steps"]),
         "classifier_accuracy": float(np.mean(np.argmax(np.asarray(apply(variables, jnp.asarray(x, jnp.float32))),
                                                        -1) == y)),
