@@ -7,8 +7,9 @@ JPEG-compressed images, a calibrated rate proxy, the rate met exactly by bisecti
 The raw runs are trained once and shared.
 
 CPU-sized like `codec_demo` (2000 / 1000 images, 6 epochs), 3 seeds per level and 5 at the lossless reference (the
-answer is a difference of rates at two q*, so both need seeds); about 10 minutes on 2 cores, of which learning the
-tables takes about 2 (`python -m benchmarks.bench_learned_jpeg`)."""
+answer is a difference of rates at two q*, so both need seeds); about 20 minutes on 2 cores, of which learning the
+tables takes about 14 (3-4 minutes per level: 3 descents, the DC search and 3 fresh classifiers to choose between
+them; BENCHMARKS.md)."""
 
 import ml_collections
 

@@ -2,7 +2,7 @@
 
 `learn_tables(x_train, y_train, bpp)` learns the two 8x8 base tables for the least task loss at a payload of `bpp`
 bits per pixel, in four steps:
-1. Adam on the log table entries through the differentiable JAX JPEG (`jpeg.compress(..., mode="cubic")`) on task
+1. Adam on the log table entries, from Annex K's tables scaled to the target rate, through the differentiable JAX JPEG (`jpeg.compress(..., mode="cubic")`) on task
    loss + lam * rate. The rate is a smooth proxy of the JPEG payload (soft nonzero counts, magnitude bits, DC
    differences, zero runs in zigzag order), calibrated by least squares against Pillow's real payload bits and
    rescaled every `CORRECT_EVERY` steps to the real payload at the current tables; lam follows by dual ascent so
@@ -12,6 +12,8 @@ bits per pixel, in four steps:
 3. The tables are rounded to integers in [1, 255] and scaled together (bisection on one log offset, `meet_rate`)
    until Pillow's real payload on the learning images is at most `bpp`: the level is a true rate, so levels are
    ordered by rate by construction.
+4. Steps 1-3 run `restarts` times (batch orders); the tables a fresh classifier, trained on the other training
+   images coded with them, scores best on are kept.
 The quantizer `learned_jpeg` writes real JPEG files with them (Pillow `qtables=`), so its bits are true file sizes
 and its pixels are what any decoder returns (equal to `jpeg.compress(..., mode="exact", quality=50, ...)` with the
 same tables: quality 50 uses tables as given).
@@ -22,8 +24,9 @@ classifier trained from scratch on the compressed copy can learn. The fixed clas
 images than the tables are learned on (so its loss reflects what generalises, not what it memorised), raw and
 JPEG-compressed with random tables (Annex K at random qualities and random log-uniform tables), because the fresh
 classifiers of the sweep are trained on compression artifacts too. Symmetric tables, because free ones learned to
-keep one grating orientation and classify the other by its absence, which the fixed classifier reads but fresh
-classifiers learned poorly (measured on the camera set: 84-94% against 98-99% at 0.5-0.65 bits per pixel).
+keep one grating orientation of the camera set and leave the other to be read from its absence, which the fixed
+classifier does and fresh classifiers learn less reliably; several descents, of which the one a fresh classifier
+learns best from is kept, because descents from one start differ a lot. What each choice gave: BENCHMARKS.md.
 
 In a sweep the level is the target payload bits per pixel (lower compresses more). The tables are learned once per
 level on the training split only (the registry's `fit` hook, called by `helmjax.sweeps.quantized_data.quantize`),
