@@ -3,7 +3,8 @@
 learned for the least task loss at 3 target payload rates (`learned_jpeg`, learned on the training split through a
 fixed classifier), 2 seeds, fresh classifiers trained from scratch on each compressed copy, raw runs shared.
 
-CPU-sized like `codec_sweep` (A at width 0.25, Adam, 8 epochs; about 15 minutes on 2 cores)."""
+CPU-sized like `codec_sweep` (A at width 0.25, Adam, 8 epochs; about 25 minutes on 2 cores, 13 of them learning the
+tables)."""
 
 import ml_collections
 
