@@ -2,11 +2,12 @@
 
 `learn_tables(x_train, y_train, bpp)` learns the two 8x8 base tables for the least task loss at a payload of `bpp`
 bits per pixel, in four steps:
-1. Adam on the log table entries, from Annex K's tables scaled to the target rate, through the differentiable JAX JPEG (`jpeg.compress(..., mode="cubic")`) on task
-   loss + lam * rate. The rate is a smooth proxy of the JPEG payload (soft nonzero counts, magnitude bits, DC
-   differences, zero runs in zigzag order), calibrated by least squares against Pillow's real payload bits and
-   rescaled every `CORRECT_EVERY` steps to the real payload at the current tables; lam follows by dual ascent so
-   that the rate meets `bpp`. The tables are kept symmetric (entry (u, v) = (v, u)).
+1. Adam on the log table entries, from Annex K's tables scaled to the target rate, through the differentiable JAX
+   JPEG (`jpeg.compress(..., mode="cubic")`) on task loss + lam * rate. The rate is a smooth proxy of the JPEG
+   payload (soft nonzero counts, magnitude bits, DC differences, zero runs in zigzag order), calibrated by least
+   squares against Pillow's real payload bits and rescaled every `CORRECT_EVERY` steps to the real payload at the
+   current tables; lam follows by dual ascent so that the rate meets `bpp`. The tables are kept symmetric
+   (entry (u, v) = (v, u)).
 2. The DC steps are then chosen on the real codec (`choose_dc`): the soft rounding's gradient for a DC step is
    misleading (measured: it drove the luma DC to 1 and the chroma DC to 255).
 3. The tables are rounded to integers in [1, 255] and scaled together (bisection on one log offset, `meet_rate`)
@@ -347,6 +348,7 @@ def meet_rate(images: np.ndarray, log_luma, log_chroma, bpp: float, subsampling:
     tables keep the learned shape (their ratios) while the rate becomes exactly the target's."""
     pixels = float(images.shape[1] * images.shape[2])
 
+    @functools.lru_cache(maxsize=None)  # each offset is coded once (the end reads the bisection's last bound again)
     def rate(offset):
         return payload_bits(images, *_rounded(log_luma, log_chroma, offset), subsampling).mean() / pixels
 
@@ -397,9 +399,10 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     `settings` override `SETTINGS` (subset: images the tables are learned on, at most half the split; the
     classifier is trained on the other images; classifier_steps: its Adam steps; augment: JPEG-compressed copies
     it also trains on; steps, batch_size, lr: Adam on the log tables; dual_lr, init_lam: the dual ascent on lam
-    (log lam += dual_lr * (rate / bpp - 1) each step); init_quality: the Annex K tables started from; mode: the
-    codec's soft rounding; symmetric: entry (u, v) = (v, u); dc_search: DC steps chosen on the real codec
-    (`choose_dc`); restarts: descents (batch orders) of which the one a fresh classifier learns best from is kept;
+    (log lam += dual_lr * (rate / bpp - 1) each step); init_quality: the Annex K quality started from, or "target":
+    Annex K's shape scaled to `bpp`; mode: the codec's soft rounding; symmetric: entry (u, v) = (v, u); dc_search:
+    DC steps chosen on the real codec (`choose_dc`); restarts: descents (batch orders) of which the one a fresh
+    classifier learns best from is kept;
     arch, width: the classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8
     integer lists in [1, 255]), `bpp` (the target), `payload_bpp` (Pillow's, over the subset: at most `bpp`),
     `lam` (where the dual ascent ended), `offset` (the log scale the rate bisection applied), `subsampling`,
@@ -511,19 +514,16 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
         for candidate in candidates:
             candidate.update(fresh_score(candidate))
     best = min(candidates, key=lambda c: c.get("fresh_loss", 0.0))
-    luma, chroma, offset, payload_bpp, task = (best[k] for k in ("luma", "chroma", "offset", "payload_bpp",
-                                                                 "final_task_loss"))
-    dc_choices = best["dc_choices"]
-    restarts = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items() if k != "dc_choices"}
-                for c in candidates]
-    log_lam = jnp.log(best["lam"])
+    luma, chroma = best["luma"], best["chroma"]
     real = payload_bits(x, luma, chroma, subsampling)
     proxy = np.asarray(proxy_bits(dct_coefficients(x, subsampling), luma, chroma, calibration))
     return {
         "format": FORMAT, "luma": luma.tolist(), "chroma": chroma.tolist(), "bpp": bpp, "subsampling": subsampling,
-        "payload_bpp": float(payload_bpp), "lam": float(jnp.exp(log_lam)), "offset": float(offset),
+        "payload_bpp": best["payload_bpp"], "lam": best["lam"], "offset": best["offset"],
         "spearman": float(stats.spearmanr(proxy, real)[0]), "proxy_bpp": float(proxy.mean() / pixels),
-        "final_task_loss": float(task), "calibration": calibration, "dc_choices": dc_choices, "restarts": restarts,
+        "final_task_loss": best["final_task_loss"], "calibration": calibration, "dc_choices": best["dc_choices"],
+        "restarts": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items() if k != "dc_choices"}
+                     for c in candidates],
         "classifier_train_accuracy": train_accuracy, "steps": int(s["steps"]),
         "classifier_accuracy": float(np.mean(np.argmax(np.asarray(apply(variables, jnp.asarray(x, jnp.float32))),
                                                        -1) == y)),
