@@ -1,5 +1,6 @@
 """A sweep directory holds runs of one config: refusals name the keys that differ; --new_sweep puts it beside."""
 
+import dataclasses
 import json
 
 import pytest
@@ -85,3 +86,21 @@ def test_run_py_refuses_a_changed_config_and_new_sweep_puts_it_beside(tmp_path):
     assert all(json.loads(line)["run"] for line in (new_dir / "results.jsonl").read_text().splitlines())
     analyzed = run("--set", "train.lr=0.5", "--analyze")  # finds the sweep of exactly this config
     assert analyzed.returncode == 0 and f"report: {new_dir}" in analyzed.stdout
+
+
+def test_a_changed_version_of_a_quantizer_an_axis_brings_in_is_refused(tmp_path, monkeypatch):
+    """The learned setting of learned_jpeg_demo had runs of the old tables; a rerun after the quantizer changed
+    must not skip them as finished (and then leave them out as foreign): it is refused like any other change."""
+    from helmjax.quantizers import registry
+    config = config_lib.load_experiment("learned_jpeg_demo")
+    _write_sweep(tmp_path / "learned_jpeg_demo", config)
+    assert identity.resolve_sweep_dir(tmp_path, config) == tmp_path / "learned_jpeg_demo"
+    spec = registry.get("learned_jpeg")
+    monkeypatch.setitem(registry._REGISTRY, "learned_jpeg", dataclasses.replace(spec, version="changed"))
+    with pytest.raises(UserError, match="quantizer.versions.learned_jpeg: .* -> \"changed\".*--new_sweep"):
+        identity.resolve_sweep_dir(tmp_path, config)
+    # a sweep recorded before these keys were kept still resumes
+    before = identity.shaping(config)
+    before = {k: v for k, v in before.items() if not k.startswith("quantizer.versions.")}
+    (tmp_path / "learned_jpeg_demo" / "sweep.json").write_text(json.dumps(dict(shaping=before)))
+    assert identity.resolve_sweep_dir(tmp_path, config) == tmp_path / "learned_jpeg_demo"

@@ -43,7 +43,13 @@ def shaping(config) -> Dict[str, Any]:
     flat = {}
     if hasattr(config, "to_dict"):
         from helmjax.quantizers import registry
+        from helmjax.sweeps import axes
         flat["quantizer.version"] = registry.get(config.quantizer.name).version
+        if axes.has_axes(config):  # the other quantizers a grid axis brings in shape their settings' runs too
+            for setting in axes.settings(config):
+                name = axes.setting_config(config, setting).quantizer.name
+                if name != config.quantizer.name:
+                    flat[f"quantizer.versions.{name}"] = registry.get(name).version
     for section in SHAPING_SECTIONS:
         if isinstance(tree.get(section), Mapping):
             flat.update(_flatten(tree[section], section))
@@ -62,9 +68,12 @@ def config_digest(config) -> str:
 
 
 def same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Equal shaping keys; a record from before quantizer versions were kept matches any version."""
+    """Equal shaping keys; a record from before quantizer versions were kept matches any version (and one from
+    before an axis's other quantizers were kept, any of theirs)."""
     if "quantizer.version" not in old:
         new = {k: v for k, v in new.items() if k != "quantizer.version"}
+    if not any(k.startswith("quantizer.versions.") for k in old):
+        new = {k: v for k, v in new.items() if not k.startswith("quantizer.versions.")}
     return dict(old) == dict(new)
 
 
