@@ -15,7 +15,8 @@ from helmjax.quantizers import jpeg, learned_jpeg, registry
 from helmjax.sweeps import quantized_data
 
 # Few images and steps (the whole file in well under 30 s on 2 cores); a large lr so 30 steps move the tables.
-TINY = dict(subset=192, classifier_steps=40, augment=1, steps=30, batch_size=32, lr=0.3, restarts=2)
+TINY = dict(subset=192, classifier_steps=40, augment=1, steps=30, batch_size=32, lr=0.3, restarts=2, fresh_steps=30,
+            init_quality=("flat", "target"))
 BPPS = (1.2, 0.5)  # target payload bits per pixel (Annex K q50 is about 1.4 here)
 
 
@@ -58,11 +59,22 @@ def test_the_descent_a_fresh_classifier_learns_best_from_is_kept(learned):
     for _, state in out.values():
         restarts = state["restarts"]
         assert len(restarts) == TINY["restarts"]
+        assert [r["init"] for r in restarts] == ["flat", "target"]  # a list of starts is taken in turn
         best = min(restarts, key=lambda r: r["fresh_loss"])
         assert state["luma"] == best["luma"] and state["chroma"] == best["chroma"]
         assert all(0.0 <= r["fresh_accuracy"] <= 1.0 and r["payload_bpp"] <= state["bpp"] for r in restarts)
         # the DC steps were chosen on the real codec among the candidate pairs (and the descent's own)
         assert len(state["dc_choices"]) == 1 + len(learned_jpeg.DC_CANDIDATES) ** 2
+
+
+def test_flat_start_is_one_step_everywhere_scaled_to_the_target():
+    ds = make_camera(seed=3, n_train=96, n_test=2)
+    # a step of 1e-9 leaves the start as it was (Adam's first step is lr in size)
+    state = learned_jpeg.learn_tables(ds.x_train, ds.y_train, 1.0, subset=48, classifier_steps=5, augment=0, steps=1,
+                                      batch_size=16, lr=1e-9, restarts=1, dc_search=False, init_quality="flat")
+    steps = np.unique(np.concatenate([np.ravel(state["luma"]), np.ravel(state["chroma"])]))
+    assert len(steps) == 1 and 1 < steps[0] < 255, steps
+    assert 0.9 < state["payload_bpp"] <= 1.0
 
 
 def test_meet_rate_takes_the_finest_common_scale_under_the_target(learned):
