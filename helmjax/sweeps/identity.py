@@ -47,7 +47,7 @@ def shaping(config) -> Dict[str, Any]:
         flat["quantizer.version"] = registry.get(config.quantizer.name).version
         if axes.has_axes(config):  # the other quantizers a grid axis brings in shape their settings' runs too
             for setting in axes.settings(config):
-                name = axes.setting_config(config, setting).quantizer.name
+                name = dict(setting.assignments).get("quantizer.name", config.quantizer.name)
                 if name != config.quantizer.name:
                     flat[f"quantizer.versions.{name}"] = registry.get(name).version
     for section in SHAPING_SECTIONS:
