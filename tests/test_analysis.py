@@ -397,3 +397,38 @@ def test_tolerance_is_read_as_a_fraction_below_one_and_as_points_from_one():
     assert tolerance_fraction(None) == 0.01
     assert lowest_of_top_run([1, 5, 10, 20], [False, True, False, True]) == 20
     assert lowest_of_top_run([1, 5], [True, False]) is None
+
+
+def test_codec_comparison_pairs_every_codec_with_jpeg_at_its_own_q_star():
+    """Three codecs (a third once broke the comparison): bits saved against JPEG, file and payload, as differences
+    and as shares of JPEG's, paired item by item; a codec without q* has no rate."""
+    import types
+    from helmjax.analysis import codec_comparison
+    rng = np.random.default_rng(0)
+    n = 200
+    bits = {"jpeg": {18: {"file": rng.uniform(5.5, 5.9, n), "payload": rng.uniform(0.6, 1.0, n)}},
+            "learned": {0.6: {"file": rng.uniform(5.3, 5.7, n), "payload": rng.uniform(0.4, 0.8, n)}},
+            "other": {0.5: {"file": rng.uniform(5.0, 5.4, n), "payload": rng.uniform(0.3, 0.7, n)}},
+            "none": {}}
+
+    def facet(tag, quantizer, q_star):
+        rates = [{"level": level, "file": {"mean": float(b["file"].mean())}} for level, b in bits[tag].items()]
+        analysis = types.SimpleNamespace(quantizer=quantizer, per_arch={"A": types.SimpleNamespace(q_star=q_star)},
+                                         settings={"confidence": 0.95}, rates=rates, level_text=str)
+        return {"tag": tag}, analysis
+
+    facets = [facet("jpeg", "jax_jpeg", 18), facet("learned", "learned_jpeg", 0.6), facet("other", "webp", 0.5),
+              facet("none", "avif", None)]
+    rows = codec_comparison.compare_bits(facets, bits, resamples=200)
+    assert [(r["setting"], r["reference"]) for r in rows] == [(tag, "jpeg") for tag in bits]
+    assert rows[0]["saved"] is None and rows[3]["file"] is None and rows[3]["payload_saved_share"] is None
+    ref = bits["jpeg"][18]
+    for row, level in ((rows[1], 0.6), (rows[2], 0.5)):
+        mine = bits[row["setting"]][level]
+        saved = ref["payload"] - mine["payload"]
+        assert row["payload_saved"]["mean"] == pytest.approx(saved.mean())
+        assert row["payload_saved_share"]["mean"] == pytest.approx(saved.mean() / ref["payload"].mean())
+        assert row["saved_share"]["mean"] == pytest.approx((ref["file"] - mine["file"]).mean() / ref["file"].mean())
+        for key in ("saved", "saved_share", "payload_saved", "payload_saved_share"):
+            low, high = row[key]["ci"]
+            assert low < row[key]["mean"] < high, key

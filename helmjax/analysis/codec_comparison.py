@@ -2,11 +2,11 @@
 each codec's fewest bits per pixel that are not worse than raw by more than δ, and the bits it saves against JPEG.
 
 Per setting and arch, the codec's answer is its q* (the fixed-sequence non-inferiority test of `analyze`, δ and
-confidence of the sweep) and the rate there: the whole file (what storage costs; every codec has it) and the
-payload where the format separates it. Bits saved against the reference codec (JPEG when the sweep has it) are
-paired item by item at each codec's own q* (the same images in the same order in every setting) with a percentile
-bootstrap over items; "saved" is relative to the reference's file size at its q*. Both codecs' q* carry the same
-guarantee (not worse than their raw by more than δ), so this compares them at equal accuracy in that sense only:
+confidence of the sweep) and the rate there: the whole file (what storage costs; every codec has it) and the payload
+where the format separates it. Bits saved against the reference codec (JPEG when the sweep has it) are paired item by
+item at each codec's own q* (the same images in the same order in every setting) with a percentile bootstrap over
+items; "saved" shares are relative to the reference's file (or payload) size at its q*. Both codecs' q* carry the
+same guarantee (not worse than their raw by more than δ), so this compares them at equal accuracy in that sense only:
 it is not a test that one codec's accuracy equals the other's.
 """
 
@@ -38,18 +38,31 @@ def _interval(values: np.ndarray, picks: np.ndarray, confidence: float) -> dict:
     return {"mean": float(values.mean()), "ci": (float(low), float(high))}
 
 
+def _share(saved: np.ndarray, reference: np.ndarray, picks: np.ndarray, confidence: float) -> dict:
+    """Bits saved as a fraction of the reference's, with the percentile interval of the same resamples."""
+    tail = 100 * (1 - confidence) / 2
+    shares = saved[picks].mean(axis=1) / reference[picks].mean(axis=1)
+    return {"mean": float(saved.mean() / reference.mean()),
+            "ci": tuple(float(v) for v in np.percentile(shares, [tail, 100 - tail]))}
+
+
 def compare(facets, *, resamples: int = 1000, seed: int = 0) -> List[dict]:
     """One row per (setting, arch) when the settings hold more than one quantizer; [] otherwise."""
     if len({a.quantizer for _, a in facets}) < 2:
         return []
+    level_bits = {setting["tag"]: read_level_bits(a.sweep_dir, a.scale.level_of_tag) for setting, a in facets}
+    return compare_bits(facets, level_bits, resamples=resamples, seed=seed)
+
+
+def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int = 0) -> List[dict]:
+    """`compare` on bits already read: `level_bits[tag][level]` = {"file": (N,), "payload": (N,)} per item."""
     rng = np.random.default_rng(seed)
     reference = next((pair for pair in facets if pair[1].quantizer in REFERENCE_CODECS), facets[0])
-    saved = {setting["tag"]: read_level_bits(a.sweep_dir, a.scale.level_of_tag) for setting, a in facets}
     rows = []
     for arch in dict.fromkeys(arch for _, a in facets for arch in a.per_arch):
         ref_result = reference[1].per_arch.get(arch)
         ref_items = None if ref_result is None or ref_result.q_star is None else \
-            _bpp_per_item(reference[1], saved[reference[0]["tag"]], ref_result.q_star)
+            _bpp_per_item(reference[1], level_bits[reference[0]["tag"]], ref_result.q_star)
         for setting, a in facets:
             result = a.per_arch.get(arch)
             if result is None:
@@ -58,8 +71,8 @@ def compare(facets, *, resamples: int = 1000, seed: int = 0) -> List[dict]:
             row = {"setting": setting["tag"], "quantizer": a.quantizer, "arch": arch, "q_star": result.q_star,
                    "q_star_text": "none" if result.q_star is None else a.level_text(result.q_star),
                    "reference": reference[0]["tag"], "file": None, "payload": None, "saved": None,
-                   "saved_share": None, "payload_saved": None}
-            items = None if result.q_star is None else _bpp_per_item(a, saved[setting["tag"]], result.q_star)
+                   "saved_share": None, "payload_saved": None, "payload_saved_share": None}
+            items = None if result.q_star is None else _bpp_per_item(a, level_bits[setting["tag"]], result.q_star)
             if items is not None:
                 n = len(items["file"])
                 picks = rng.integers(0, n, (resamples, n))
@@ -67,13 +80,12 @@ def compare(facets, *, resamples: int = 1000, seed: int = 0) -> List[dict]:
                 if items["payload"] is not None:
                     row["payload"] = _interval(items["payload"], picks, confidence)
                 if ref_items is not None and len(ref_items["file"]) == n and setting is not reference[0]:
-                    saved = ref_items["file"] - items["file"]
-                    row["saved"] = _interval(saved, picks, confidence)
-                    shares = saved[picks].mean(axis=1) / ref_items["file"][picks].mean(axis=1)
-                    tail = 100 * (1 - confidence) / 2
-                    row["saved_share"] = {"mean": float(saved.mean() / ref_items["file"].mean()),
-                                          "ci": tuple(float(v) for v in np.percentile(shares, [tail, 100 - tail]))}
+                    file_saved = ref_items["file"] - items["file"]
+                    row["saved"] = _interval(file_saved, picks, confidence)
+                    row["saved_share"] = _share(file_saved, ref_items["file"], picks, confidence)
                     if items["payload"] is not None and ref_items["payload"] is not None:
-                        row["payload_saved"] = _interval(ref_items["payload"] - items["payload"], picks, confidence)
+                        payload_saved = ref_items["payload"] - items["payload"]
+                        row["payload_saved"] = _interval(payload_saved, picks, confidence)
+                        row["payload_saved_share"] = _share(payload_saved, ref_items["payload"], picks, confidence)
             rows.append(row)
     return rows

@@ -115,9 +115,12 @@ def _codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
         table.append([row["setting"], row["arch"], row["q_star_text"], cell(row["file"]), cell(row["payload"]),
                       "reference" if row["setting"] == reference else cell(row["saved"], sign=True),
                       "reference" if row["setting"] == reference else cell(row["saved_share"], scale=100, sign=True),
-                      "reference" if row["setting"] == reference else cell(row["payload_saved"], sign=True)])
+                      "reference" if row["setting"] == reference else cell(row["payload_saved"], sign=True),
+                      "reference" if row["setting"] == reference else
+                      cell(row["payload_saved_share"], scale=100, sign=True)])
     lines += single.markdown_table(["codec", "arch", "q*", "file bpp at q*", "payload bpp at q*",
-                            f"file bpp saved vs {reference}", "saved (%)", "payload bpp saved"], table)
+                                    f"file bpp saved vs {reference}", "file saved (%)", "payload bpp saved",
+                                    "payload saved (%)"], table)
     return lines + [""]
 
 
