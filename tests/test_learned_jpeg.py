@@ -77,6 +77,35 @@ def test_flat_start_is_one_step_everywhere_scaled_to_the_target():
     assert 0.9 < state["payload_bpp"] <= 1.0
 
 
+def test_the_descent_sees_the_real_codec_forward_and_a_soft_gradient():
+    """A grating whose coefficient is under half a step: the real codec erases it, cubic soft rounding lets
+    (x - round(x))^3 of it through (what a fixed classifier read, so the descent priced it as kept). The descent's
+    codec (`SETTINGS` mode and surrogate) gives the real pixels and still a gradient for that entry."""
+    import jax
+    import jax.numpy as jnp
+    x = np.arange(16)
+    grating = np.round(128.0 + 20.0 * np.cos((2 * (x % 8) + 1) * 7 * np.pi / 16))  # luma frequency (0, 7) alone
+    images = jnp.asarray(np.broadcast_to(grating[None, None, :, None], (1, 16, 16, 3)), jnp.float32)
+    luma = np.full((8, 8), 16.0, np.float32)
+    luma[0, 7] = 255.0  # the grating's coefficient (about 0.45 of this step) rounds to 0
+    chroma = np.full((8, 8), 16.0, np.float32)
+    settings = learned_jpeg.SETTINGS
+
+    def codec(table, mode, surrogate="identity"):
+        return jpeg.compress(images, 50.0, mode=mode, surrogate=surrogate, luma_table=table, chroma_table=chroma)
+
+    def contrast(out):  # what is left of the grating: its correlation with the input's
+        return jnp.mean(out[0, ..., 0] * (grating - 128.0))
+
+    assert float(contrast(codec(luma, "exact"))) == 0.0  # erased by libjpeg's arithmetic
+    assert float(contrast(codec(luma, "cubic"))) > 1.0  # leaked by the soft forward
+    ours = codec(jnp.asarray(luma), settings["mode"], settings["surrogate"])
+    assert np.array_equal(np.asarray(ours), np.asarray(codec(luma, "exact")))
+    grad = np.asarray(jax.grad(lambda t: contrast(codec(t, settings["mode"], settings["surrogate"])))(
+        jnp.asarray(luma)))
+    assert np.isfinite(grad).all() and grad[0, 7] != 0.0
+
+
 def test_meet_rate_takes_the_finest_common_scale_under_the_target(learned):
     ds, _, out = learned
     state = out[BPPS[1]][1]

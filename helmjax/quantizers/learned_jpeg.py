@@ -2,11 +2,14 @@
 
 `learn_tables(x_train, y_train, bpp)` learns the two 8x8 base tables for the least task loss at a payload of `bpp`
 bits per pixel, in four steps:
-1. Adam on the log table entries, from Annex K's tables scaled to the target rate, through the differentiable JAX
-   JPEG (`jpeg.compress(..., mode="cubic")`) on task loss + lam * rate. The rate is a smooth proxy of the JPEG
-   payload (soft nonzero counts, magnitude bits, DC differences, zero runs in zigzag order), calibrated by least
-   squares against Pillow's real payload bits and rescaled every `CORRECT_EVERY` steps to the real payload at the
-   current tables; lam follows by dual ascent so that the rate meets `bpp`. The tables are kept symmetric
+1. Adam on the log table entries, from one step everywhere scaled to the target rate, through the differentiable JAX
+   JPEG on task loss + lam * rate: libjpeg's exact pixels forward, the gradient of cubic soft rounding backward
+   (`jpeg.compress(..., mode="exact", surrogate="cubic")`). A soft forward leaks: it passes a coefficient below half a
+   step as (x - round(x))^3 instead of 0, which the fixed classifier reads, so the descent (measured on camera at 0.65
+   bpp) raised the steps of a grating frequency until the real codec erased it and fresh classifiers failed. The rate is
+   a smooth proxy of the JPEG payload (soft nonzero counts, magnitude bits, DC differences, zero runs in zigzag order),
+   calibrated by least squares against Pillow's real payload bits and rescaled every `CORRECT_EVERY` steps to the real
+   payload at the current tables; lam follows by dual ascent so that the rate meets `bpp`. The tables are kept symmetric
    (entry (u, v) = (v, u)).
 2. The DC steps are then chosen on the real codec (`choose_dc`): the soft rounding's gradient for a DC step is
    misleading (measured: it drove the luma DC to 1 and the chroma DC to 255).
@@ -72,8 +75,8 @@ DC_WEIGHT = 1.8
 CORRECT_EVERY = 20  # steps between measurements of the real payload during the descent
 # How the tables are learned; part of the fitted state's key, so changing one relearns.
 SETTINGS = dict(subset=1000, classifier_steps=600, augment=2, steps=300, batch_size=64, lr=0.05, dual_lr=0.05,
-                init_lam=0.1, init_quality="flat", mode="cubic", symmetric=True, dc_search=True, restarts=3,
-                fresh_steps=170, fresh_seeds=2, arch="A", width=0.25, seed=0)
+                init_lam=0.1, init_quality="flat", mode="exact", surrogate="cubic", symmetric=True, dc_search=True,
+                restarts=3, fresh_steps=170, fresh_seeds=2, arch="A", width=0.25, seed=0)
 
 
 # ---------------------------------------------------------------------------------------------- real files
@@ -402,7 +405,8 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     (log lam += dual_lr * (rate / bpp - 1) each step); init_quality: the Annex K quality started from, "target":
     Annex K's shape scaled to `bpp`, or "flat": one step everywhere scaled to `bpp` (Annex K's shape starts the
     high frequencies at 255, where soft rounding has no gradient, and measured on camera the descent then drops a
-    grating frequency a short-trained classifier needs); mode: the codec's soft rounding; symmetric: entry (u, v) =
+    grating frequency a short-trained classifier needs); mode, surrogate: the codec's forward and the rounding whose
+    gradient it uses (`jpeg.compress`; "exact" forward: see step 1 of the module); symmetric: entry (u, v) =
     (v, u); a list of starts is taken in turn by the descents; dc_search: DC steps chosen on the real codec
     (`choose_dc`); restarts: descents (starts and batch orders) of which the one fresh classifiers learn best from
     is kept; fresh_steps, fresh_seeds: those classifiers' Adam steps and how many are averaged; arch, width: the
@@ -412,7 +416,7 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     `spearman` (the rate proxy against Pillow payload bits over the subset, at the learned tables), `proxy_bpp`,
     `calibration` (with `spearman_pooled`: over images and tables), `classifier_train_accuracy` (on its own raw
     images) and `classifier_accuracy` (on the raw images the tables are learned on, which it never saw),
-    `final_task_loss` (of the descent's last batch, soft codec), `dc_choices` (each DC pair's loss on the real
+    `final_task_loss` (of the descent's last batch, the codec of `mode`), `dc_choices` (each DC pair's loss on the real
     codec), `steps`, `seconds`, `settings` and `data` (the digest of images and labels).
     """
     bpp = check_bpp(bpp)
@@ -472,7 +476,7 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
         luma, chroma = jnp.exp(theta["luma"]), jnp.exp(theta["chroma"])
         classifier = functools.partial(apply, variables)
         decoded = jax_compress(xb.astype(jnp.float32), 50.0, subsampling=subsampling, mode=s["mode"],
-                               luma_table=luma, chroma_table=chroma)
+                               luma_table=luma, chroma_table=chroma, surrogate=s["surrogate"])
         task = optax.softmax_cross_entropy_with_integer_labels(classifier(decoded), yb).mean()
         rate = scale * proxy_bits(dct_coefficients(xb, subsampling), luma, chroma, calibration).mean() / pixels
         return task + lam * rate, (task, rate)
