@@ -54,10 +54,11 @@ def facet_rows(facets: List[Facet]) -> List[dict]:
             test = next((t for t in result.tests if t["level"] == result.q_star), None)
             rows.append({
                 "setting": setting["tag"], **setting["values"], "arch": arch, "quantizer": a.quantizer,
-                "reference_acc": result.reference_mean,
-                "q_star": result.q_star, "q_star_position": None if result.q_star is None else a.position(result.q_star),
+                "reference_acc": result.reference_mean, "q_star": result.q_star,
+                "q_star_position": None if result.q_star is None else a.position(result.q_star),
                 "q_star_diff": test and test["diff"], "q_star_diff_ci": test and test["ci"],
-                "rate_at_q_star": result.rate_at_q_star, "bits_not_needed": result.bits_not_needed, "lossless": a.lossless,
+                "rate_at_q_star": result.rate_at_q_star, "bits_not_needed": result.bits_not_needed,
+                "lossless": a.lossless,
                 "n_approx_at_q_star": result.n_approx_at_q_star,
                 "knee_shape": knee.get("shape"), "knee": knee.get("knee"), "knee_bracket": knee.get("bracket"),
                 "sigma_estimate": noise.get("sigma"), "sigma_estimate_ci": noise.get("sigma_ci"),
