@@ -32,18 +32,21 @@ def _bpp_per_item(a: Analysis, saved: dict, level) -> Optional[dict]:
     return {"file": bits["file"] / units, "payload": payload}
 
 
-def _interval(values: np.ndarray, picks: np.ndarray, confidence: float) -> dict:
+def _estimate(mean: float, draws: np.ndarray, confidence: float) -> dict:
+    """{"mean", "ci"}: the percentile interval of bootstrap draws."""
     tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(values[picks].mean(axis=1), [tail, 100 - tail])
-    return {"mean": float(values.mean()), "ci": (float(low), float(high))}
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return {"mean": float(mean), "ci": (float(low), float(high))}
+
+
+def _interval(values: np.ndarray, picks: np.ndarray, confidence: float) -> dict:
+    return _estimate(values.mean(), values[picks].mean(axis=1), confidence)
 
 
 def _share(saved: np.ndarray, reference: np.ndarray, picks: np.ndarray, confidence: float) -> dict:
-    """Bits saved as a fraction of the reference's, with the percentile interval of the same resamples."""
-    tail = 100 * (1 - confidence) / 2
-    shares = saved[picks].mean(axis=1) / reference[picks].mean(axis=1)
-    return {"mean": float(saved.mean() / reference.mean()),
-            "ci": tuple(float(v) for v in np.percentile(shares, [tail, 100 - tail]))}
+    """Bits saved as a fraction of the reference's, over the same resamples."""
+    return _estimate(saved.mean() / reference.mean(), saved[picks].mean(axis=1) / reference[picks].mean(axis=1),
+                     confidence)
 
 
 def compare(facets, *, resamples: int = 1000, seed: int = 0) -> List[dict]:

@@ -410,14 +410,14 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     (v, u); a list of starts is taken in turn by the descents; dc_search: DC steps chosen on the real codec
     (`choose_dc`); restarts: descents (starts and batch orders) of which the one fresh classifiers learn best from
     is kept; fresh_steps, fresh_seeds: those classifiers' Adam steps and how many are averaged; arch, width: the
-    classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8
-    integer lists in [1, 255]), `bpp` (the target), `payload_bpp` (Pillow's, over the subset: at most `bpp`),
-    `lam` (where the dual ascent ended), `offset` (the log scale the rate bisection applied), `subsampling`,
-    `spearman` (the rate proxy against Pillow payload bits over the subset, at the learned tables), `proxy_bpp`,
-    `calibration` (with `spearman_pooled`: over images and tables), `classifier_train_accuracy` (on its own raw
-    images) and `classifier_accuracy` (on the raw images the tables are learned on, which it never saw),
-    `final_task_loss` (of the descent's last batch, the codec of `mode`), `dc_choices` (each DC pair's loss on the real
-    codec), `steps`, `seconds`, `settings` and `data` (the digest of images and labels).
+    classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8 integer lists in [1, 255]), `bpp` (the
+    target), `payload_bpp` (Pillow's, over the subset: at most `bpp`), `lam` (where the dual ascent ended), `offset`
+    (the log scale the rate bisection applied), `subsampling`, `spearman` (the rate proxy against Pillow payload
+    bits over the subset, at the learned tables), `proxy_bpp`, `calibration` (with `spearman_pooled`: over images
+    and tables), `classifier_train_accuracy` (on its own raw images) and `classifier_accuracy` (on the raw images
+    the tables are learned on, which it never saw), `final_task_loss` (of the descent's last batch, the codec of
+    `mode`), `dc_choices` (each DC pair's loss on the real codec), `steps`, `seconds`, `settings` and `data` (the
+    digest of images and labels).
     """
     bpp = check_bpp(bpp)
     unknown = set(settings) - set(SETTINGS)

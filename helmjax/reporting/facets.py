@@ -113,12 +113,10 @@ def _codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
     table = []
     for row in codecs:
         cell = lambda entry, **kw: number(entry["mean"], entry["ci"], **kw) if entry else "n/a"
-        table.append([row["setting"], row["arch"], row["q_star_text"], cell(row["file"]), cell(row["payload"]),
-                      "reference" if row["setting"] == reference else cell(row["saved"], sign=True),
-                      "reference" if row["setting"] == reference else cell(row["saved_share"], scale=100, sign=True),
-                      "reference" if row["setting"] == reference else cell(row["payload_saved"], sign=True),
-                      "reference" if row["setting"] == reference else
-                      cell(row["payload_saved_share"], scale=100, sign=True)])
+        saved = [cell(row[key], scale=scale, sign=True) if row["setting"] != reference else "reference"
+                 for key, scale in (("saved", 1), ("saved_share", 100), ("payload_saved", 1),
+                                    ("payload_saved_share", 100))]
+        table.append([row["setting"], row["arch"], row["q_star_text"], cell(row["file"]), cell(row["payload"])] + saved)
     lines += single.markdown_table(["codec", "arch", "q*", "file bpp at q*", "payload bpp at q*",
                                     f"file bpp saved vs {reference}", "file saved (%)", "payload bpp saved",
                                     "payload saved (%)"], table)
