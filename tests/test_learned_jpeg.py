@@ -5,6 +5,8 @@ mode; the rate proxy ranks images like Pillow's payload bits."""
 import io
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -65,6 +67,28 @@ def test_the_descent_a_fresh_classifier_learns_best_from_is_kept(learned):
         assert all(0.0 <= r["fresh_accuracy"] <= 1.0 and r["payload_bpp"] <= state["bpp"] for r in restarts)
         # the DC steps were chosen on the real codec among the candidate pairs (and the descent's own)
         assert len(state["dc_choices"]) == 1 + len(learned_jpeg.DC_CANDIDATES) ** 2
+
+
+def test_each_descent_has_its_own_fixed_classifier(learned):
+    ds, _, out = learned
+    _, state = out[BPPS[0]]
+    restarts = state["restarts"]
+    assert [r["classifier_seed"] for r in restarts] == list(range(TINY["restarts"]))
+    best = min(restarts, key=lambda r: r["fresh_loss"])
+    assert (state["classifier_seed"], state["classifier_accuracy"]) == (best["classifier_seed"],
+                                                                         best["classifier_accuracy"])
+    # the recorded accuracies are those of classifiers trained with seeds 0 and 1 on the other half of the split
+    x, y = ds.x_train, ds.y_train.astype(np.int32)
+    order = np.random.default_rng(0).permutation(len(x))
+    pick, rest = order[:len(x) // 2], order[len(x) // 2:]
+    params = []
+    for r in restarts:
+        apply, variables, _ = learned_jpeg._train_classifier(x[rest], y[rest], 10, "A", 0.25, TINY["classifier_steps"],
+                                                             TINY["batch_size"], r["classifier_seed"], TINY["augment"])
+        accuracy = np.mean(np.argmax(np.asarray(apply(variables, jnp.asarray(x[pick], jnp.float32))), -1) == y[pick])
+        assert float(accuracy) == r["classifier_accuracy"]
+        params.append(np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(variables["params"])]))
+    assert not np.array_equal(params[0], params[1])
 
 
 def test_flat_start_is_one_step_everywhere_scaled_to_the_target():

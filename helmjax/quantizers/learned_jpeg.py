@@ -16,8 +16,9 @@ bits per pixel, in four steps:
 3. The tables are rounded to integers in [1, 255] and scaled together (bisection on one log offset, `meet_rate`)
    until Pillow's real payload on the learning images is at most `bpp`: the level is a true rate, so levels are
    ordered by rate by construction.
-4. Steps 1-3 run `restarts` times (batch orders); the tables a fresh classifier, trained on the other training
-   images coded with them, scores best on are kept.
+4. Steps 1-3 run `restarts` times, each descent with its own fixed classifier (seed `seed + restart`) and batch
+   order; the tables a fresh classifier, trained on the other training images coded with them, scores best on are
+   kept.
 The quantizer `learned_jpeg` writes real JPEG files with them (Pillow `qtables=`), so its bits are true file sizes
 and its pixels are what any decoder returns (equal to `jpeg.compress(..., mode="exact", quality=50, ...)` with the
 same tables: quality 50 uses tables as given).
@@ -29,8 +30,10 @@ images than the tables are learned on (so its loss reflects what generalises, no
 JPEG-compressed with random tables (Annex K at random qualities and random log-uniform tables), because the fresh
 classifiers of the sweep are trained on compression artifacts too. Symmetric tables, because free ones learned to
 keep one grating orientation of the camera set and leave the other to be read from its absence, which the fixed
-classifier does and fresh classifiers learn less reliably; several descents, of which the one a fresh classifier
-learns best from is kept, because descents from one start differ a lot. What each choice gave: BENCHMARKS.md.
+classifier does and fresh classifiers learn less reliably; several descents, each with its own fixed classifier,
+of which the one a fresh classifier learns best from is kept, because descents from one start differ a lot, and
+descents led by one classifier fail together when it reads few of the frequencies the task has (measured on camera).
+What each choice gave: BENCHMARKS.md.
 
 In a sweep the level is the target payload bits per pixel (lower compresses more). The tables are learned once per
 level on the training split only (the registry's `fit` hook, called by `helmjax.sweeps.quantized_data.quantize`),
@@ -408,16 +411,17 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     grating frequency a short-trained classifier needs); mode, surrogate: the codec's forward and the rounding whose
     gradient it uses (`jpeg.compress`; "exact" forward: see step 1 of the module); symmetric: entry (u, v) =
     (v, u); a list of starts is taken in turn by the descents; dc_search: DC steps chosen on the real codec
-    (`choose_dc`); restarts: descents (starts and batch orders) of which the one fresh classifiers learn best from
-    is kept; fresh_steps, fresh_seeds: those classifiers' Adam steps and how many are averaged; arch, width: the
-    classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8 integer lists in [1, 255]), `bpp` (the
-    target), `payload_bpp` (Pillow's, over the subset: at most `bpp`), `lam` (where the dual ascent ended), `offset`
-    (the log scale the rate bisection applied), `subsampling`, `spearman` (the rate proxy against Pillow payload
-    bits over the subset, at the learned tables), `proxy_bpp`, `calibration` (with `spearman_pooled`: over images
-    and tables), `classifier_train_accuracy` (on its own raw images) and `classifier_accuracy` (on the raw images
-    the tables are learned on, which it never saw), `final_task_loss` (of the descent's last batch, the codec of
-    `mode`), `dc_choices` (each DC pair's loss on the real codec), `steps`, `seconds`, `settings` and `data` (the
-    digest of images and labels).
+    (`choose_dc`); restarts: descents (starts, batch orders and fixed classifiers) of which the one fresh
+    classifiers learn best from is kept; fresh_steps, fresh_seeds: those classifiers' Adam steps and how many are
+    averaged; arch, width: the classifier; seed). Returns a JSON-able dict: `luma`, `chroma` (8x8 integer lists
+    in [1, 255]), `bpp` (the target), `payload_bpp` (Pillow's, over the subset: at most `bpp`), `lam` (where the
+    dual ascent ended), `offset` (the log scale the rate bisection applied), `subsampling`, `spearman` (the rate
+    proxy against Pillow payload bits over the subset, at the learned tables), `proxy_bpp`, `calibration` (with
+    `spearman_pooled`: over images and tables), the kept descent's fixed classifier: `classifier_seed`,
+    `classifier_train_accuracy` (on its own raw images) and `classifier_accuracy` (on the raw images the tables are
+    learned on, which it never saw), `restarts` (every descent's tables, scores and classifier), `final_task_loss`
+    (of the descent's last batch, the codec of `mode`), `dc_choices` (each DC pair's loss on the real codec),
+    `steps`, `seconds`, `settings` and `data` (the digest of images and labels).
     """
     bpp = check_bpp(bpp)
     unknown = set(settings) - set(SETTINGS)
@@ -438,11 +442,18 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     pick, rest = order[:n_tables], order[n_tables:]
     x, y = images[pick], labels[pick]
     data_key = (digest, s["subset"], s["seed"])
-    apply, variables, train_accuracy = _memo(
-        ("classifier", num_classes, s["arch"], s["width"], s["classifier_steps"], s["batch_size"], s["augment"],
-         subsampling) + data_key,
-        lambda: _train_classifier(images[rest], labels[rest], num_classes, s["arch"], s["width"],
-                                  s["classifier_steps"], s["batch_size"], s["seed"], s["augment"], subsampling))
+
+    def classifier_of(restart: int):
+        """The fixed classifier of one descent: (apply, variables, train accuracy), seed `seed + restart`. Each
+        descent has its own, because one classifier that reads a few frequencies led every descent to the same
+        failure (measured on camera, learning seed 1: all three descents at 0.6-0.7 bpp dropped the gratings)."""
+        k = s["seed"] + restart
+        return _memo(("classifier", num_classes, s["arch"], s["width"], s["classifier_steps"], s["batch_size"],
+                      s["augment"], subsampling, k) + data_key,
+                     lambda: _train_classifier(images[rest], labels[rest], num_classes, s["arch"], s["width"],
+                                               s["classifier_steps"], s["batch_size"], k, s["augment"], subsampling))
+
+    apply = classifier_of(0)[0]  # the network's function: the same for every descent, only its variables differ
     calibration = _memo(("calibration", subsampling) + data_key, lambda: calibrate_rate(x, subsampling))
     pixels = float(x.shape[1] * x.shape[2])
 
@@ -496,6 +507,7 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     def descend(restart: int):
         """One descent from the initial tables (batches drawn by its own seed), its DC steps and the rate met."""
         kind, init = starts[restart % len(starts)]
+        _, variables, train_accuracy = classifier_of(restart)
         theta = {"luma": jnp.asarray(init[0]), "chroma": jnp.asarray(init[1])}
         opt_state = optimizer.init(theta)
         rng = np.random.default_rng(s["seed"] + 1 + restart)
@@ -512,8 +524,11 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
             log_luma, log_chroma, dc_choices = choose_dc(x, y, functools.partial(apply, variables), log_luma,
                                                          log_chroma, bpp, subsampling)
         luma, chroma, offset, payload_bpp = meet_rate(x, log_luma, log_chroma, bpp, subsampling)
+        accuracy = np.mean(np.argmax(np.asarray(apply(variables, jnp.asarray(x, jnp.float32))), -1) == y)
         return dict(init=kind, luma=luma, chroma=chroma, offset=float(offset), payload_bpp=float(payload_bpp),
-                    lam=float(jnp.exp(log_lam)), final_task_loss=float(task), dc_choices=dc_choices)
+                    lam=float(jnp.exp(log_lam)), final_task_loss=float(task), dc_choices=dc_choices,
+                    classifier_seed=s["seed"] + restart, classifier_train_accuracy=float(train_accuracy),
+                    classifier_accuracy=float(accuracy))
 
     def fresh_score(candidate) -> dict:
         """Classifiers trained from scratch on the other images coded with these tables (as the sweep's are, and
@@ -549,9 +564,8 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
         "final_task_loss": best["final_task_loss"], "calibration": calibration, "dc_choices": best["dc_choices"],
         "restarts": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items() if k != "dc_choices"}
                      for c in candidates],
-        "classifier_train_accuracy": train_accuracy, "steps": int(s["steps"]),
-        "classifier_accuracy": float(np.mean(np.argmax(np.asarray(apply(variables, jnp.asarray(x, jnp.float32))),
-                                                       -1) == y)),
+        "classifier_seed": best["classifier_seed"], "classifier_train_accuracy": best["classifier_train_accuracy"],
+        "classifier_accuracy": best["classifier_accuracy"], "steps": int(s["steps"]),
         "seconds": round(time.perf_counter() - t0, 2), "settings": s, "data": digest,
     }
 
@@ -581,6 +595,6 @@ def _registry_compress(images: np.ndarray, level, subsampling: str = "4:2:0", fi
 register("learned_jpeg", _registry_compress, modality="image", level_name="target_bpp", level_range=BPP_RANGE,
          level_type="float", more_compression="lower", label="target payload bits per pixel of learned JPEG tables",
          prefix="bpp", step=None, fit=fit,
-         version=f"3 (settings {json.dumps(SETTINGS, sort_keys=True)}; {pillow_jpeg.LIBRARY})",
+         version=f"4 (settings {json.dumps(SETTINGS, sort_keys=True)}; {pillow_jpeg.LIBRARY})",
          description="JPEG with luma and chroma tables learned on the training split for the least task loss at a "
                      "target payload rate (real files through Pillow qtables=)")
