@@ -79,7 +79,7 @@ CORRECT_EVERY = 20  # steps between measurements of the real payload during the 
 # How the tables are learned; part of the fitted state's key, so changing one relearns.
 SETTINGS = dict(subset=1000, classifier_steps=600, augment=2, steps=300, batch_size=64, lr=0.05, dual_lr=0.05,
                 init_lam=0.1, init_quality="flat", mode="exact", surrogate="cubic", symmetric=True, dc_search=True,
-                restarts=3, fresh_steps=170, fresh_seeds=2, arch="A", width=0.25, seed=0)
+                restarts=6, fresh_steps=170, fresh_seeds=2, arch="A", width=0.25, seed=0)
 
 
 # ---------------------------------------------------------------------------------------------- real files
@@ -251,14 +251,15 @@ def _standardize(images, mean, std):
     return (images / 255.0 - mean) / std
 
 
-# In-process memo: every lam of one dataset shares its classifier and rate calibration (keyed by data digest and
-# the settings they depend on), so a sweep over lam trains the classifier once.
+# In-process memo: every level of one dataset shares its fixed classifiers (one per descent) and rate calibration
+# (keyed by data digest and the settings they depend on), so a sweep over levels trains each classifier once.
 _MEMO: dict = {}
+_MEMO_SIZE = 64  # entries (a classifier is about 0.2 MB); cleared when full
 
 
 def _memo(key: tuple, make):
     if key not in _MEMO:
-        if len(_MEMO) > 8:
+        if len(_MEMO) >= _MEMO_SIZE:
             _MEMO.clear()
         _MEMO[key] = make()
     return _MEMO[key]
