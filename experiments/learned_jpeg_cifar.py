@@ -1,10 +1,10 @@
 """Tables learned for the task against the standard ones on real photographs: the CIFAR-10 lossless subset
 (5,170 / 1,017 exact pixels), JPEG with the Annex K tables at 3 qualities around its knee and JPEG with tables
-learned for the least task loss at 3 target payload rates (`learned_jpeg`, learned on the training split through a
-fixed classifier), 2 seeds, fresh classifiers trained from scratch on each compressed copy, raw runs shared.
+learned for the least task loss at 3 target payload rates (`learned_jpeg`, learned on the training split through
+fixed classifiers), 2 seeds, fresh classifiers trained from scratch on each compressed copy, raw runs shared.
 
-CPU-sized like `codec_sweep` (A at width 0.25, Adam, 8 epochs; about 25 minutes on 2 cores, 13 of them learning the
-tables)."""
+CPU-sized like `codec_sweep` (A at width 0.25, Adam, 8 epochs; about 30 minutes on 2 cores, about 20 of them
+learning the tables)."""
 
 import ml_collections
 
