@@ -247,6 +247,10 @@ def proxy_spearman(images: np.ndarray, luma, chroma, calibration: dict, subsampl
 # ------------------------------------------------------------------------------------- the fixed classifier
 
 
+def _accuracy(logits, labels) -> float:
+    return float(np.mean(np.argmax(np.asarray(logits), -1) == labels))
+
+
 def _standardize(images, mean, std):
     return (images / 255.0 - mean) / std
 
@@ -445,14 +449,20 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     data_key = (digest, s["subset"], s["seed"])
 
     def classifier_of(restart: int):
-        """The fixed classifier of one descent: (apply, variables, train accuracy), seed `seed + restart`. Each
-        descent has its own, because one classifier that reads a few frequencies led every descent to the same
-        failure (measured on camera, learning seed 1: all three descents at 0.6-0.7 bpp dropped the gratings)."""
+        """The fixed classifier of one descent: (apply, variables, accuracy on its own raw images, accuracy on the
+        tables' raw images), seed `seed + restart`. Each descent has its own, because one classifier that reads a
+        few frequencies led every descent to the same failure (measured on camera, learning seed 1: all three
+        descents at 0.6-0.7 bpp dropped the gratings)."""
         k = s["seed"] + restart
+
+        def train():
+            apply, variables, train_accuracy = _train_classifier(images[rest], labels[rest], num_classes, s["arch"],
+                                                                 s["width"], s["classifier_steps"], s["batch_size"], k,
+                                                                 s["augment"], subsampling)
+            return apply, variables, train_accuracy, _accuracy(apply(variables, jnp.asarray(x, jnp.float32)), y)
+
         return _memo(("classifier", num_classes, s["arch"], s["width"], s["classifier_steps"], s["batch_size"],
-                      s["augment"], subsampling, k) + data_key,
-                     lambda: _train_classifier(images[rest], labels[rest], num_classes, s["arch"], s["width"],
-                                               s["classifier_steps"], s["batch_size"], k, s["augment"], subsampling))
+                      s["augment"], subsampling, k) + data_key, train)
 
     apply = classifier_of(0)[0]  # the network's function: the same for every descent, only its variables differ
     calibration = _memo(("calibration", subsampling) + data_key, lambda: calibrate_rate(x, subsampling))
@@ -508,7 +518,7 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
     def descend(restart: int):
         """One descent from the initial tables (batches drawn by its own seed), its DC steps and the rate met."""
         kind, init = starts[restart % len(starts)]
-        _, variables, train_accuracy = classifier_of(restart)
+        _, variables, train_accuracy, accuracy = classifier_of(restart)
         theta = {"luma": jnp.asarray(init[0]), "chroma": jnp.asarray(init[1])}
         opt_state = optimizer.init(theta)
         rng = np.random.default_rng(s["seed"] + 1 + restart)
@@ -525,7 +535,6 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
             log_luma, log_chroma, dc_choices = choose_dc(x, y, functools.partial(apply, variables), log_luma,
                                                          log_chroma, bpp, subsampling)
         luma, chroma, offset, payload_bpp = meet_rate(x, log_luma, log_chroma, bpp, subsampling)
-        accuracy = np.mean(np.argmax(np.asarray(apply(variables, jnp.asarray(x, jnp.float32))), -1) == y)
         return dict(init=kind, luma=luma, chroma=chroma, offset=float(offset), payload_bpp=float(payload_bpp),
                     lam=float(jnp.exp(log_lam)), final_task_loss=float(task), dc_choices=dc_choices,
                     classifier_seed=s["seed"] + restart, classifier_train_accuracy=float(train_accuracy),
@@ -547,7 +556,7 @@ def learn_tables(images: np.ndarray, labels: np.ndarray, bpp: float, *, subsampl
                                                            subsampling)
             logits = fresh_apply(fresh_vars, held)
             losses.append(float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()))
-            accuracies.append(float(np.mean(np.argmax(np.asarray(logits), -1) == y)))
+            accuracies.append(_accuracy(logits, y))
         return {"fresh_loss": float(np.mean(losses)), "fresh_accuracy": float(np.mean(accuracies))}
 
     candidates = [descend(r) for r in range(max(1, int(s["restarts"])))]
