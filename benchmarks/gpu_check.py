@@ -4,7 +4,8 @@ evaluation pass, and a short real CIFAR-10 sweep with its report.
 Each part runs in its own subprocess with its own time limit (a hung compile costs that part, not the check), so
 the whole check ends within `--budget` seconds (8 minutes by default, for one H200 lent for 15 minutes). Figures
 are printed as they come and written as JSON to `--out` (default `$OUT/gpu_check.json` when $OUT is set, else
-`gpu_check.json`). `--smoke` runs the same code at tiny sizes on CPU in under a minute (the tests run it).
+`runs/gpu_check/gpu_check.json`, which git ignores), the sweep's report beside it. `--smoke` runs the same code at
+tiny sizes on CPU in under a minute (the tests run it).
 
     python -m benchmarks.gpu_check                  # on the accelerator (recipe: BENCHMARKS.md)
     python -m benchmarks.gpu_check --smoke          # on CPU, to check the script
@@ -20,6 +21,7 @@ import time
 from typing import Optional
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORKDIR = pathlib.Path("runs", "gpu_check")  # where the JSON and report go without $OUT or --out
 # Part -> (seconds allowed at full size, seconds allowed in --smoke).
 PARTS = {"devices": (60, 30), "jpeg": (90, 40), "train": (120, 60), "stack": (120, 60), "sweep": (240, 120)}
 SIZES = {  # full size, smoke size
@@ -155,7 +157,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU, under a minute")
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
-    parser.add_argument("--out", default=None, help="where to write the JSON (default $OUT/gpu_check.json)")
+    parser.add_argument("--out", default=None,
+                        help=f"where to write the JSON (default $OUT/gpu_check.json, else {WORKDIR}/gpu_check.json)")
     parser.add_argument("--data_dir", default=None, help="HELMJAX_DATA_DIR for the sweep part")
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)  # internal: run one part, print JSON
     args = parser.parse_args(argv)
@@ -164,7 +167,8 @@ def main(argv=None):
     if args.part:
         print("GPU_CHECK_JSON " + json.dumps(run_part(args.part, args.smoke, args.data_dir), default=str))
         return 0
-    out_path = pathlib.Path(args.out or pathlib.Path(os.environ.get("OUT", ".")) / "gpu_check.json")
+    out_path = pathlib.Path(args.out or pathlib.Path(os.environ.get("OUT", WORKDIR)) / "gpu_check.json")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     results = {"smoke": args.smoke, "parts": {}}
     for name in args.parts.split(","):
         limit = PARTS[name][args.smoke]

@@ -1,6 +1,7 @@
 """The GPU check runs end to end on CPU (`--smoke`), so a session lent an accelerator can run it in one call."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +26,12 @@ def test_gpu_check_smoke_runs_every_part_and_writes_its_figures(tmp_path, shared
     assert {r["level"] for r in rows} == {"raw", 20} and all(r["test_acc"] is not None for r in rows)
     report = (tmp_path / "gpu_check_report.md").read_text()
     assert report.startswith("# demo_q_sweep")
+
+
+def test_gpu_check_without_out_writes_under_runs_gpu_check_not_the_current_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OUT"} | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--smoke", "--parts=devices"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+    assert json.loads((tmp_path / "runs" / "gpu_check" / "gpu_check.json").read_text())["parts"]["devices"]

@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy import signal
 
+from helmjax.data import audio_decode
 from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
 
@@ -55,8 +56,6 @@ def read_audio(path, *, sample_rate: Optional[int] = None, downmix: bool = False
     Raises a one-line UserError naming the file when it is empty, truncated, corrupt, or stereo (unless
     `downmix`, which averages the channels).
     """
-    import soundfile  # here, so image-only installs never need libsndfile
-    import io
     path = pathlib.Path(path)
     try:
         raw = path.read_bytes()
@@ -67,12 +66,9 @@ def read_audio(path, *, sample_rate: Optional[int] = None, downmix: bool = False
     if _wav_truncated(raw):
         raise UserError(f"audio file {path} is truncated (its header promises more audio than the file holds); "
                         "re-export or remove it")
-    try:
-        audio, rate = soundfile.read(io.BytesIO(raw), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError) as e:
-        raise UserError(f"cannot decode audio file {path}: {e}; the file is corrupt or not audio") from None
-    if audio.shape[0] == 0:
-        raise UserError(f"audio file {path} holds no audio frames; remove or replace it")
+    audio, rate = audio_decode.decode(
+        raw, undecodable=lambda reason: f"cannot decode audio file {path}: {reason}; the file is corrupt or not audio",
+        no_frames=f"audio file {path} holds no audio frames; remove or replace it")
     if audio.shape[1] > 1 and not downmix:
         raise UserError(f"audio file {path} has {audio.shape[1]} channels; the models take mono: pass "
                         "downmix=True to average the channels, or convert the file")

@@ -10,35 +10,26 @@ performance profile's (`helmjax.training.performance`).
 """
 
 import functools
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 
 from helmjax.errors import UserError
-
-ModuleDef = Any
-
-
-def _width(units: int, multiplier: float) -> int:
-    return max(1, int(round(units * multiplier)))
+from helmjax.models.knobs import Knobs, scaled_width
 
 
-class AudioNet(nn.Module):
+class AudioNet(Knobs):
     num_classes: int
     conv_loops: int = 3
     fc_units: Sequence[int] = ()
-    width: float = 1.0  # multiplies every hidden channel count and dense width (1.0 = the paper)
     conv_dropout: float = 0.5
     fc_dropout: float = 0.6
-    conv: ModuleDef = nn.Conv
-    dense: ModuleDef = nn.Dense
-    dropout_layer: ModuleDef = nn.Dropout
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         if x.ndim == 3:
             x = x[..., None]
-        w = functools.partial(_width, multiplier=self.width)
+        w = functools.partial(scaled_width, multiplier=self.width)
         # Keras's BatchNormalization defaults (momentum .99, epsilon 1e-3), as in the authors' code.
         x = self.conv(w(32), (3, 3), padding="VALID")(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x))

@@ -7,33 +7,25 @@ default, and the trainer fills in its performance profile's (`helmjax.training.p
 """
 
 import functools
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-ModuleDef = Any
+from helmjax.models.knobs import Knobs, scaled_width
 
 
-def _width(channels: int, multiplier: float) -> int:
-    return max(1, int(round(channels * multiplier)))
-
-
-class CifarNet(nn.Module):
+class CifarNet(Knobs):
     """One class for all six architectures: `blocks` stride-2 blocks after the stem, then an all-conv or dense head."""
     num_classes: int
     blocks: int = 1
     head: str = "conv"  # "conv": Conv 3x3 -> Conv 1x1 -> Conv 1x1 to classes -> global average pool
     dense_units: Sequence[int] = ()  # for head="dense": hidden Dense layers (ReLU + dropout each)
-    width: float = 1.0  # multiplies every hidden channel count and dense width (1.0 = the paper)
     dropout: float = 0.5
-    conv: ModuleDef = nn.Conv
-    dense: ModuleDef = nn.Dense
-    dropout_layer: ModuleDef = nn.Dropout
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        w = functools.partial(_width, multiplier=self.width)
+        w = functools.partial(scaled_width, multiplier=self.width)
         conv3 = functools.partial(self.conv, kernel_size=(3, 3), padding="SAME")
         drop = self.dropout_layer(self.dropout, deterministic=not train)
         x = nn.relu(conv3(w(32))(x))

@@ -11,7 +11,6 @@ import concurrent.futures
 import dataclasses
 import functools
 import importlib.metadata
-import io
 import math
 import multiprocessing
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import soundfile
 from scipy import signal
 
+from helmjax.data import audio_decode
 from helmjax.errors import UserError
 from helmjax.quantizers.registry import Quantized, register
 
@@ -96,13 +96,10 @@ def encode(waveform: np.ndarray, kbps: int, *, sample_rate: int, quality: int = 
 
 def decode(data: bytes, *, name: str = "<mp3 bytes>") -> tuple:
     """MP3 (or any libsndfile format) bytes -> (float32 mono (T,), sample rate); a bad file is a UserError."""
-    try:
-        audio, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError) as e:
-        raise UserError(f"cannot decode {name}: {e}; the file is empty, truncated or not audio") from None
-    if audio.shape[0] == 0:
-        raise UserError(f"cannot decode {name}: it holds no audio frames; the file is empty or truncated")
-    return audio.mean(axis=1).astype(np.float32), int(rate)
+    audio, rate = audio_decode.decode(
+        data, undecodable=lambda reason: f"cannot decode {name}: {reason}; the file is empty, truncated or not audio",
+        no_frames=f"cannot decode {name}: it holds no audio frames; the file is empty or truncated")
+    return audio.mean(axis=1).astype(np.float32), rate
 
 
 def frame_kbps(data: bytes) -> int:
