@@ -41,11 +41,10 @@ def list_experiments():
     for name in config_lib.experiment_names():
         try:
             c = config_lib.load_experiment(name)
-            from helmjax.sweeps import axes, sweep
-            settings = axes.settings(c)
-            runs = sum(len(sweep.grid_runs(axes.setting_config(c, s))) for s in settings) if settings else \
-                len(sweep.grid_runs(c))
-            shape = (f"{len(settings)} settings of {', '.join(n for n, _ in axes.raw_axes(c))} x " if settings else "")
+            from helmjax.sweeps.plan import make_plan
+            plan = make_plan(c)
+            runs = sum(len(setting.runs) for setting in plan.settings)
+            shape = (f"{len(plan.settings)} settings of {', '.join(plan.axis_names)} x " if plan.axis_names else "")
             print(f"{name:24s} {runs:4d} runs ({shape}{len(c.grid.level)} levels x {len(c.grid.arch)} archs x "
                   f"{len(c.grid.seed)} seeds)  data: {c.data.name}: {catalog.entry(c.data.name).needs}")
         except Exception as e:  # one broken experiment file must not hide the others
@@ -80,18 +79,20 @@ def main(argv):
     if DISTRIBUTED.value:
         distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
     from helmjax.sweeps import identity
+    from helmjax.sweeps.plan import make_plan
     if ANALYZE.value:
-        sweep_dir = identity.find_sweep_dir(pathlib.Path(WORKDIR.value), config)
-        rows = sweep.collect_results(sweep_dir, config)
-        sweep.write_results(sweep_dir, rows, [name for name, _ in axes.raw_axes(config)])
+        plan = make_plan(config, identity.find_sweep_dir(pathlib.Path(WORKDIR.value), config))
+        rows = sweep.collect_results(plan)
+        sweep.write_results(plan.sweep_dir, rows, plan.axis_names)
     else:
         stop = sweep.StopFlag()
         for sig in (signal.SIGTERM, signal.SIGINT):  # finish the step, keep the last checkpoint, exit cleanly
             signal.signal(sig, lambda *_: stop.set())
-        sweep_dir = identity.resolve_sweep_dir(pathlib.Path(WORKDIR.value), config, new_sweep=NEW_SWEEP.value)
+        plan = make_plan(config, identity.resolve_sweep_dir(pathlib.Path(WORKDIR.value), config,
+                                                            new_sweep=NEW_SWEEP.value))
         try:
-            outcome = sweep.run_sweep(config, pathlib.Path(WORKDIR.value), only=only, worker=worker, stop=stop,
-                                      progress=PROGRESS.value and distributed.is_primary(), sweep_dir=sweep_dir)
+            outcome = sweep.run_plan(plan, only=only, worker=worker, stop=stop,
+                                     progress=PROGRESS.value and distributed.is_primary())
         except sweep.StopRequested:
             print("stopped on request; run the same command again to resume", file=sys.stderr)
             return 130
@@ -100,15 +101,12 @@ def main(argv):
             print(f"{len(outcome.busy)} runs are being trained by other workers: {', '.join(outcome.busy)}")
     if not distributed.is_primary():
         return 0
-    from helmjax.quantizers import registry
-    for setting in axes.settings(config) or [None]:
-        part = config if setting is None else axes.setting_config(config, setting)
-        mine = rows if setting is None else [r for r in rows if r.get("setting") == setting.tag]
-        if setting is not None:
+    for setting in plan.settings:
+        mine = [r for r in rows if r.get("setting") == setting.tag] if setting.tag else rows
+        if setting.tag:
             print(f"[{setting.label}]")
-        print(results_table.format_table(mine, part.tolerance,
-                                         registry.get(part.quantizer.name).describe(part.grid.level)))
-    print(write_report(sweep_dir))
+        print(results_table.format_table(mine, setting.tolerance, setting.quantizer.describe(setting.levels)))
+    print(write_report(plan.sweep_dir))
     return 0
 
 

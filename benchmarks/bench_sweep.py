@@ -22,12 +22,9 @@ import jax
 import numpy as np
 
 from benchmarks.bench_stacked import stacked_inputs
-from helmjax import models
 from helmjax.config import apply_overrides, load_experiment
 from helmjax.sweeps.quantized_data import RAW
-from helmjax.quantizers import registry
-from helmjax.sweeps.sweep import _model_knobs, train_settings
-from helmjax.sweeps.level_data import quantizer_settings
+from helmjax.sweeps.plan import QuantizerPlan, SettingPlan, make_plan
 from helmjax.training import performance
 from helmjax.training.trainer import Trainer
 
@@ -55,12 +52,11 @@ def project_seconds(runs_per_arch: Dict[str, int], costs: Dict[str, ArchCost], s
     return out
 
 
-def measure_arch(config, arch: str, stack: int, image_size: int, num_classes: int, steps: int,
+def measure_arch(setting: SettingPlan, arch: str, stack: int, image_size: int, num_classes: int, steps: int,
                  eval_images: int) -> ArchCost:
     """Seconds per step of a stack of `stack` runs (a lone run is a stack of one) and per evaluated image."""
-    settings = train_settings(config)
-    trainer = Trainer(models.build(config.model.family, arch, num_classes, **_model_knobs(config)), settings,
-                      is_image=True)
+    settings = setting.train
+    trainer = Trainer(setting.model.build(arch, num_classes), settings, is_image=True)
     rng = np.random.RandomState(0)
     n = max(settings.batch_size * 4, eval_images)
     data_x, data_y, of_member, states, keys = stacked_inputs(trainer, stack, image_size, n, rng, num_classes)
@@ -85,17 +81,16 @@ def measure_arch(config, arch: str, stack: int, image_size: int, num_classes: in
     return ArchCost(step_s, (time.perf_counter() - t0) / (eval_images * stack))
 
 
-def quantize_seconds_per_image(config, levels: Sequence, sample: np.ndarray) -> Dict:
+def quantize_seconds_per_image(quantizer: QuantizerPlan, levels: Sequence, sample: np.ndarray) -> Dict:
     """Seconds per image of the sweep's quantizer at each level (raw costs nothing), after one warm-up call."""
-    options = quantizer_settings(config)
     out = {}
     for level in levels:
         if level == RAW:
             out[level] = 0.0
             continue
-        registry.apply(config.quantizer.name, sample, level, **options)  # compiles / warms the codec
+        quantizer.spec.apply(sample, level, **quantizer.options)  # compiles / warms the codec
         t0 = time.perf_counter()
-        registry.apply(config.quantizer.name, sample, level, **options)
+        quantizer.spec.apply(sample, level, **quantizer.options)
         out[level] = (time.perf_counter() - t0) / len(sample)
     return out
 
@@ -130,7 +125,8 @@ def main():
         args.steps, args.quantize_sample, args.archs = 2, 16, args.archs or "A"
     archs = args.archs.split(",") if args.archs else list(config.grid.arch)
     levels, seeds = list(config.grid.level), list(config.grid.seed)
-    profile = performance.choose(train_settings(config), jax.default_backend(), jax.device_count())
+    setting = make_plan(config).settings[0]
+    profile = performance.choose(setting.train, jax.default_backend(), jax.device_count())
     stack = profile.stack_size
     val_size = int(round(args.train_size * config.train.val_fraction))
     steps_per_epoch = (args.train_size - val_size) // config.train.batch_size
@@ -145,13 +141,13 @@ def main():
     costs = {}
     for arch in archs:
         members = min(stack, len(levels) * len(seeds))
-        cost = measure_arch(config, arch, members, args.image_size, args.num_classes, args.steps,
+        cost = measure_arch(setting, arch, members, args.image_size, args.num_classes, args.steps,
                             min(1000, args.test_size))
         costs[arch] = cost
         print(f"arch {arch}: {cost.step_s * 1e3:8.1f} ms per step of {members} run(s) = "
               f"{members * config.train.batch_size / cost.step_s:8.1f} training images/s; evaluation "
               f"{1 / cost.eval_image_s:9.1f} images/s", flush=True)
-    per_image = quantize_seconds_per_image(config, levels, quantizer_sample(args.quantize_sample, image_shape))
+    per_image = quantize_seconds_per_image(setting.quantizer, levels, quantizer_sample(args.quantize_sample, image_shape))
     quantize_s = sum(per_image.values()) * (args.train_size + args.test_size)
     print(f"quantizer {config.quantizer.name}: " + ", ".join(
         f"{level}: {1 / s:.0f} images/s" for level, s in per_image.items() if s) +

@@ -11,7 +11,8 @@ from helmjax.analysis import chance
 from helmjax.errors import UserError
 from helmjax.reporting import facets
 from helmjax.sweeps import axes, sweep
-from helmjax.sweeps.layout import RAW
+from helmjax.sweeps.plan import make_plan
+from helmjax.layout import RAW
 
 QUIET = dict(progress=False, log=lambda *_: None)
 
@@ -31,7 +32,7 @@ def test_scalar_axis_is_typed_like_set_and_names_runs():
     assert config.name == "demo_q_sweep-by-photons"  # beside the plain demo's directory, never inside it
     part = axes.setting_config(config, settings[0])
     assert part.data.photons == 25.0 and part.grid.axes == [] and part.grid.setting == "photons25"
-    assert sweep.grid_runs(part)[0].name == "photons25-raw-A-s0"
+    assert make_plan(config).settings[0].runs[0].name == "photons25-raw-A-s0"
     assert config.data.photons == 400.0  # the base is untouched
 
 
@@ -71,9 +72,9 @@ def test_only_filters_axes_by_key_or_last_part():
     config = demo(axis=["data.photons=25,100,inf"])
     names = [name for name, _ in axes.raw_axes(config)]
     only = config_lib.parse_filters(["photons=inf,25", "arch=A"], names)
-    axis_filters, grid_filters = axes.split_filters(config, only)
-    assert axis_filters == {"data.photons": {"inf", "25"}} and grid_filters == {"arch": {"A"}}
-    assert [s.tag for s in axes.chosen(axes.settings(config), axis_filters)] == ["photons25", "photonsinf"]
+    chosen = make_plan(config).choose(only)
+    assert [setting.tag for setting, _ in chosen] == ["photons25", "photonsinf"]
+    assert {run.arch for _, runs in chosen for run in runs} == {"A"}
     with pytest.raises(UserError, match="unknown grid axis 'photon'"):
         config_lib.parse_filters(["photon=25"], names)
 
@@ -109,7 +110,7 @@ def test_sweep_over_an_axis_trains_each_setting_as_its_own_sweep(tmp_path):
 
     again = sweep.run_sweep(config, tmp_path, only={"codec": {"bitdepth"}}, **QUIET)
     assert again.trained == [] and again.skipped == ["codec-bitdepth-raw-A-s0", "codec-bitdepth-b2-A-s0"]
-    assert sweep.collect_results(sweep_dir, config) == out.rows
+    assert sweep.collect_results(make_plan(config, sweep_dir)) == out.rows
 
     assert facets.has_settings(sweep_dir)
     path, text = facets.write_facet_report(sweep_dir, resamples=50)

@@ -63,13 +63,14 @@ def test_filters_parse_values():
 
 
 def test_reference_seeds_add_runs_to_the_lossless_level_only():
-    from helmjax.sweeps import sweep
+    from helmjax.sweeps.plan import make_plan
     from helmjax.errors import UserError
     c = config_lib.apply_overrides(config_lib.load_experiment("demo_q_sweep"),
                                    ["grid.level=raw,10", "grid.seed=[0]", "grid.reference_seed=[0,1,2]"])
     assert c.analysis.margin == 1.0
-    assert [r.name for r in sweep.grid_runs(c)] == ["raw-A-s0", "raw-A-s1", "raw-A-s2", "q10-A-s0"]
-    assert [r.name for r in sweep.grid_runs(c, only={"seed": {2}})] == ["raw-A-s2"]
+    plan = make_plan(c)
+    assert [r.name for r in plan.settings[0].runs] == ["raw-A-s0", "raw-A-s1", "raw-A-s2", "q10-A-s0"]
+    assert [r.name for _, runs in plan.choose({"seed": {2}}) for r in runs] == ["raw-A-s2"]
     no_raw = config_lib.apply_overrides(c, ["grid.level=10,20"])
     with pytest.raises(UserError, match="grid.reference_seed adds seeds to the lossless level"):
-        sweep.validate(no_raw)
+        make_plan(no_raw)

@@ -29,7 +29,8 @@ def learned(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     out = {}
     for bpp in BPPS:
-        level = quantized_data.quantize(ds, bpp, "learned_jpeg", dict(TINY, subsampling="4:2:0"), "both", cache)
+        level = quantized_data.quantize(ds, bpp, registry.get("learned_jpeg"), dict(TINY, subsampling="4:2:0"),
+                                        "both", cache)
         [path] = [p for p in (cache / "fitted").glob("*.json") if json.loads(p.read_text())["bpp"] == bpp]
         out[bpp] = (level, learned_jpeg.load_tables(path))
     return ds, cache, out
@@ -180,7 +181,8 @@ def test_files_decode_with_plain_pillow_and_carry_the_tables(learned):
 def test_fitted_state_is_reused_not_relearned(learned, monkeypatch):
     ds, cache, out = learned
     monkeypatch.setattr(learned_jpeg, "learn_tables", lambda *a, **k: pytest.fail("tables learned again"))
-    again = quantized_data.quantize(ds, BPPS[1], "learned_jpeg", dict(TINY, subsampling="4:2:0"), "both", cache)
+    again = quantized_data.quantize(ds, BPPS[1], registry.get("learned_jpeg"), dict(TINY, subsampling="4:2:0"),
+                                    "both", cache)
     np.testing.assert_array_equal(again.x_test, out[BPPS[1]][0].x_test)
 
 
@@ -196,10 +198,10 @@ def test_fit_hook_sees_the_training_split_only(tmp_path):
         seen.append(fitted["offset"])
         return registry.Quantized(data, np.full(len(data), 8.0))
 
-    registry.register("_test_fitted", fn, level_type="float", level_range=(0.0, 1.0), prefix="t", fit=fit,
-                      overwrite=True)
+    spec = registry.register("_test_fitted", fn, level_type="float", level_range=(0.0, 1.0), prefix="t", fit=fit,
+                             overwrite=True)
     for _ in range(2):
-        quantized_data.quantize(ds, 0.5, "_test_fitted", {}, "both", tmp_path)
+        quantized_data.quantize(ds, 0.5, spec, {}, "both", tmp_path)
     assert len(calls) == 1  # fitted once, then read from <cache>/fitted/*.json
     assert calls[0][0] is ds.x_train and calls[0][1] is ds.y_train and calls[0][2] == 0.5
     assert seen == [1, 1]  # train and test both got the state (the second call came from the cache)

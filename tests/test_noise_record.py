@@ -7,17 +7,20 @@ from helmjax.testing.synthetic_sweep import SyntheticSweep, write_sweep
 from helmjax.data import camera
 from helmjax.reporting.report import summary_text, write_report
 from helmjax.sweeps import noise_record
+from helmjax.sweeps.plan import make_plan
 
 
 def _camera(photons: float):
+    """The demo's camera data at `photons`, as a sweep's plan would measure it: (data, subsampling, options)."""
     config = config_lib.apply_overrides(config_lib.load_experiment("demo_q_sweep"),
                                         ["data.n_train=300", "data.n_test=200", f"data.photons={photons}"])
-    return config, camera.make_camera(seed=0, n_train=300, n_test=200, photons=photons)
+    setting = make_plan(config).settings[0]
+    ds = camera.make_camera(seed=0, n_train=300, n_test=200, photons=photons)
+    return ds, setting.quantizer.subsampling, setting.data.options
 
 
 def test_the_record_brackets_the_estimate_and_holds_the_truth():
-    config, ds = _camera(100.0)
-    record = noise_record.measure(config, ds)
+    record = noise_record.measure(*_camera(100.0))
     low, high = record["sigma_ci"]
     assert low < record["sigma"] < high and high - low < 0.2 * record["sigma"]
     truth = camera.true_noise(seed=0, n=200, photons=100.0)
@@ -34,8 +37,7 @@ def test_the_record_brackets_the_estimate_and_holds_the_truth():
 
 def test_the_report_puts_the_measured_noise_beside_the_classifier(tmp_path):
     sweep = write_sweep(tmp_path / "sweep", SyntheticSweep(seeds=(0, 1, 2)))
-    config, ds = _camera(400.0)
-    noise_record.write(sweep, noise_record.measure(config, ds))
+    noise_record.write(sweep, noise_record.measure(*_camera(400.0)))
     analysis = analyze(sweep, resamples=100)
     assert analysis.noise["true"]["entropy_bits_per_pixel"] > 10
     text = write_report(sweep, analysis=analysis).read_text()

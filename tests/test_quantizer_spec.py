@@ -169,7 +169,7 @@ def test_the_cache_key_follows_the_quantizer_version(tmp_path):
     ds = ArrayDataset("tiny", x, np.array([0, 1]), x, np.array([0, 1]), ("a", "b"))
     for version, expected_calls in (("1", 2), ("1", 2), ("2", 4)):  # train + test per computation
         spec = registry.register("test_halve", halve, level_range=(1, 10), version=version, overwrite=True)
-        quantized_data.quantize(ds, 3, "test_halve", {}, cache_dir=tmp_path)
+        quantized_data.quantize(ds, 3, spec, {}, cache_dir=tmp_path)
         assert len(calls) == expected_calls, version
     registry._REGISTRY.pop("test_halve")
     key = quantized_data.cache_key({"dataset": "d"}, spec, 3, {}, "train")

@@ -19,7 +19,7 @@ from helmjax.training import performance
 from helmjax.training.checkpoints import RunCheckpoints, latest_epoch_on_disk
 from helmjax.training.loop import StopFlag, StopRequested, train_run, train_runs
 from helmjax.training.recipe import TrainSettings
-from helmjax.sweeps.layout import read_metrics
+from helmjax.layout import read_metrics
 from helmjax.training.trainer import SplitData, Trainer
 from tests.conftest import make_stripes
 
@@ -250,7 +250,7 @@ DATA_PARALLEL_SCRIPT = """
 import json, pathlib, sys, tempfile
 import jax, numpy as np
 from helmjax.training.loop import train_runs
-from helmjax.sweeps.layout import read_metrics
+from helmjax.layout import read_metrics
 from tests.conftest import make_stripes
 from tests.test_stacked import _split, _trainer
 trainer = _trainer(sys.argv[1])

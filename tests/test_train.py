@@ -12,7 +12,7 @@ from helmjax.training.checkpoints import RunCheckpoints
 from helmjax.training.inputs import augment
 from helmjax.training.loop import StopFlag, StopRequested, TrainingDiverged, check_finite, train_run
 from helmjax.training.recipe import TrainSettings
-from helmjax.sweeps.layout import read_metrics
+from helmjax.layout import read_metrics
 from helmjax.training.step import make_train_step
 from helmjax.training.trainer import SplitData, Trainer
 from tests.conftest import make_stripes

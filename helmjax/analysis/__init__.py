@@ -5,6 +5,6 @@ plots. This package never imports matplotlib.
 """
 
 from helmjax.analysis.findings import Analysis, ArchResult, analyze
-from helmjax.sweeps.layout import RAW
+from helmjax.layout import RAW
 
 __all__ = ["Analysis", "ArchResult", "analyze", "RAW"]

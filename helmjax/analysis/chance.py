@@ -7,7 +7,7 @@ from typing import List
 
 from scipy import stats
 
-from helmjax.sweeps.layout import RAW
+from helmjax.layout import RAW
 
 
 def above_chance(test_acc: float, num_test: int, num_classes: int, confidence: float) -> bool:

@@ -21,7 +21,7 @@ from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION
 from helmjax.analysis.levels import LevelScale, quantizer_record
 from helmjax.analysis.sweep_files import as_float, read_config, read_rows
 from helmjax.sweeps import noise_record
-from helmjax.sweeps.layout import RAW, read_test_correct
+from helmjax.layout import RAW, read_test_correct, run_dir
 from helmjax.errors import UserError
 from helmjax.analysis import per_arch as arch_findings
 from helmjax.analysis.level_rates import level_rates as rates_per_level
@@ -177,8 +177,8 @@ def _parse_runs(rows, scale: LevelScale, warnings):
     return runs, failed
 
 
-def _missing_runs(config, rows, scale: LevelScale, warnings) -> list:
-    grid = config.get("grid") or {}
+def _missing_runs(sweep_record, rows, scale: LevelScale, warnings) -> list:
+    grid = sweep_record.get("grid") or {}
     if not grid:
         return []
     seen = {"level": [], "arch": [], "seed": []}
@@ -211,7 +211,7 @@ def _missing_runs(config, rows, scale: LevelScale, warnings) -> list:
 def _attach_correctness(sweep_dir, runs, warnings) -> Optional[int]:
     """Loads test_correct.npy of each run; returns the shared test-set size (None if none could be used)."""
     for run in runs:
-        run.correct = read_test_correct(sweep_dir / "runs" / run.name)
+        run.correct = read_test_correct(run_dir(sweep_dir, run.name))
     lengths = collections.Counter(len(r.correct) for r in runs if r.correct is not None)
     if not lengths:
         if runs:
@@ -261,8 +261,8 @@ def _replicate_matrix(runs, num_test, rng, resamples) -> np.ndarray:
     return out
 
 
-def make_settings(config: dict, resamples, confidence, margin, seed) -> dict:
-    block = config.get("analysis") if isinstance(config.get("analysis"), dict) else {}
+def make_settings(sweep_record: dict, resamples, confidence, margin, seed) -> dict:
+    block = sweep_record.get("analysis") if isinstance(sweep_record.get("analysis"), dict) else {}
     pick = lambda given, key, default: given if given is not None else block.get(key, default)
     confidence = float(pick(confidence, "confidence", DEFAULT_CONFIDENCE))
     margin_points = float(pick(margin, "margin", DEFAULT_MARGIN_POINTS))
@@ -273,7 +273,7 @@ def make_settings(config: dict, resamples, confidence, margin, seed) -> dict:
         raise UserError(f"analysis.margin={margin_points}: the margin is in accuracy points, e.g. 1.0")
     return {"margin_points": margin_points, "margin": margin_points / 100.0, "confidence": confidence,
             "resamples": resamples, "seed": seed,
-            "tolerance_points": 100.0 * tolerance_fraction(config.get("tolerance"))}
+            "tolerance_points": 100.0 * tolerance_fraction(sweep_record.get("tolerance"))}
 
 
 def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[float] = None,
@@ -283,14 +283,14 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     sweep_dir = pathlib.Path(sweep_dir)
     warnings: List[str] = []
     rows = read_rows(sweep_dir, warnings)
-    config = read_config(sweep_dir, warnings)
-    settings = make_settings(config, resamples, confidence, margin, seed)
+    sweep_record = read_config(sweep_dir, warnings)
+    settings = make_settings(sweep_record, resamples, confidence, margin, seed)
     first = rows[0] if rows else {}
-    scale = LevelScale(quantizer_record(config, rows, warnings))
+    scale = LevelScale(quantizer_record(sweep_record, rows, warnings))
     rng = np.random.default_rng(seed)
 
     runs, failed = _parse_runs(rows, scale, warnings)
-    missing = _missing_runs(config, rows, scale, warnings)
+    missing = _missing_runs(sweep_record, rows, scale, warnings)
     if not rows:
         warnings.append("the results hold no runs yet")
     elif not runs:
@@ -359,16 +359,16 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
 
     confidence = settings["confidence"]
     return Analysis(
-        sweep_dir=str(sweep_dir), experiment=str(config.get("experiment") or config.get("name")
+        sweep_dir=str(sweep_dir), experiment=str(sweep_record.get("experiment") or sweep_record.get("name")
                                                  or first.get("experiment") or sweep_dir.name),
-        dataset=str(config.get("dataset") or first.get("dataset") or "?"),
+        dataset=str(sweep_record.get("dataset") or first.get("dataset") or "?"),
         quantizer=str(scale.record.get("name") or "?"), quantizer_spec=scale.record,
         level_name=scale.level_name, level_label=scale.label,
         rate_name=scale.rate_name, rate_label=scale.rate_label, storage_rate=storage_rate, lossless=lossless,
         levels=all_levels, archs=archs, params=params, accuracy=accuracy, rates=level_rates, per_arch=per_arch,
         model_size=model_size, convergence=convergence,
         runs={"results": len(rows), "done": len(runs), "failed": len(failed), "missing": len(missing),
-              "expected": len(rows) + len(missing) if config.get("grid") else None},
+              "expected": len(rows) + len(missing) if sweep_record.get("grid") else None},
         missing=missing, failed=failed, warnings=warnings,
         method={k: v.format(conf=confidence, alpha=1 - confidence, margin=settings["margin_points"],
                             tol=settings["tolerance_points"], min_r2=curve.LOG_FIT_MIN_R2,

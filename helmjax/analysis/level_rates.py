@@ -10,7 +10,7 @@ import numpy as np
 from helmjax.analysis import rate_intervals
 from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import as_float, read_level_bits
-from helmjax.sweeps.layout import RAW
+from helmjax.layout import RAW
 from helmjax.analysis.summaries import finite_mean
 
 

@@ -11,7 +11,7 @@ import math
 from typing import List, Optional
 
 from helmjax.analysis.sweep_files import parse_level
-from helmjax.sweeps.layout import RAW
+from helmjax.layout import RAW
 from helmjax.errors import UserError
 from helmjax.quantizers import registry
 
@@ -109,7 +109,7 @@ class LevelScale:
         if level == RAW:
             return RAW
         entry = self._entries.get(level)
-        return entry["tag"] if entry else f"{self.record.get('prefix', '')}{registry.level_text(level)}"
+        return entry["tag"] if entry else registry.level_tag(self.record.get("prefix", ""), level)
 
     def level_of_tag(self, tag: str):
         """The level a `rates/` file name stands for; None when it is not one of this quantizer's."""
@@ -130,25 +130,26 @@ class LevelScale:
         return entry.get("step") if entry else None
 
 
-def quantizer_name(config: dict, first_row: dict) -> str:
+def quantizer_name(sweep_record: dict, first_row: dict) -> str:
     """sweep.json may hold the quantizer as a name or as its config block ({"name": ..., options})."""
-    quantizer = config.get("quantizer_name") or config.get("quantizer") or first_row.get("quantizer") or "?"
+    quantizer = (sweep_record.get("quantizer_name") or sweep_record.get("quantizer") or first_row.get("quantizer")
+                 or "?")
     if isinstance(quantizer, dict):
         quantizer = quantizer.get("name", "?")
     return str(quantizer)
 
 
-def quantizer_record(config: dict, rows: List[dict], warnings: List[str]) -> dict:
+def quantizer_record(sweep_record: dict, rows: List[dict], warnings: List[str]) -> dict:
     """The quantizer's record: sweep.json's `quantizer_spec`; for a sweep written before quantizers described
     themselves, the quantizer as registered now (by name) describing the levels of the grid and the rows; failing
     that, plain numeric levels read from the rows (no step, rate unit from the rows)."""
-    record = config.get("quantizer_spec")
+    record = sweep_record.get("quantizer_spec")
     if isinstance(record, dict) and isinstance(record.get("levels"), list) and isinstance(record.get("rate"), dict):
         return record
     first = rows[0] if rows else {}
-    name = quantizer_name(config, first)
-    level_name = str(config.get("level_name") or first.get("level_name") or "level")
-    grid = config.get("grid") if isinstance(config.get("grid"), dict) else {}
+    name = quantizer_name(sweep_record, first)
+    level_name = str(sweep_record.get("level_name") or first.get("level_name") or "level")
+    grid = sweep_record.get("grid") if isinstance(sweep_record.get("grid"), dict) else {}
     values = grid.get("level", grid.get(level_name)) or []
     values = (values if isinstance(values, list) else [values]) + [row.get("level", row.get(level_name))
                                                                   for row in rows]

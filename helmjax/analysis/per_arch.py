@@ -12,7 +12,7 @@ from helmjax.analysis import bootstrap, contrasts, curve, noninferiority
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
 from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import as_float
-from helmjax.sweeps.layout import RAW, read_metrics
+from helmjax.layout import RAW, read_metrics, run_dir
 from helmjax.analysis.summaries import few, finite_mean
 from helmjax.analysis.level_rates import ItemRates, bits_not_needed
 
@@ -134,7 +134,7 @@ def reference_flags(arch, groups, reference, levels, margin, confidence) -> List
 
 def run_convergence(sweep_dir, runs, warnings):
     """Per run: epochs to reach FRACTION of the raw run's best validation accuracy; per group: mean and count."""
-    metrics = {run.name: read_metrics(sweep_dir / "runs" / run.name) for run in runs}
+    metrics = {run.name: read_metrics(run_dir(sweep_dir, run.name)) for run in runs}
     no_metrics = [name for name, rows in metrics.items() if not rows]
     if no_metrics:
         warnings.append(f"metrics.jsonl is missing for {len(no_metrics)} run(s) ({few(no_metrics)}): no "

@@ -15,7 +15,8 @@ import numpy as np
 
 from helmjax.errors import UserError
 
-from helmjax.sweeps.layout import RAW
+from helmjax import layout
+from helmjax.layout import RAW
 
 Level = Union[int, float, str]
 
@@ -66,22 +67,12 @@ def as_float(value: Any) -> float:
 
 def read_rows(sweep_dir: pathlib.Path, warnings: List[str]) -> List[dict]:
     """The result rows, one per run (the last row wins when a run was written twice)."""
-    jsonl = sweep_dir / "results.jsonl"
-    csv_path = sweep_dir / "results.csv"
+    jsonl = sweep_dir / layout.RESULTS_JSONL
+    csv_path = sweep_dir / layout.RESULTS_CSV
     rows: List[dict] = []
     if jsonl.exists():
-        for number, line in enumerate(jsonl.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.append(f"results.jsonl line {number} is not valid JSON (an interrupted write?); skipped")
-                continue
-            if not isinstance(row, dict):
-                warnings.append(f"results.jsonl line {number} is not a JSON object; skipped")
-                continue
-            rows.append(row)
+        rows = layout.read_jsonl(jsonl, lambda number, why: warnings.append(
+            f"{layout.RESULTS_JSONL} line {number} {why}; skipped"))
     elif csv_path.exists():
         with csv_path.open(newline="") as f:
             rows = [{k: _coerce_csv_value(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -98,7 +89,7 @@ def read_rows(sweep_dir: pathlib.Path, warnings: List[str]) -> List[dict]:
 
 
 def read_config(sweep_dir: pathlib.Path, warnings: List[str]) -> dict:
-    path = sweep_dir / "sweep.json"
+    path = sweep_dir / layout.SWEEP_FILE
     if not path.exists():
         warnings.append("sweep.json is missing: the grid is unknown, so missing runs cannot be listed")
         return {}
@@ -113,7 +104,7 @@ def read_config(sweep_dir: pathlib.Path, warnings: List[str]) -> dict:
 def read_examples(sweep_dir: pathlib.Path, parse: Callable[[str], Any] = parse_level) -> dict:
     """Example images per level: {"raw": (k,H,W,C) uint8, 20: ...}; empty when the sweep saved none. `parse`
     reads a level from its text (`LevelScale.parse` for named levels)."""
-    path = sweep_dir / "examples.npz"
+    path = sweep_dir / layout.EXAMPLES_FILE
     if not path.exists():
         return {}
     try:
@@ -134,7 +125,7 @@ def read_level_bits(sweep_dir: pathlib.Path, level_of_tag: Callable[[str], Any])
     and {"raw": {"lossless": (M,), "codec": str, "index": (M,) when a subset was coded}}. A level is read from its
     file's tag by `level_of_tag` ("q20" -> 20: `LevelScale.level_of_tag`); an unreadable file is skipped."""
     out: dict = {}
-    for path in sorted((pathlib.Path(sweep_dir) / "rates").glob("*.npz")):
+    for path in sorted((pathlib.Path(sweep_dir) / layout.RATES_DIR).glob("*.npz")):
         tag = path.stem
         level = level_of_tag(tag)
         if level is None:

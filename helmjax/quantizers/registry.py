@@ -19,7 +19,6 @@ analysis needs no code of the quantizer. Built-ins and users' quantizers registe
 """
 
 import dataclasses
-import hashlib
 import importlib
 import inspect
 import math
@@ -28,9 +27,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from helmjax.digests import content_digest
 from helmjax.errors import UserError
 
-from helmjax.sweeps.layout import RAW  # noqa: F401  (levels are validated against it)
+from helmjax.layout import RAW
 LEVEL_TYPES = ("int", "float", "named")
 DIRECTIONS = ("lower", "higher")  # which level values compress more
 # What a level costs, per modality: the rows' rate column and how it reads.
@@ -60,6 +60,13 @@ def level_text(level) -> str:
     return np.format_float_positional(float(level), trim="-")
 
 
+def level_tag(prefix: str, level) -> str:
+    """The level's part of run names and `rates/` file names, from the quantizer's run-name prefix: "q20",
+    "kbps64", "lam0.013"; "raw" for the lossless baseline. The one rule: specs, records read back from sweep.json
+    and the analysis all name levels through it."""
+    return RAW if level == RAW else f"{prefix}{level_text(level)}"
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantizerSpec:
     name: str
@@ -80,10 +87,14 @@ class QuantizerSpec:
     # codec has no single step. The analysis reads it from the record as N_approx.
     step: Optional[Callable[[Any], Any]] = None
     version: str = "1"  # changes whenever the output does (for a learned quantizer: `weights_digest`)
-    # Optional fit hook of a quantizer learned per dataset (e.g. `learned_jpeg`'s tables):
-    # fit(x_train, y_train, level, **options) -> a JSON-able state. A sweep calls it once per level on the training
-    # split alone, saves the state with the sweep and passes it to every split as `fn(data, level, fitted=state)`.
+    # Optional fit hook of a quantizer learned per dataset (e.g. `learned_jpeg`'s tables), the learned-quantizer
+    # contract: fit(x_train, y_train, level, **options) -> state, a dict whose values are JSON or arrays (saved as
+    # .npz beside a JSON header). A sweep calls it on the training split alone, once per level (once for all
+    # levels, with level=None, when `variable_rate`), saves the state with the sweep, keys the quantized copies by
+    # its digest and passes it to every split as `fn(data, level, fitted=state)`. `fit` and `fn` each get only the
+    # options they take.
     fit: Optional[Callable[..., dict]] = None
+    variable_rate: bool = False  # one fitted state serves every level (a rate-conditioned model)
 
     @property
     def rate(self) -> dict:
@@ -116,7 +127,11 @@ class QuantizerSpec:
 
     def tag(self, level) -> str:
         """The level's part of run names and of `rates/` file names: "q20", "kbps64", "raw"."""
-        return RAW if level == RAW else f"{self.prefix}{level_text(level)}"
+        return level_tag(self.prefix, level)
+
+    def apply(self, data: np.ndarray, level, **options) -> Quantized:
+        """Quantizes `data` at `level`; options the quantizer does not take are left out."""
+        return self.fn(data, self.check(level), **accepted_options(self, options))
 
     def step_at(self, level) -> Optional[dict]:
         """The quantization step at a level as a dict of named figures, or None."""
@@ -163,11 +178,11 @@ def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image"
              label: Optional[str] = None, unit: str = "", prefix: Optional[str] = None,
              step: Optional[Callable[[Any], Any]] = None, version: str = "1", description: str = "",
              level_info: Optional[Callable[..., dict]] = None, overwrite: bool = False,
-             fit: Optional[Callable[..., dict]] = None) -> QuantizerSpec:
+             fit: Optional[Callable[..., dict]] = None, variable_rate: bool = False) -> QuantizerSpec:
     """Registers `fn` under `name` with what its levels mean; users call this from their own code to run their
     quantizer in a sweep, exactly as the built-ins do. `label` defaults to `level_name`, `prefix` (of run names)
     to `level_name` too. Named levels: `level_type="named"`, `level_range=("low", "mid", "high")` in order.
-    `fit`: see `QuantizerSpec.fit` (a quantizer learned on each dataset's training split)."""
+    `fit`, `variable_rate`: see `QuantizerSpec.fit` (a quantizer learned on each dataset's training split)."""
     if not overwrite and name in _REGISTRY and _REGISTRY[name].fn is not fn:
         raise UserError(f"quantizer {name!r} is already registered; pick another name or pass overwrite=True")
     prefix = level_name if prefix is None else prefix
@@ -192,7 +207,7 @@ def register(name: str, fn: Callable[..., Quantized], *, modality: str = "image"
                         + (", integers" if level_type == "int" else ""))
     spec = QuantizerSpec(name, fn, modality, level_name, level_range, description, level_info, level_type,
                          more_compression, level_name if label is None else label, unit, prefix, step, str(version),
-                         fit)
+                         fit, variable_rate)
     _REGISTRY[name] = spec
     return spec
 
@@ -226,41 +241,30 @@ def check_level(spec: QuantizerSpec, level: Any):
     return spec.check(level)
 
 
-def accepted_options(spec: QuantizerSpec, options: dict) -> dict:
-    """The options `spec.fn` takes, so one config can switch quantizers (e.g. `subsampling` means nothing to
-    `bitdepth`)."""
-    params = inspect.signature(spec.fn).parameters
+def accepted_options(spec: QuantizerSpec, options: dict, hook: str = "fn") -> dict:
+    """The options `spec.fn` (or `spec.fit`) takes, so one config can switch quantizers (e.g. `subsampling` means
+    nothing to `bitdepth`)."""
+    params = inspect.signature(getattr(spec, hook)).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return dict(options)
     return {k: v for k, v in options.items() if k in params}
 
 
+def takes_option(spec: QuantizerSpec, name: str) -> bool:
+    """Whether the quantizer's `fn` or `fit` takes option `name`."""
+    return any(name in accepted_options(spec, {name: None}, hook) for hook in ("fn", "fit")
+               if getattr(spec, hook) is not None)
+
+
 def apply(name: str, data: np.ndarray, level, **options) -> Quantized:
     """Quantizes `data` at `level` with quantizer `name`; options it does not take are left out."""
-    spec = get(name)
-    return spec.fn(data, spec.check(level), **accepted_options(spec, options))
+    return get(name).apply(data, level, **options)
 
 
 def weights_digest(weights) -> str:
     """A version for a learned quantizer: a digest of its weights (a pytree of dicts, lists and arrays), so
     quantized data cached under other weights is never reused."""
-    h = hashlib.sha256()
-
-    def visit(node):
-        if isinstance(node, dict):
-            for key in sorted(node, key=str):
-                h.update(repr(key).encode())
-                visit(node[key])
-        elif isinstance(node, (list, tuple)):
-            for item in node:
-                visit(item)
-        else:
-            array = np.ascontiguousarray(np.asarray(node))
-            h.update(str((array.shape, array.dtype.str)).encode())
-            h.update(array.tobytes())
-
-    visit(weights)
-    return h.hexdigest()[:16]
+    return content_digest(weights, 16)
 
 
 # Built-in quantizer -> its module (which registers it on import); loaded on first use, so heavy codecs load only

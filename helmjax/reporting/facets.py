@@ -8,13 +8,14 @@ import json
 import pathlib
 from typing import List, Optional, Tuple
 
+from helmjax import layout
 from helmjax.analysis import RAW, Analysis, analyze, codec_comparison
 from helmjax.analysis.findings import json_safe
 from helmjax.analysis.sweep_files import read_config
 from helmjax.reporting import report as single
 from helmjax.reporting.number_format import number
 from helmjax.sweeps.axes import value_text
-from helmjax.sweeps.layout import REPORT_DIR, setting_dir
+from helmjax.layout import setting_dir
 
 Facet = Tuple[dict, Analysis]  # (the setting's record in the parent's sweep.json, its analysis)
 
@@ -29,7 +30,7 @@ def analyze_settings(sweep_dir, *, resamples: Optional[int] = None, seed: int = 
     out = []
     for setting in read_config(sweep_dir, []).get("settings") or []:
         directory = setting_dir(sweep_dir, setting["tag"])
-        if (directory / "results.jsonl").exists():  # a setting not reached yet has no results: left out
+        if (directory / layout.RESULTS_JSONL).exists():  # a setting not reached yet has no results: left out
             out.append((setting, analyze(directory, resamples=resamples, seed=seed)))
     return out
 
@@ -185,18 +186,18 @@ def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int 
     facets = analyze_settings(sweep_dir, resamples=resamples, seed=seed)
     for setting, a in facets:
         single.write_report(setting_dir(sweep_dir, setting["tag"]), analysis=a)
-    out = sweep_dir / REPORT_DIR
+    out = layout.report_dir(sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     made = {name: path for name, path in (
         ("accuracy_vs_level_by_setting", plotting.accuracy_by_setting(facets, out / "accuracy_vs_level_by_setting.png",
                                                                       x="level")),
         ("accuracy_vs_rate_by_setting", plotting.accuracy_by_setting(facets, out / "accuracy_vs_rate_by_setting.png",
                                                                      x="rate"))) if path is not None}
-    (out / "facets.json").write_text(json.dumps(json_safe(facet_rows(facets)), indent=1))
+    (out / layout.FACETS_FILE).write_text(json.dumps(json_safe(facet_rows(facets)), indent=1))
     codecs = codec_comparison.compare(facets, resamples=resamples or 1000, seed=seed)
     if codecs:
         (out / "codecs.json").write_text(json.dumps(json_safe(codecs), indent=1))
-    path = out / "report.md"
+    path = out / layout.REPORT_FILE
     path.write_text(report_markdown(sweep_dir, facets, made, codecs))
     return path, summary_text(facets)
 

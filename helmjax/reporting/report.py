@@ -11,11 +11,11 @@ import json
 import pathlib
 from typing import List, Optional
 
+from helmjax import layout
 from helmjax.analysis import RAW, Analysis, analyze
 from helmjax.analysis.sweep_files import read_examples
 from helmjax.reporting.number_format import bound, number, parts
 
-REPORT_DIR = "report"
 
 
 def _pct(value, ci=None) -> str:
@@ -369,10 +369,10 @@ def write_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0,
 
     sweep_dir = pathlib.Path(sweep_dir)
     analysis = analysis or analyze(sweep_dir, resamples=resamples, seed=seed)
-    out = sweep_dir / REPORT_DIR
+    out = layout.report_dir(sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     made = plotting.write_plots(analysis, out, read_examples(sweep_dir, analysis.scale.parse))
-    (out / "analysis.json").write_text(json.dumps(analysis.to_dict(), indent=1))
-    path = out / "report.md"
+    (out / layout.ANALYSIS_FILE).write_text(json.dumps(analysis.to_dict(), indent=1))
+    path = out / layout.REPORT_FILE
     path.write_text(report_markdown(analysis, made))
     return path

@@ -12,7 +12,7 @@ import numpy as np
 
 from helmjax.analysis.levels import LevelScale, quantizer_record
 
-from helmjax.sweeps.layout import RAW
+from helmjax.layout import RAW
 # How each rate column prints: unit and divisor.
 COST_UNITS = {"bpp": ("bits/px", 1.0), "bits_per_second": ("kbit/s", 1000.0)}
 

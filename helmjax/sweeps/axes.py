@@ -19,7 +19,7 @@ report that sets them side by side (`helmjax.reporting.facets`).
 import dataclasses
 import itertools
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import ml_collections
 
@@ -135,29 +135,6 @@ def setting_config(config, setting: Setting) -> ml_collections.ConfigDict:
     out = ml_collections.ConfigDict(tree)
     out.lock()
     return out
-
-
-def split_filters(config, only: Optional[dict]) -> Tuple[dict, dict]:
-    """`--only` as (axis filters {axis name: texts}, grid filters {level|arch|seed: values}); an axis may be
-    named by its whole key or its last part (`data.photons` or `photons`)."""
-    names = [name for name, _ in raw_axes(config)]
-    by_leaf = {name.rpartition(".")[2]: name for name in names}
-    axis_filters, grid_filters = {}, {}
-    for key, allowed in (only or {}).items():
-        if key in ("level", "arch", "seed"):
-            grid_filters[key] = allowed
-        elif key in names or key in by_leaf:
-            axis_filters[key if key in names else by_leaf[key]] = {value_text(v) for v in allowed}
-        else:
-            known = ", ".join(["level", "arch", "seed"] + names)
-            raise UserError(f"--only {key}=...: unknown grid axis {key!r}; use one of {known}")
-    return axis_filters, grid_filters
-
-
-def chosen(all_settings: Sequence[Setting], axis_filters: dict) -> List[Setting]:
-    """The settings whose values pass the `--only` filters on axes."""
-    return [s for s in all_settings
-            if all(value_text(s.columns[name]) in allowed for name, allowed in axis_filters.items())]
 
 
 def parse_axis_flags(config, items: Sequence[str]) -> ml_collections.ConfigDict:

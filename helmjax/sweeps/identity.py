@@ -13,12 +13,12 @@ import pathlib
 from typing import Any, Dict, List, Mapping
 
 from helmjax.errors import UserError
+from helmjax.layout import SWEEP_FILE
 
 SHAPING_SECTIONS = ("data", "features", "quantizer", "model", "train")
 # Keys inside those sections that do not change a run's result: where a copy of the data lives, and speed knobs.
 NOT_SHAPING = frozenset({"data.tfds_data_dir", "train.stack", "train.stack_mode", "train.micro_batches",
                          "train.eval_batch_size", "train.performance"})
-SWEEP_FILE = "sweep.json"
 
 
 class ConfigMismatch(UserError):

@@ -18,7 +18,7 @@ import numpy as np
 
 from helmjax import atomic_io
 from helmjax.data.dataset import ArrayDataset
-from helmjax.sweeps.layout import NOISE_FILE, read_json
+from helmjax.layout import NOISE_FILE, read_json
 
 SAMPLE = 256  # images for σ (each gives one estimate; the bootstrap is over them)
 MSE_SAMPLE = 64  # images for JPEG's MSE at each quality (about 1.4 s per subsampling at 32x32)
@@ -50,9 +50,11 @@ def _matched(mse: np.ndarray, sigma: float, ci: tuple, subsampling: str) -> dict
             "crossings": list(point.crossings)}
 
 
-def measure(config, ds: ArrayDataset, confidence: float = 0.95) -> Optional[dict]:
-    """σ with its interval, q_N at the sweep's subsampling and 4:4:4, and the camera's true noise; None for data
-    that is not 8-bit RGB or grey images."""
+def measure(ds: ArrayDataset, subsampling: str = "4:2:0", camera_options: Optional[dict] = None,
+            confidence: float = 0.95) -> Optional[dict]:
+    """σ with its interval, q_N at the sweep's JPEG subsampling and 4:4:4, and, when the data is the camera
+    simulation (`camera_options`: the options it was made with), its true noise; None for data that is not 8-bit
+    RGB or grey images."""
     from helmjax.data import noise
     images = np.asarray(ds.x_train)
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
@@ -62,13 +64,12 @@ def measure(config, ds: ArrayDataset, confidence: float = 0.95) -> Optional[dict
     record = {"estimator": "skimage.restoration.estimate_sigma (wavelet MAD), RMS over images and channels",
               "images": int(len(per_image)), "sigma": sigma, "sigma_ci": ci, "confidence": confidence,
               "q_n": []}
-    subsampling = config.quantizer.get("subsampling", "4:2:0")
     for mode in dict.fromkeys([subsampling, "4:4:4"]):
         record["q_n"].append(_matched(noise.jpeg_mse(images, mode, MSE_SAMPLE), sigma, ci, mode))
-    if config.data.name == "camera":
+    if camera_options is not None:
         from helmjax.data import camera
         accepted = inspect.signature(camera.true_noise).parameters
-        options = {k: v for k, v in config.data.to_dict().items() if k in accepted}
+        options = {k: v for k, v in camera_options.items() if k in accepted}
         truth = camera.true_noise(**options, n=min(len(ds.x_test), 1000))
         record["true"] = {"sigma": truth.sigma_mean, "sigma_per_channel": list(truth.sigma),
                           "entropy_bits_per_pixel": truth.entropy_bits_per_pixel,

@@ -14,12 +14,14 @@ from typing import Optional, Union
 
 import numpy as np
 
-from helmjax import atomic_io
+from helmjax import atomic_io, layout
 from helmjax.data.dataset import ArrayDataset
+from helmjax.digests import content_digest
 from helmjax.errors import UserError
 from helmjax.quantizers import registry
+from helmjax.quantizers.registry import QuantizerSpec
 
-from helmjax.sweeps.layout import RAW
+from helmjax.layout import RAW
 APPLY_TO = ("both", "train", "test")
 
 
@@ -36,11 +38,7 @@ class LevelData:
 
 def fingerprint(ds: ArrayDataset) -> str:
     """Content hash of a dataset (its arrays), so the cache key changes whenever the data does."""
-    h = hashlib.sha256()
-    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(np.ascontiguousarray(a).data)
-    return h.hexdigest()[:20]
+    return content_digest((ds.x_train, ds.y_train, ds.x_test, ds.y_test))
 
 
 def _cache_path(cache_dir: pathlib.Path, key: dict) -> pathlib.Path:
@@ -69,39 +67,63 @@ def cache_key(key_base: dict, spec: registry.QuantizerSpec, level, options: dict
 
 def fitted_state(ds: ArrayDataset, spec: registry.QuantizerSpec, level, options: dict,
                  cache_dir: Optional[pathlib.Path]) -> Optional[dict]:
-    """The state of a quantizer with a fit hook (`QuantizerSpec.fit`, e.g. learned JPEG tables) at `level`, or None
-    for one without: fitted on the training split alone (never on test), once, and kept as JSON in
-    `<cache_dir>/fitted/`, keyed by the training data, the quantizer and its version, the level and the options."""
+    """The state of a quantizer with a fit hook (`QuantizerSpec.fit`, e.g. learned JPEG tables) at `level` (at every
+    level for a variable-rate one), or None for one without: fitted on the training split alone (never on test),
+    once, and kept in `<cache_dir>/fitted/` as JSON (and its arrays as .npz beside it), keyed by the training data,
+    the quantizer and its version, the level and the options."""
     if spec.fit is None:
         return None
-    level = spec.check(level)
+    level = None if spec.variable_rate else spec.check(level)
     key = dict(train=fingerprint(dataclasses.replace(ds, x_test=ds.x_train[:0], y_test=ds.y_train[:0])),
                quantizer=spec.name, version=spec.version, level=level, options=options)
     path = None
     if cache_dir is not None:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-        path = pathlib.Path(cache_dir) / "fitted" / f"{spec.name}-{registry.level_text(level)}-{digest}.json"
+        name = "all" if level is None else registry.level_text(level)
+        path = pathlib.Path(cache_dir) / layout.FITTED_DIR / f"{spec.name}-{name}-{digest}.json"
         try:
-            return json.loads(path.read_text())
+            return _read_state(path)
         except FileNotFoundError:
             pass
-        except ValueError as e:  # truncated (a kill during a write by an older version)
+        except (ValueError, OSError, KeyError) as e:  # truncated (a kill during a write by an older version)
             logging.warning("fitted state %s is unreadable (%s); fitting again", path, e)
-    # the key goes into the state, so a fresh fit and its reloaded JSON are the same (and key the cache alike)
-    state = json.loads(json.dumps(dict(spec.fit(ds.x_train, ds.y_train, level, **options), key=key)))
+    state = spec.fit(ds.x_train, ds.y_train, level, **registry.accepted_options(spec, options, "fit"))
+    if not isinstance(state, dict):
+        raise UserError(f"quantizer {spec.name!r}: fit returned {type(state).__name__}; it must return a dict of "
+                        f"JSON values and arrays")
+    # the key goes into the state, so a fresh fit and its reloaded files are the same (and key the cache alike)
+    arrays = {k: np.asarray(v) for k, v in state.items() if _is_array(v)}
+    header = json.loads(json.dumps(dict({k: v for k, v in state.items() if k not in arrays}, key=key)))
+    if arrays:
+        header["arrays"] = sorted(arrays)
     if path is not None:
-        atomic_io.write_json(path, state)
-    return state
+        if arrays:  # the arrays first: a header on disk means its arrays are there
+            atomic_io.write_npz(path.with_suffix(".npz"), **arrays)
+        atomic_io.write_json(path, header)
+    return dict(header, **arrays)
 
 
-def quantize_split(x: np.ndarray, quantizer: str, level, options: dict, cache_dir: Optional[pathlib.Path],
+def _is_array(value) -> bool:
+    """A numpy or JAX array (a Python or numpy scalar stays in the JSON header)."""
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (int, float, bool))
+
+
+def _read_state(path: pathlib.Path) -> dict:
+    header = json.loads(path.read_text())
+    if not header.get("arrays"):
+        return header
+    with np.load(path.with_suffix(".npz"), allow_pickle=False) as f:
+        return dict(header, **{name: f[name] for name in header["arrays"]})
+
+
+def quantize_split(x: np.ndarray, spec: QuantizerSpec, level, options: dict, cache_dir: Optional[pathlib.Path],
                    key_base: dict, split: str, fitted: Optional[dict] = None):
     """(quantized x, bits per item) for one split, through the cache when `cache_dir` is given; `fitted`: the
     quantizer's fitted state (`fitted_state`), passed to it and keyed by its digest."""
     path = None
     extra = {} if fitted is None else {"fitted": fitted}
     if cache_dir is not None:
-        key = cache_key(key_base, registry.get(quantizer), level, options, split)
+        key = cache_key(key_base, spec, level, options, split)
         if fitted is not None:
             key["fitted"] = registry.weights_digest(fitted)
         path = _cache_path(pathlib.Path(cache_dir), key)
@@ -109,9 +131,9 @@ def quantize_split(x: np.ndarray, quantizer: str, level, options: dict, cache_di
             cached = _load_cached(path, x)
             if cached is not None:
                 return cached
-    result = registry.apply(quantizer, x, level, **options, **extra)
+    result = spec.apply(x, level, **options, **extra)
     if result.data.shape != x.shape or result.data.dtype != x.dtype:
-        raise UserError(f"quantizer {quantizer!r} returned {result.data.shape} {result.data.dtype} for input "
+        raise UserError(f"quantizer {spec.name!r} returned {result.data.shape} {result.data.dtype} for input "
                         f"{x.shape} {x.dtype}; a quantizer must keep shape and dtype")
     bits = result.bits_per_item if result.bits_per_item is not None else np.full(len(x), np.nan)
     payload = result.payload_bits if result.payload_bits is not None else np.full(len(x), np.nan)
@@ -156,14 +178,15 @@ def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec,
     return info
 
 
-def quantize(ds: ArrayDataset, level: Union[int, float, str], quantizer: str, options: dict, apply_to: str = "both",
-             cache_dir: Optional[pathlib.Path] = None, dataset_key: Optional[str] = None) -> LevelData:
-    """The dataset at `level` ("raw" = as is); `apply_to` says which splits are compressed."""
+def quantize(ds: ArrayDataset, level: Union[int, float, str], spec: QuantizerSpec, options: dict,
+             apply_to: str = "both", cache_dir: Optional[pathlib.Path] = None,
+             dataset_key: Optional[str] = None) -> LevelData:
+    """The dataset at `level` ("raw" = as is) with quantizer `spec` (`registry.get(name)`); `apply_to` says which
+    splits are compressed."""
     if level == RAW:
         return LevelData(RAW, ds.x_train, ds.x_test, raw_info(ds))
     if apply_to not in APPLY_TO:
         raise UserError(f"quantizer.apply_to={apply_to!r}; use one of {', '.join(APPLY_TO)}")
-    spec = registry.get(quantizer)
     options = dict(options)
     if spec.modality == "audio":
         options.setdefault("sample_rate", ds.sample_rate)
@@ -171,8 +194,8 @@ def quantize(ds: ArrayDataset, level: Union[int, float, str], quantizer: str, op
     x_train, x_test, bits = ds.x_train, ds.x_test, None
     fitted = fitted_state(ds, spec, level, options, cache_dir)  # learned on train only, reused for test
     if apply_to in ("both", "train"):
-        x_train, bits = quantize_split(ds.x_train, quantizer, level, options, cache_dir, key_base, "train", fitted)
+        x_train, bits = quantize_split(ds.x_train, spec, level, options, cache_dir, key_base, "train", fitted)
     if apply_to in ("both", "test"):
-        x_test, test_bits = quantize_split(ds.x_test, quantizer, level, options, cache_dir, key_base, "test", fitted)
+        x_test, test_bits = quantize_split(ds.x_test, spec, level, options, cache_dir, key_base, "test", fitted)
         bits = test_bits if bits is None else np.concatenate([bits, test_bits], axis=1)
     return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options), bits)

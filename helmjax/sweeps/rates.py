@@ -24,8 +24,8 @@ from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
 from helmjax.quantizers import lossless
 
-from helmjax.sweeps.layout import RATES_DIR
-from helmjax.sweeps.layout import RAW as RAW_TAG
+from helmjax.layout import RATES_DIR
+from helmjax.layout import RAW as RAW_TAG
 LEVEL_ARRAYS = ("file", "payload")
 RAW_ARRAYS = ("lossless", "codec", "index")
 # Values (pixel channels or samples) coded losslessly per sweep at most: all of CIFAR-10 (60k x 32x32x3) takes

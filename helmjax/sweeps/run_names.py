@@ -1,14 +1,15 @@
 """How runs are named: `<level tag>-<arch>-s<seed>`, e.g. `q20-A-s0`, `kbps64-B-s1`, `lam0.013-A-s0`, `raw-C-s2`.
 
-The level tag is the quantizer's run-name prefix and the level's stable text form (`registry.level_text`), both
-from the quantizer's spec (a `QuantizerSpec`, or its `describe()` record read back from sweep.json).
+The level tag is `registry.level_tag` of the quantizer's run-name prefix, taken from its spec (a `QuantizerSpec`)
+or from its `describe()` record read back from sweep.json.
 """
 
 from typing import Union
 
-from helmjax.quantizers.registry import RAW, QuantizerSpec, level_text
+from helmjax.quantizers import registry
+from helmjax.quantizers.registry import QuantizerSpec
 
-Quantizer = Union[QuantizerSpec, dict, str]
+Quantizer = Union[QuantizerSpec, dict]
 
 
 def _prefix(quantizer: Quantizer) -> str:
@@ -21,7 +22,7 @@ def _prefix(quantizer: Quantizer) -> str:
 
 def level_tag(quantizer: Quantizer, level) -> str:
     """The level's part of run names and `rates/` file names: "q20", "kbps64", "raw"."""
-    return RAW if level == RAW else f"{_prefix(quantizer)}{level_text(level)}"
+    return registry.level_tag(_prefix(quantizer), level)
 
 
 def run_name(quantizer: Quantizer, level, arch: str, seed) -> str:

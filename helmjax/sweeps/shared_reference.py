@@ -4,36 +4,27 @@ codecs) have the same raw runs. Each is trained once, in the first setting that 
 original. The copy lands under a temporary name and is renamed into place, so a kill leaves no half run."""
 
 import json
-import pathlib
 import shutil
-from typing import Sequence, Tuple
+from typing import Sequence
 
 from helmjax import atomic_io
-from helmjax.quantizers import registry
-from helmjax.sweeps import identity
-from helmjax.sweeps.layout import RAW, RESULT_FILE, RUN_CONFIG_FILE, read_result, run_dir
+from helmjax.layout import RAW, RESULT_FILE, RUN_CONFIG_FILE, read_result, run_dir
+from helmjax.sweeps.plan import RunSpec, SettingPlan
 
 
-def raw_identity(config) -> str:
-    """The digest of what shapes a raw run: everything that shapes a run but the quantizer."""
-    keys = {k: v for k, v in identity.shaping(config).items() if not k.startswith("quantizer.")}
-    return identity.digest(keys)
-
-
-def share_raw_runs(config, sweep_dir: pathlib.Path, earlier: Sequence[Tuple[object, pathlib.Path]], runs) -> list:
-    """Copies into `sweep_dir` every raw run of `runs` (RunSpecs of `config`) that is unfinished here and finished,
-    successfully, in an earlier setting of the same raw identity; returns the names copied."""
-    key = raw_identity(config)
-    sources = [(c, d) for c, d in earlier if raw_identity(c) == key]
-    spec = registry.get(config.quantizer.name)
+def share_raw_runs(setting: SettingPlan, others: Sequence[SettingPlan], runs: Sequence[RunSpec]) -> list:
+    """Copies into `setting`'s directory every raw run of `runs` that is unfinished there and finished,
+    successfully, in another setting of the same raw identity (`SettingPlan.raw_digest`: everything that shapes a
+    run but the quantizer); returns the names copied."""
+    sources = [other for other in others if other.raw_digest == setting.raw_digest]
+    spec = setting.quantizer.spec
     copied = []
     for run in runs:
-        target = run_dir(sweep_dir, run.name)
+        target = setting.run_dir(run)
         if run.level != RAW or read_result(target) is not None:
             continue
-        for source_config, source_dir in sources:
-            source_name = run.name.replace(config.grid.setting, source_config.grid.setting, 1)
-            source = run_dir(source_dir, source_name)
+        for other in sources:
+            source = run_dir(other.sweep_dir, run.name.replace(setting.tag, other.tag, 1))
             result = read_result(source)
             if not result or result.get("status") != "done":
                 continue
@@ -41,12 +32,11 @@ def share_raw_runs(config, sweep_dir: pathlib.Path, earlier: Sequence[Tuple[obje
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(source, staging, ignore=shutil.ignore_patterns(".claim"))
             record = json.loads((staging / RUN_CONFIG_FILE).read_text())
-            record.update(run=run.name, config_digest=identity.config_digest(config), config=config.to_dict(),
-                          shared_from=str(source))
+            record.update(run=run.name, config_digest=setting.digest, config=setting.config, shared_from=str(source))
             atomic_io.write_json(staging / RUN_CONFIG_FILE, record)
             old_level_name = result.get("level_name")
             row = {k: v for k, v in result.items() if k != old_level_name or k == "level"}
-            row.update(run=run.name, setting=config.grid.setting or None, quantizer=spec.name,
+            row.update(run=run.name, setting=setting.tag or None, quantizer=spec.name,
                        level_name=spec.level_name, shared_from=str(source))
             row[spec.level_name] = RAW
             atomic_io.write_json(staging / RESULT_FILE, row)

@@ -17,28 +17,22 @@ import json
 import os
 import pathlib
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import ml_collections
-
-from helmjax import atomic_io, models
-from helmjax.sweeps import rates
-from helmjax.data import catalog
+from helmjax import atomic_io, layout
 from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
-from helmjax.sweeps.quantized_data import RAW, fingerprint
-from helmjax.quantizers import registry
-from helmjax.sweeps.run_names import run_name
-from helmjax.sweeps import axes, identity, noise_record, shared_reference
-from helmjax.sweeps.layout import read_metrics, read_result, read_run_config, setting_dir, shared_cache
-from helmjax.sweeps.level_data import Levels, load_data, quantizer_settings, write_examples
-from helmjax.training import performance, run_files
+from helmjax.layout import read_metrics, read_result, read_run_config
+from helmjax.sweeps import noise_record, rates, shared_reference
+from helmjax.sweeps.level_data import Levels, write_examples
+from helmjax.sweeps.plan import RunSpec, SettingPlan, SweepPlan, make_plan
+from helmjax.sweeps.quantized_data import fingerprint
+from helmjax.training import run_files
 from helmjax.training.checkpoints import latest_epoch_on_disk
 from helmjax.training.loop import StopFlag, StopRequested, train_runs
-from helmjax.training.recipe import OPTIMIZERS, TrainSettings
 from helmjax.training.trainer import Trainer
 
-__all__ = ["StopFlag", "StopRequested", "run_sweep", "collect_results", "write_results", "grid_runs", "validate"]
+__all__ = ["StopFlag", "StopRequested", "RunSpec", "run_sweep", "run_plan", "collect_results", "write_results"]
 
 
 RESULT_COLUMNS = ["run", "experiment", "setting", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
@@ -49,86 +43,11 @@ RESULT_COLUMNS = ["run", "experiment", "setting", "dataset", "quantizer", "level
                   "status", "error"]
 
 
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    level: Union[int, str]
-    arch: str
-    seed: int
-    name: str
-
-
-def grid_runs(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> List[RunSpec]:
-    """The grid in run order (level, then arch, then seed), filtered by `only` ({axis: allowed values}); a
-    setting's runs (`sweeps.axes`) carry its tag in front: `photons25-q20-A-s0`."""
-    spec = registry.get(config.quantizer.name)
-    setting = config.grid.get("setting") or ""
-    runs = []
-    for level in config.grid.level:
-        # Every comparison uses the reference, so it may have more seeds than the levels.
-        seeds = list(config.grid.seed) + (reference_seeds(config) if level == RAW else [])
-        for arch in config.grid.arch:
-            for seed in seeds:
-                values = {"level": level, "arch": arch, "seed": seed}
-                if only and any(values[a] not in allowed for a, allowed in only.items()):
-                    continue
-                name = run_name(spec, level, arch, seed)
-                runs.append(RunSpec(level, arch, seed, f"{setting}-{name}" if setting else name))
-    return runs
-
-
-def reference_seeds(config: ml_collections.ConfigDict) -> list:
-    """`grid.reference_seed` minus the seeds every level has: the extra seeds of the lossless level."""
-    return [s for s in (config.grid.get("reference_seed") or []) if s not in config.grid.seed]
-
-
-def train_settings(config: ml_collections.ConfigDict) -> TrainSettings:
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    return TrainSettings(**{k: v for k, v in config.train.to_dict().items() if k in fields})
-
-
-def validate(config: ml_collections.ConfigDict, only: Optional[dict] = None) -> List[RunSpec]:
-    """Checks everything a user can get wrong before anything is written; returns the runs to do."""
-    spec = registry.get(config.quantizer.name)
-    data = catalog.entry(config.data.name)
-    if spec.modality != data.modality:
-        raise UserError(f"quantizer {spec.name!r} is for {spec.modality} but dataset {config.data.name!r} is "
-                        f"{data.modality}; pick a matching quantizer")
-    if not config.grid.level:
-        raise UserError("grid.level is empty; give at least one level, e.g. --set grid.level=raw,20,50")
-    for level in config.grid.level:
-        if level != RAW:
-            registry.check_level(spec, level)
-    family = config.model.family
-    for arch in config.grid.arch:
-        if arch not in models.archs(family):
-            raise UserError(f"unknown {family} architecture {arch!r}; use one of {', '.join(models.archs(family))}")
-    for seed in list(config.grid.seed) + list(config.grid.get("reference_seed") or []):
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise UserError(f"grid.seed / grid.reference_seed has {seed!r}; seeds are integers >= 0")
-    if config.grid.get("reference_seed") and RAW not in config.grid.level:
-        raise UserError("grid.reference_seed adds seeds to the lossless level, but grid.level has no 'raw'; add it "
-                        "or drop grid.reference_seed")
-    if config.train.optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {config.train.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-    if config.train.epochs < 1 or config.train.batch_size < 1:
-        raise UserError("train.epochs and train.batch_size must be >= 1")
-    performance.check_settings(train_settings(config))  # per device again when the trainer is built
-    if not 0.0 < config.train.val_fraction < 1.0:
-        raise UserError(f"train.val_fraction={config.train.val_fraction} must be in (0, 1)")
-    if config.data.name == "image_folder" and not config.data.get("root"):
-        raise UserError("data.root is empty: point it at a folder or .tar of class subfolders, "
-                        "e.g. --set data.root=/path/to/images")
-    runs = grid_runs(config, only)
-    if not runs:
-        raise UserError("the --only filter leaves no run of the grid; check its values against --list")
-    return runs
-
-
 class SweepLock:
     """A short exclusive lock on the sweep directory while its shared files (sweep.json, results) are written."""
 
     def __init__(self, sweep_dir: pathlib.Path):
-        self.path = sweep_dir / ".lock"
+        self.path = sweep_dir / layout.LOCK_FILE
 
     def __enter__(self):
         self.file = open(self.path, "a")
@@ -140,12 +59,13 @@ class SweepLock:
         self.file.close()
 
 
-def result_row(config, spec: RunSpec, level_data_info: dict, params: int, num_classes: int, fields: dict) -> dict:
-    level_name = registry.get(config.quantizer.name).level_name
-    row = {"run": spec.name, "experiment": config.name, "setting": config.grid.get("setting") or None,
-           "dataset": config.data.name, "num_classes": num_classes,
-           "quantizer": config.quantizer.name, "level_name": level_name, "level": spec.level,
-           level_name: spec.level, "arch": spec.arch, "params": params, "seed": spec.seed, "status": "done",
+def result_row(setting: SettingPlan, run: RunSpec, level_data_info: dict, params: int, num_classes: int,
+               fields: dict) -> dict:
+    spec = setting.quantizer.spec
+    row = {"run": run.name, "experiment": setting.experiment, "setting": setting.tag or None,
+           "dataset": setting.data.name, "num_classes": num_classes,
+           "quantizer": spec.name, "level_name": spec.level_name, "level": run.level,
+           spec.level_name: run.level, "arch": run.arch, "params": params, "seed": run.seed, "status": "done",
            "error": None}
     row.update({k: level_data_info.get(k) for k in ("bpp", "bpp_payload", "bpp_header", "bpp_lossless",
                                                        "bits_per_second", "bits_per_second_payload",
@@ -156,45 +76,43 @@ def result_row(config, spec: RunSpec, level_data_info: dict, params: int, num_cl
     return row
 
 
-def collect_results(sweep_dir: pathlib.Path, config) -> List[dict]:
-    """Rows of every finished (or failed) run of this config, in grid order; a run trained under another config
+def setting_rows(setting: SettingPlan) -> List[dict]:
+    """Rows of every finished (or failed) run of the setting, in grid order; a run trained under another config
     (its config.json holds another digest: copied in by hand, or from before a directory guard) is left out with
     a warning, so one table never mixes two experiments."""
-    if axes.has_axes(config):
-        return [dict(row, **setting.columns) for setting in axes.settings(config)
-                for row in collect_results(setting_dir(sweep_dir, setting.tag), axes.setting_config(config, setting))]
     rows, foreign = [], []
-    digest = identity.config_digest(config)
-    for spec in grid_runs(config):
-        result = read_result(sweep_dir / "runs" / spec.name)
+    for run in setting.runs:
+        result = read_result(setting.run_dir(run))
         if result is None:
             continue
-        recorded = read_run_config(sweep_dir / "runs" / spec.name).get("config_digest")
-        if recorded not in (None, digest):
-            foreign.append(spec.name)
+        recorded = read_run_config(setting.run_dir(run)).get("config_digest")
+        if recorded not in (None, setting.digest):
+            foreign.append(run.name)
             continue
         rows.append(result)
     if foreign:
-        print(f"warning: {len(foreign)} run(s) in {sweep_dir} were trained under another config and are left out: "
-              f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
+        print(f"warning: {len(foreign)} run(s) in {setting.sweep_dir} were trained under another config and are left "
+              f"out: {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
     return rows
+
+
+def collect_results(plan: SweepPlan) -> List[dict]:
+    """Rows of every setting, each with its axis values as columns."""
+    return [dict(row, **setting.columns) for setting in plan.settings for row in setting_rows(setting)]
 
 
 def write_results(sweep_dir: pathlib.Path, rows: List[dict], axis_names: Sequence[str] = ()):
     """results.jsonl and results.csv; `axis_names`: the grid axes over config keys, one column each."""
     level_names = sorted({r["level_name"] for r in rows})
     columns = RESULT_COLUMNS[:3] + list(axis_names) + RESULT_COLUMNS[3:7] + level_names + RESULT_COLUMNS[7:]
-    atomic_io.write_text(sweep_dir / "results.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
+    atomic_io.write_text(sweep_dir / layout.RESULTS_JSONL,
+                         "".join(json.dumps(r, default=str) + "\n" for r in rows))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in columns})
-    atomic_io.write_text(sweep_dir / "results.csv", buf.getvalue())
-
-
-def _model_knobs(config) -> dict:
-    return {k: v for k, v in config.model.to_dict().items() if k != "family"}
+    atomic_io.write_text(sweep_dir / layout.RESULTS_CSV, buf.getvalue())
 
 
 @dataclasses.dataclass
@@ -207,75 +125,64 @@ class SweepOutcome:
     busy: List[str] = dataclasses.field(default_factory=list)  # claimed by another worker
 
 
-def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, only: Optional[dict] = None,
-              worker: Tuple[int, int] = (0, 1), stop: Optional[StopFlag] = None, progress: bool = True,
-              log=print, sweep_dir: Optional[pathlib.Path] = None) -> SweepOutcome:
-    """Runs (or resumes) the sweep; returns its rows. Raises `StopRequested` after a clean stop.
+def run_sweep(config, workdir: pathlib.Path, *, sweep_dir: Optional[pathlib.Path] = None, **kwargs) -> SweepOutcome:
+    """Runs (or resumes) the sweep of `config` in `sweep_dir` (default `<workdir>/<config.name>`;
+    `sweeps.identity.resolve_sweep_dir` names another for a config that differs from the one there): `run_plan` of
+    its plan."""
+    return run_plan(make_plan(config, sweep_dir, workdir), **kwargs)
 
-    `worker=(i, n)` takes every n-th run of the grid starting at i; runs another process is training (a claim
-    is held) are left to it. `sweep_dir` defaults to `<workdir>/<config.name>` (`sweeps.identity.resolve_sweep_dir`
-    names another for a config that differs from the one there).
+
+def run_plan(plan: SweepPlan, *, only: Optional[dict] = None, worker: Tuple[int, int] = (0, 1),
+             stop: Optional[StopFlag] = None, progress: bool = True, log=print) -> SweepOutcome:
+    """Runs (or resumes) the plan's sweep; returns its rows. Raises `StopRequested` after a clean stop.
+
+    Each setting (the sweep itself when there are no grid axes) is trained as a sweep of its own in its
+    directory; the sweep's directory keeps sweep.json and the results of all settings. `worker=(i, n)` takes every
+    n-th run of a setting's grid starting at i; runs another process is training (a claim is held) are left to it.
     """
-    sweep_dir = pathlib.Path(sweep_dir) if sweep_dir else pathlib.Path(workdir) / config.name
-    if axes.has_axes(config):
-        return _run_settings(config, sweep_dir, only, worker, stop, progress, log)
-    runs = validate(config, only)
+    chosen = plan.choose(only)  # everything validated before anything is written
+    _make_sweep_dir(plan.sweep_dir)
+    if is_primary():
+        with SweepLock(plan.sweep_dir):
+            atomic_io.write_json(plan.sweep_dir / layout.SWEEP_FILE, plan.record)
+    outcome = SweepOutcome(plan.sweep_dir, [], [], [], [], [])
+    for k, (setting, runs) in enumerate(chosen):
+        if setting.sweep_dir != plan.sweep_dir:
+            log(f"setting {k + 1}/{len(chosen)}: {setting.label}")
+            _make_sweep_dir(setting.sweep_dir)
+            if is_primary() and worker == (0, 1):  # one process copies; workers sharing the grid train their own
+                others = [s for s in plan.settings if s.sweep_dir != setting.sweep_dir]
+                shared = shared_reference.share_raw_runs(setting, others, runs)
+                if shared:
+                    log(f"  {len(shared)} raw run(s) copied from a setting with the same data, model and recipe")
+            if is_primary():
+                with SweepLock(setting.sweep_dir):
+                    atomic_io.write_json(setting.sweep_dir / layout.SWEEP_FILE, setting.record)
+        _run_setting(setting, runs, worker, stop, progress, log, outcome)
+    outcome.rows = collect_results(plan)
+    if is_primary() and plan.axis_names:
+        with SweepLock(plan.sweep_dir):
+            write_results(plan.sweep_dir, outcome.rows, plan.axis_names)
+    return outcome
+
+
+def _run_setting(setting: SettingPlan, runs: List[RunSpec], worker, stop, progress, log, outcome: SweepOutcome):
+    """Trains this worker's share of the setting's runs that are not finished, then writes its results."""
     index, count = worker
     mine = [r for k, r in enumerate(runs) if k % count == index]
-    _make_sweep_dir(sweep_dir)
-    primary = is_primary()
-    if primary:
-        with SweepLock(sweep_dir):
-            atomic_io.write_json(sweep_dir / "sweep.json", _sweep_record(config))
-    todo = [r for r in mine if read_result(sweep_dir / "runs" / r.name) is None]
+    todo = [r for r in mine if read_result(setting.run_dir(r)) is None]
     skipped = [r.name for r in mine if r not in todo]
     if skipped:
         log(f"{len(skipped)} of {len(mine)} runs already finished; skipping them")
-    trained, failed, busy = [], [], []
+    outcome.skipped.extend(skipped)
     if todo:
-        trained, failed, busy = _train_runs(config, sweep_dir, todo, stop, progress, log)
-    rows = collect_results(sweep_dir, config)
-    if primary:
-        with SweepLock(sweep_dir):
-            write_results(sweep_dir, collect_results(sweep_dir, config))
-    return SweepOutcome(sweep_dir, rows, trained, skipped, failed, busy)
-
-
-def _run_settings(config, sweep_dir: pathlib.Path, only, worker, stop, progress, log) -> SweepOutcome:
-    """A sweep with grid axes: every setting (`sweeps.axes`) validated first, then each trained as a sweep of its
-    own in `settings/<tag>/`; the parent keeps sweep.json and the results of all settings."""
-    axis_filters, grid_filters = axes.split_filters(config, only)
-    every = axes.settings(config)
-    chosen = axes.chosen(every, axis_filters)
-    if not chosen:
-        raise UserError("the --only filter leaves no setting of the grid axes; check its values against --list")
-    configs = [axes.setting_config(config, setting) for setting in chosen]
-    runs = [validate(setting_config, grid_filters) for setting_config in configs]
-    _make_sweep_dir(sweep_dir)
+        trained, failed, busy = _train_runs(setting, todo, stop, progress, log)
+        outcome.trained.extend(trained)
+        outcome.failed.extend(failed)
+        outcome.busy.extend(busy)
     if is_primary():
-        record = dict(_sweep_record(config), settings=[
-            {"tag": s.tag, "values": s.columns, "assignments": dict(s.assignments)} for s in every])
-        with SweepLock(sweep_dir):
-            atomic_io.write_json(sweep_dir / "sweep.json", record)
-    outcome = SweepOutcome(sweep_dir, [], [], [], [], [])
-    siblings = [(axes.setting_config(config, s), setting_dir(sweep_dir, s.tag)) for s in every]
-    for k, (setting, setting_config, setting_runs) in enumerate(zip(chosen, configs, runs)):
-        log(f"setting {k + 1}/{len(chosen)}: {setting.label}")
-        here = setting_dir(sweep_dir, setting.tag)
-        if is_primary() and worker == (0, 1):  # one process copies; workers sharing the grid train their own
-            shared = shared_reference.share_raw_runs(setting_config, here, [e for e in siblings if e[1] != here],
-                                                     setting_runs)
-            if shared:
-                log(f"  {len(shared)} raw run(s) copied from a setting with the same data, model and recipe")
-        part = run_sweep(setting_config, sweep_dir.parent, only=grid_filters, worker=worker, stop=stop,
-                         progress=progress, log=log, sweep_dir=setting_dir(sweep_dir, setting.tag))
-        for name in ("trained", "skipped", "failed", "busy"):
-            getattr(outcome, name).extend(getattr(part, name))
-    outcome.rows = collect_results(sweep_dir, config)
-    if is_primary():
-        with SweepLock(sweep_dir):
-            write_results(sweep_dir, outcome.rows, [name for name, _ in axes.raw_axes(config)])
-    return outcome
+        with SweepLock(setting.sweep_dir):
+            write_results(setting.sweep_dir, setting_rows(setting))
 
 
 def _make_sweep_dir(sweep_dir: pathlib.Path):
@@ -285,15 +192,6 @@ def _make_sweep_dir(sweep_dir: pathlib.Path):
         raise UserError(f"cannot create the sweep directory {sweep_dir} ({e.strerror}); pick a writable --workdir")
     if not os.access(sweep_dir, os.W_OK):
         raise UserError(f"the sweep directory {sweep_dir} is not writable; pick another --workdir")
-
-
-def _sweep_record(config) -> dict:
-    """sweep.json: the config, its identity (`sweeps.identity`) and what the quantizer's levels mean."""
-    record = config.to_dict()
-    spec = registry.get(config.quantizer.name)
-    record.update(level_name=spec.level_name, dataset=config.data.name, quantizer_name=spec.name,
-                  quantizer_spec=spec.describe(config.grid.level), **identity.record(config))
-    return record
 
 
 def plan_stacks(runs: Sequence[RunSpec], run_dirs: Sequence[pathlib.Path], stack_size: int) -> List[List[int]]:
@@ -307,42 +205,42 @@ def plan_stacks(runs: Sequence[RunSpec], run_dirs: Sequence[pathlib.Path], stack
     return sorted(stacks, key=lambda stack: stack[0])
 
 
-def _train_runs(config, sweep_dir, todo, stop, progress, log):
+def _train_runs(setting: SettingPlan, todo: List[RunSpec], stop, progress, log):
     """Trains the runs of `todo` that no other worker holds, stack by stack; returns (trained, failed, busy)."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    ds = load_data(config, sweep_dir)
-    log(f"dataset {config.data.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.num_classes} classes"
+    sweep_dir, quantizer = setting.sweep_dir, setting.quantizer
+    ds = setting.data.load(sweep_dir)
+    log(f"dataset {setting.data.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.num_classes} classes"
         + (f", {ds.skipped} unreadable files skipped" if ds.skipped else "") + f" ({time.perf_counter() - t0:.1f} s)")
     key = fingerprint(ds)
     # A property of the data, so cached beside the datasets (shared by every sweep of the workdir).
-    reference = rates.lossless_rate(ds, config.quantizer.apply_to, shared_cache(sweep_dir) / "lossless", key)
+    reference = rates.lossless_rate(ds, quantizer.apply_to, layout.shared_cache(sweep_dir) / layout.LOSSLESS_DIR, key)
     if is_primary():
-        write_examples(config, ds, sweep_dir, quantizer_settings(config))
+        write_examples(quantizer, setting.levels, ds, sweep_dir)
         reference.write(sweep_dir)
         if noise_record.read(sweep_dir) is None:  # the raw data's noise, measured once per sweep without a classifier
-            noise_record.write(sweep_dir, noise_record.measure(config, ds, config.analysis.confidence))
-    levels = Levels(config, ds, sweep_dir, key, log, reference.fields(ds))  # the lossless rate is on every row
-    settings, is_image = train_settings(config), catalog.entry(config.data.name).modality == "image"
+            camera = setting.data.options if setting.data.name == "camera" else None
+            noise_record.write(sweep_dir, noise_record.measure(ds, quantizer.subsampling, camera, setting.confidence))
+    levels = Levels(quantizer, setting.data, setting.features, ds, sweep_dir, key, log, reference.fields(ds))
+    is_image = setting.data.modality == "image"
     trainers = {}
-    for arch in dict.fromkeys(spec.arch for spec in todo):  # compiled once per architecture, reused by its stacks
-        trainers[arch] = Trainer(models.build(config.model.family, arch, ds.num_classes, **_model_knobs(config)),
-                                 settings, is_image)
-    run_dirs = [sweep_dir / "runs" / spec.name for spec in todo]
-    stacks = plan_stacks(todo, run_dirs, trainers[todo[0].arch].profile.stack_size)
+    for arch in dict.fromkeys(run.arch for run in todo):  # compiled once per architecture, reused by its stacks
+        trainers[arch] = Trainer(setting.model.build(arch, ds.num_classes), setting.train, is_image)
+    stacks = plan_stacks(todo, [setting.run_dir(run) for run in todo], trainers[todo[0].arch].profile.stack_size)
     outcome = ([], [], [])  # trained, failed, busy
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress, position=0)
     say = bar.write if progress else log
     for k, stack in enumerate(stacks):
-        _claim_and_train([todo[i] for i in stack], config, sweep_dir, levels, trainers[todo[stack[0]].arch], stop,
-                         progress, say, bar, outcome)
+        _claim_and_train(setting, [todo[i] for i in stack], levels, trainers[todo[stack[0]].arch], stop, progress,
+                         say, bar, outcome)
         levels.keep_only({todo[i].level for later in stacks[k + 1:] for i in later})
     bar.close()
     return outcome
 
 
-def _claim_and_train(specs: List[RunSpec], config, sweep_dir, levels: Levels, trainer: Trainer, stop, progress,
+def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, trainer: Trainer, stop, progress,
                      say, bar, outcome):
     """Claims the runs of one stack, trains those still unfinished together and writes their results; a run
     another worker holds is left to it."""
@@ -350,34 +248,33 @@ def _claim_and_train(specs: List[RunSpec], config, sweep_dir, levels: Levels, tr
 
     trained, failed, busy = outcome
     claims, members = [], []
-    for spec in specs:
-        claim = RunClaim(sweep_dir / "runs" / spec.name)
+    for run in runs:
+        claim = RunClaim(setting.run_dir(run))
         if not claim.acquire():
-            busy.append(spec.name)
-            say(f"  {spec.name}: being trained by another worker; leaving it to that one")
+            busy.append(run.name)
+            say(f"  {run.name}: being trained by another worker; leaving it to that one")
             bar.update(1)
-        elif read_result(sweep_dir / "runs" / spec.name) is not None:  # finished by another worker meanwhile
+        elif read_result(setting.run_dir(run)) is not None:  # finished by another worker meanwhile
             claims.append(claim)
             bar.update(1)
         else:
             claims.append(claim)
-            members.append(spec)
+            members.append(run)
     try:
         if not members:
             return
-        run_dirs = [sweep_dir / "runs" / spec.name for spec in members]
-        datas = [levels.get(spec.level)[0] for spec in members]
+        run_dirs = [setting.run_dir(run) for run in members]
+        datas = [levels.get(run.level)[0] for run in members]
         sample = datas[0].x_train[:1]
         stack = {"size": len(members), "mode": trainer.profile.stack_mode, "members": [m.name for m in members]}
         record = trainer.performance_record(sample)
-        for spec, run_dir in zip(members, run_dirs):
-            run_files.write_config(run_dir, {"run": spec.name, "level": spec.level, "arch": spec.arch,
-                                             "seed": spec.seed, "stack": stack, "performance": record,
-                                             "config_digest": identity.config_digest(config),
-                                             "config": config.to_dict()})
+        for run, run_dir in zip(members, run_dirs):
+            run_files.write_config(run_dir, {"run": run.name, "level": run.level, "arch": run.arch,
+                                             "seed": run.seed, "stack": stack, "performance": record,
+                                             "config_digest": setting.digest, "config": setting.config})
         if len(members) > 1:
             say(f"training {len(members)} runs together: {', '.join(stack['members'])}")
-        epochs = config.train.epochs
+        epochs = setting.train.epochs
         epoch_bar = tqdm(total=epochs, desc=f"  {members[0].name} epochs" if len(members) == 1 else
                          f"  {len(members)} runs, epochs", unit="ep", leave=False, disable=not progress, position=1)
         epoch_bar.update(min(len(read_metrics(run_dirs[0])), epochs))
@@ -393,11 +290,11 @@ def _claim_and_train(specs: List[RunSpec], config, sweep_dir, levels: Levels, tr
                                  on_epoch=on_epoch)
         finally:
             epoch_bar.close()
-        for spec, run_dir, fields in zip(members, run_dirs, results):
-            row = result_row(config, spec, levels.get(spec.level)[1], params, levels.ds.num_classes, fields)
+        for run, run_dir, fields in zip(members, run_dirs, results):
+            row = result_row(setting, run, levels.get(run.level)[1], params, levels.ds.num_classes, fields)
             run_files.write_result(run_dir, row)
-            (trained if row["status"] == "done" else failed).append(spec.name)
-            say(_result_line(spec.name, row))
+            (trained if row["status"] == "done" else failed).append(run.name)
+            say(_result_line(run.name, row))
             bar.update(1)
     finally:
         for claim in claims:

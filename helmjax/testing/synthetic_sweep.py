@@ -17,7 +17,8 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from helmjax.sweeps.layout import RAW
+from helmjax import layout
+from helmjax.layout import RAW
 from helmjax.quantizers import registry
 from helmjax.sweeps.rates import write_level_bits
 from helmjax.sweeps.run_names import level_tag, run_name
@@ -107,7 +108,7 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
     audio = quantizer.modality == "audio"
     level_name = quantizer.level_name
     directory = pathlib.Path(directory)
-    (directory / "runs").mkdir(parents=True, exist_ok=True)
+    layout.runs_dir(directory).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.rng_seed)
     difficulty = rng.random(spec.num_test)  # shared across runs, so per-example correctness is correlated
     levels = ([RAW] if spec.include_raw else []) + list(spec.levels)
@@ -123,7 +124,7 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
                 if (level, arch, seed) in missing:
                     continue
                 name = run_name(quantizer, level, arch, seed)
-                run_dir = directory / "runs" / name
+                run_dir = layout.run_dir(directory, name)
                 run_dir.mkdir(exist_ok=True)
                 row = {"run": name, "experiment": spec.experiment, "dataset": spec.dataset,
                        "quantizer": spec.quantizer, "level_name": level_name, "level": level,
@@ -141,10 +142,10 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
                 k = int(round(target * spec.num_test))
                 correct = np.zeros(spec.num_test, bool)
                 correct[np.argsort(jitter)[:k]] = True
-                np.save(run_dir / "test_correct.npy", correct)
+                np.save(run_dir / layout.TEST_CORRECT_FILE, correct)
                 tau = 2.0 + 6.0 * (1.0 if level == RAW else min(1.0, level / 100.0))
                 val = target * (1 - np.exp(-np.arange(1, spec.epochs + 1) / tau)) + rng.normal(0, 0.002, spec.epochs)
-                with (run_dir / "metrics.jsonl").open("w") as f:
+                with (run_dir / layout.METRICS_FILE).open("w") as f:
                     for epoch, acc in enumerate(val, 1):
                         f.write(json.dumps({"epoch": epoch, "step": 100 * epoch, "train_loss": 1.0 / epoch,
                                             "train_acc": float(acc) + 0.05, "val_loss": 1.2 / epoch,
@@ -152,17 +153,17 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
                 row.update(val_acc=float(val.max()), test_acc=k / spec.num_test, best_epoch=int(np.argmax(val)) + 1,
                            status="done", error=None)
                 rows.append(row)
-    with (directory / "results.jsonl").open("w") as f:
+    with (directory / layout.RESULTS_JSONL).open("w") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    with (directory / "results.csv").open("w", newline="") as f:
+    with (directory / layout.RESULTS_CSV).open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS + [level_name], extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({key: row.get(key) for key in COLUMNS + [level_name]})
     grid = {"level": levels, "arch": list(spec.archs), "seed": list(spec.seeds),
             "reference_seed": list(spec.reference_seeds)}
-    (directory / "sweep.json").write_text(json.dumps({
+    (directory / layout.SWEEP_FILE).write_text(json.dumps({
         "experiment": spec.experiment, "dataset": spec.dataset, "quantizer": spec.quantizer,
         "level_name": level_name, "quantizer_spec": quantizer.describe(spec.levels), "num_classes": 10,
         "tolerance": spec.tolerance, "grid": grid, "analysis": {"margin": 1.0, "confidence": 0.95}}, indent=2))
@@ -173,7 +174,7 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
         images = {"raw": smooth}
         for level in spec.levels:  # through the quantizer itself, as the runner does
             images[f"level_{registry.level_text(level)}"] = registry.apply(spec.quantizer, smooth, level).data
-        np.savez(directory / "examples.npz", **images)
+        np.savez(directory / layout.EXAMPLES_FILE, **images)
     return directory
 
 

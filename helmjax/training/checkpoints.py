@@ -12,12 +12,13 @@ import jax
 import orbax.checkpoint as ocp
 
 from helmjax import trace
+from helmjax.layout import checkpoint_dir
 
 
 def latest_epoch_on_disk(run_dir: pathlib.Path) -> int:
     """The newest finished `latest` checkpoint's epoch (0 when none), from the directory listing alone; one that
     turns out unreadable is found when it is restored."""
-    latest = pathlib.Path(run_dir) / "ckpt" / "latest"
+    latest = checkpoint_dir(run_dir, "latest")
     return max((int(p.name) for p in latest.iterdir() if p.name.isdigit()), default=0) if latest.is_dir() else 0
 
 
@@ -25,9 +26,9 @@ class RunCheckpoints:
     def __init__(self, run_dir: pathlib.Path, keep_latest: int = 2):
         run_dir = pathlib.Path(run_dir).absolute()
         options = dict(create=True, enable_async_checkpointing=False)
-        self.latest = ocp.CheckpointManager(run_dir / "ckpt" / "latest",
+        self.latest = ocp.CheckpointManager(checkpoint_dir(run_dir, "latest"),
                                             options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest, **options))
-        self.best = ocp.CheckpointManager(run_dir / "ckpt" / "best",
+        self.best = ocp.CheckpointManager(checkpoint_dir(run_dir, "best"),
                                           options=ocp.CheckpointManagerOptions(max_to_keep=1, **options))
 
     def save_latest(self, epoch: int, state: Any, meta: dict):

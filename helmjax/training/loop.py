@@ -18,7 +18,7 @@ from typing import Callable, List, Optional, Sequence
 import jax
 
 from helmjax import trace
-from helmjax.sweeps.layout import read_metrics
+from helmjax.layout import read_metrics
 from helmjax.training import run_files
 from helmjax.training.checkpoints import RunCheckpoints
 from helmjax.training.trainer import SplitData, Trainer

@@ -1,4 +1,4 @@
-"""Writing a run directory's files (their names and readers are `helmjax.sweeps.layout`'s).
+"""Writing a run directory's files (their names and readers are `helmjax.layout`'s).
 
 `config.json` (the run, its config and the performance settings it trained with), `metrics.jsonl` (one row per
 epoch, appended), `test_correct.npy` (per test example, with the best-validation parameters) and, once finished,
@@ -13,7 +13,7 @@ import numpy as np
 
 from helmjax import atomic_io, trace
 from helmjax.distributed import is_primary
-from helmjax.sweeps.layout import METRICS_FILE, RESULT_FILE, RUN_CONFIG_FILE, TEST_CORRECT_FILE, read_metrics
+from helmjax.layout import METRICS_FILE, RESULT_FILE, RUN_CONFIG_FILE, TEST_CORRECT_FILE, read_metrics
 
 
 def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> float:

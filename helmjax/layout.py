@@ -11,12 +11,14 @@
                                              the results of all settings (one column per axis) and the report
     <workdir>/cache/                         what several sweeps share: decoded datasets, lossless rates
 
-`RAW` is the level name of the lossless baseline everywhere (config grids, run names, rows, the analysis).
+`RAW` is the level name of the lossless baseline everywhere (config grids, run names, rows, the analysis). This
+module imports nothing of helmjax (it is the bottom of the import graph), so quantizers, training, sweeps, analysis
+and reporting all name their files through it.
 """
 
 import json
 import pathlib
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -36,6 +38,13 @@ REPORT_DIR = "report"
 EXAMPLES_FILE = "examples.npz"
 SETTINGS_DIR = "settings"
 NOISE_FILE = "noise.json"  # the data's noise measured without a classifier (`sweeps.noise_record`)
+FITTED_DIR = "fitted"  # in a sweep's cache: states of quantizers fitted on the training split
+DATASETS_DIR = "datasets"  # in the workdir's cache: decoded data sets
+LOSSLESS_DIR = "lossless"  # in the workdir's cache: lossless rates of data sets
+LOCK_FILE = ".lock"
+REPORT_FILE = "report.md"
+ANALYSIS_FILE = "analysis.json"
+FACETS_FILE = "facets.json"
 
 
 def run_dir(sweep_dir: pathlib.Path, run_name: str) -> pathlib.Path:
@@ -59,21 +68,51 @@ def shared_cache(sweep_dir: pathlib.Path) -> pathlib.Path:
     return workdir_of(sweep_dir) / CACHE_DIR
 
 
-def read_metrics(run_dir: pathlib.Path) -> List[dict]:
-    """Per-epoch rows of a run; an unreadable line (a kill mid-append leaves at most the last one torn) is
-    skipped."""
-    path = pathlib.Path(run_dir) / METRICS_FILE
+def runs_dir(sweep_dir: pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(sweep_dir) / RUNS_DIR
+
+
+def cache_dir(sweep_dir: pathlib.Path) -> pathlib.Path:
+    """The sweep's own cache: its quantized copies and fitted quantizer states."""
+    return pathlib.Path(sweep_dir) / CACHE_DIR
+
+
+def report_dir(sweep_dir: pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(sweep_dir) / REPORT_DIR
+
+
+def checkpoint_dir(run_dir: pathlib.Path, which: str) -> pathlib.Path:
+    """A run's orbax checkpoints: "latest" (to resume) or "best" (by validation accuracy)."""
+    return pathlib.Path(run_dir) / CHECKPOINT_DIR / which
+
+
+def read_jsonl(path: pathlib.Path, on_bad: Optional[Callable[[int, str], None]] = None) -> List[dict]:
+    """The JSON objects of a JSON-lines file, [] when it is absent. A line that is not a JSON object (a kill
+    mid-append leaves at most the last one torn) is skipped, and `on_bad(line number, why)` is told."""
+    path = pathlib.Path(path)
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            if on_bad:
+                on_bad(number, "is not valid JSON (an interrupted write?)")
             continue
-        if isinstance(row, dict):
-            rows.append(row)
+        if not isinstance(row, dict):
+            if on_bad:
+                on_bad(number, "is not a JSON object")
+            continue
+        rows.append(row)
     return rows
+
+
+def read_metrics(run_dir: pathlib.Path) -> List[dict]:
+    """Per-epoch rows of a run (a torn last line is skipped)."""
+    return read_jsonl(pathlib.Path(run_dir) / METRICS_FILE)
 
 
 def read_json(path: pathlib.Path) -> Optional[dict]:
