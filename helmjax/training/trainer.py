@@ -187,8 +187,15 @@ class Trainer:
         """One shuffled pass of every member (the last partial batch dropped); returns (states, mean losses,
         accuracies), the last two as per-member numpy arrays."""
         plans = [self.epoch_plan(data.x_train.shape[1], key) for key in epoch_keys]
-        order = np.stack([o for o, _ in plans], axis=1)  # (steps, members, batch)
-        step_key_data = self.put(np.stack([np.asarray(jax.random.key_data(k)) for _, k in plans]))
+        return self.train_steps(states, data, data_of_member, np.stack([o for o, _ in plans], axis=1),
+                                [k for _, k in plans], on_step)
+
+    def train_steps(self, states, data: SplitData, data_of_member: jax.Array, order: np.ndarray,
+                    step_keys: Sequence[jax.Array], on_step: Optional[Callable[[int, int], None]] = None):
+        """Every member's steps over the training rows `order` (steps, members, batch), in that order: an epoch
+        (`train_epoch`) or batches a caller draws its own way; a member's step i is keyed by its step key folded
+        with i. Returns (states, mean losses, accuracies), the last two per member (NaN after no step)."""
+        step_key_data = self.put(np.stack([np.asarray(jax.random.key_data(k)) for k in step_keys]))
         sums, steps = None, len(order)
         for i in range(steps):
             states, metrics = self.train_step(states, data.x_train, data.y_train, data_of_member,
@@ -196,6 +203,8 @@ class Trainer:
             sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
             if on_step is not None:
                 on_step(i, steps)
+        if sums is None:
+            return states, np.full(len(step_keys), np.nan), np.full(len(step_keys), np.nan)
         sums = jax.device_get(sums)
         count = np.maximum(sums["count"], 1)
         return states, sums["loss_sum"] / count, sums["correct"] / count

@@ -4,12 +4,14 @@ The training split is cut in two (`split_for_tables`): the tables are learned on
 the other, so a loss never rewards what a classifier memorised. Each descent has its own fixed classifier
 (`fixed_classifier`), trained on raw and randomly JPEG-compressed images (`compressed_copies`) and shared by every
 level of a dataset through an in-process memo; fresh classifiers trained briefly on the images coded with a
-descent's tables score it (`fresh_score`), as the sweep's classifiers would.
+descent's tables score it (`fresh_score`), as the sweep's classifiers would. Both train through the project's one
+Trainer, on batches drawn afresh each step, with the standardisation inside the model (`StandardizedNet`).
 """
 
 import dataclasses
 import functools
 import io
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -17,9 +19,13 @@ import numpy as np
 import optax
 from PIL import Image
 
+from helmjax import models
+from helmjax.models.cifar import CifarNet
 from helmjax.quantizers.jpeg_tables import CHROMA_TABLE, LUMA_TABLE, scaled_table
 from helmjax.quantizers.learned_jpeg.files import compress_with_tables, encode
 from helmjax.quantizers.learned_jpeg.rate import random_tables
+from helmjax.training.recipe import TrainSettings
+from helmjax.training.trainer import SplitData, Trainer
 
 
 def _accuracy(logits, labels) -> float:
@@ -80,42 +86,47 @@ def compressed_copies(images: np.ndarray, copies: int, seed: int, subsampling: s
     return np.stack(out) if out else images[:0]
 
 
+class StandardizedNet(CifarNet):
+    """The CIFAR net reading images in [0, 255], standardised first by its training images' channel `mean` and
+    `std` (on the [0, 1] scale): the parameters are the net's own, at the same paths."""
+    mean: Sequence[float] = (0.0, 0.0, 0.0)
+    std: Sequence[float] = (1.0, 1.0, 1.0)
+
+    def __call__(self, x, *, train: bool):
+        return super().__call__(_standardize(x, jnp.asarray(self.mean, jnp.float32),
+                                             jnp.asarray(self.std, jnp.float32)), train=train)
+
+
 def _train_classifier(images, labels, num_classes, arch, width, steps, batch_size, seed, augment=0,
                       subsampling="4:2:0"):
-    """The project's CIFAR net (`arch` at `width`, no dropout) trained with Adam on raw images and `augment`
-    JPEG-compressed copies of them (`compressed_copies`); returns (apply(variables, images float [0,255]) -> logits,
-    variables, accuracy on its raw training images)."""
-    from helmjax import models
-    model = models.build("image", arch, num_classes, width=width, dropout=0.0)
+    """The project's CIFAR net (`arch` at `width`, no dropout) trained by the project's Trainer with Adam, a batch
+    drawn afresh each step, on raw images and `augment` JPEG-compressed copies of them (`compressed_copies`);
+    returns (apply(variables, images float [0,255]) -> logits, variables, accuracy on its raw training images)."""
+    net = models.build("image", arch, num_classes, width=width, dropout=0.0)
     raw = np.asarray(images, np.float32)
     x = np.concatenate([raw, compressed_copies(images, augment, seed, subsampling).astype(np.float32)])
     y = np.tile(labels, 1 + augment)
     mean, std = raw.mean(axis=(0, 1, 2)) / 255.0, raw.std(axis=(0, 1, 2)) / 255.0 + 1e-6
+    knobs = {f.name: getattr(net, f.name) for f in dataclasses.fields(net) if f.name not in ("parent", "name")}
+    model = StandardizedNet(**knobs, mean=tuple(map(float, mean)), std=tuple(map(float, std)))
+    # Constant-rate Adam on the images as they are, flax's own layers, one unstacked member: the weights the tables
+    # were always learned against (the "cpu" profile's convolutions, for one, train other, as good, ones).
+    settings = TrainSettings(optimizer="adam", lr=2e-3, lr_decay=0.0, batch_size=batch_size, augment=False,
+                             performance="plain", stack_mode="unroll")
+    trainer = Trainer(model, settings, is_image=True)
+    data, data_of_member = trainer.stack_data([SplitData(x, y, x[:0], y[:0], x[:0], y[:0])])
     key = jax.random.PRNGKey(seed)
-    params = model.init(key, jnp.zeros((1,) + x.shape[1:]), train=False)
-    optimizer = optax.adam(2e-3)
-    opt_state = optimizer.init(params)
-
-    def loss_fn(params, xb, yb):
-        logits = model.apply(params, _standardize(xb, mean, std), train=False)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-    @jax.jit
-    def step(params, opt_state, xb, yb):
-        grads = jax.grad(loss_fn)(params, xb, yb)
-        updates, opt_state = optimizer.update(grads, opt_state)
-        return optax.apply_updates(params, updates), opt_state
-
+    states = trainer.stack_states([trainer.init(x, key)])
     rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        idx = rng.choice(len(x), batch_size, replace=False)
-        params, opt_state = step(params, opt_state, x[idx], y[idx])
+    order = np.array([rng.choice(len(x), batch_size, replace=False) for _ in range(steps)])
+    states, _, _ = trainer.train_steps(states, data, data_of_member, order.reshape(steps, 1, batch_size), [key])
 
     def apply(variables, images):
-        return model.apply(variables["params"], _standardize(images, variables["mean"], variables["std"]),
-                           train=False)
+        return net.apply(variables["params"], _standardize(images, variables["mean"], variables["std"]),
+                         train=False)
 
-    variables = {"params": params, "mean": jnp.asarray(mean), "std": jnp.asarray(std)}
+    variables = {"params": {"params": trainer.member_state(states, 0).params}, "mean": jnp.asarray(mean),
+                 "std": jnp.asarray(std)}
     predictions = np.concatenate([np.asarray(jnp.argmax(jax.jit(apply)(variables, raw[i:i + 500]), -1))
                                   for i in range(0, len(raw), 500)])
     return apply, variables, float(np.mean(predictions == labels))  # on its own (raw) training images
