@@ -155,6 +155,7 @@ def test_guitar_fx_classes_are_distinguishable():
     assert len(set(predicted.tolist())) >= 10  # not a few classes carrying it
 
 
+@pytest.mark.slow
 def test_smoke_audio_sweep_end_to_end(tmp_path):
     """guitar_fx -> MP3 at two bitrates -> log-mel -> audio model A, through the real sweep runner."""
     import ml_collections

@@ -60,6 +60,7 @@ def test_fsdd_feature_shape_works_without_channel_axis(arch):
     assert logits.shape == (2, 10) and bool(jnp.all(jnp.isfinite(logits)))
 
 
+@pytest.mark.slow
 def test_train_mode_updates_batch_stats_and_uses_dropout():
     module = models.build("audio", "A", 12)
     x = jax.random.normal(jax.random.key(1), (4, 40, 60, 1))

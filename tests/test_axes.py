@@ -79,6 +79,7 @@ def test_only_filters_axes_by_key_or_last_part():
         config_lib.parse_filters(["photon=25"], names)
 
 
+@pytest.mark.slow
 def test_sweep_over_an_axis_trains_each_setting_as_its_own_sweep(tmp_path):
     config = config_lib.apply_overrides(config_lib.load_experiment("cifar_q_sweep_small"), [
         "data.name=stripes", "quantizer.name=pillow_jpeg", "grid.level=raw,10", "train.epochs=1",

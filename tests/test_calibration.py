@@ -3,6 +3,8 @@
 
 import math
 
+import pytest
+
 from benchmarks.calibrate_analysis import Config, calibrate
 
 SWEEPS = 60
@@ -12,6 +14,7 @@ def _limit(goal: float, sweeps: int = SWEEPS) -> float:
     return goal + 2.0 * math.sqrt(goal * (1.0 - goal) / sweeps)
 
 
+@pytest.mark.slow
 def test_false_passes_and_flat_knees_stay_at_the_nominal_rate():
     configs = [Config("flat", 3, 0.015), Config("gentle", 3, 0.015), Config("hinge", 5, 0.004, num_test=10000),
                Config("logistic", 1, 0.004, reference_seeds=4)]

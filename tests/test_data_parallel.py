@@ -37,6 +37,7 @@ def _run(devices: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_device():
     one, four = _run(1), _run(4)
     assert one["devices"] == 1 and four["devices"] == 4

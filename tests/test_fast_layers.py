@@ -43,6 +43,7 @@ def test_subpixel_input_gradient_equals_xlas(height, width, kernel, stride, padd
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(expected))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("height,width,kernel,stride,padding", CASES[:4])
 def test_drop_in_conv_has_laxs_output_and_gradients(height, width, kernel, stride, padding):
     rng = np.random.RandomState(1)
@@ -72,6 +73,7 @@ PATCH_CASES = [  # (height, width, kernel, c_in, padding): patches of 27, 18, 50
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("height,width,kernel,c_in,padding", PATCH_CASES)
 def test_few_channel_convolution_is_one_patch_matmul_with_laxs_values(height, width, kernel, c_in, padding):
     rng = np.random.RandomState(height * kernel + c_in)
@@ -167,6 +169,7 @@ def test_profiles_are_chosen_from_the_platform_and_named_in_config():
         performance.choose(TrainSettings(stack_mode="pmap"), "cpu", 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, arch, shape", [("image", "F", (2, 32, 32, 3)), ("audio", "B", (2, 96, 100, 1))])
 def test_a_profile_swaps_layers_not_parameters(family, arch, shape):
     plain = models.build(family, arch, 10)

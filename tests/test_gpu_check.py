@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_runs_every_part_and_writes_its_figures(tmp_path, shared_data):
     out = tmp_path / "gpu_check.json"
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--smoke", f"--out={out}"], cwd=ROOT,

@@ -65,6 +65,7 @@ def test_sweeps_written_before_the_digest_are_read_from_their_config(tmp_path):
         identity.resolve_sweep_dir(tmp_path, _config("train.epochs=2"))
 
 
+@pytest.mark.slow
 def test_run_py_refuses_a_changed_config_and_new_sweep_puts_it_beside(tmp_path):
     import subprocess
     import sys

@@ -64,6 +64,7 @@ def kodak():
     return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subsampling", jpeg.SUBSAMPLINGS)
 def test_all_kodak_images_at_all_qualities_equal_pillow(kodak, subsampling):
     """Batches of 8 images of one orientation: portrait and landscape batches then have the same number of
@@ -91,6 +92,7 @@ def test_uniform_noise_equals_pillow(subsampling):
         _assert_identical(ours[qi], _pillow(noise, quality, subsampling), f"noise q={quality} {subsampling}")
 
 
+@pytest.mark.slow
 def test_random_crops_of_odd_and_tiny_sizes_equal_pillow(kodak):
     """Edge padding and chroma edges only show on sizes that are not multiples of 16."""
     rng = np.random.default_rng(2)
@@ -161,6 +163,7 @@ def test_float_input_gives_the_same_pixels_as_float32():
     _assert_identical(ours, jpeg.compress(images, 40), "float input")
 
 
+@pytest.mark.slow
 def test_many_qualities_compile_once():
     images = np.random.default_rng(4).integers(0, 256, (2, 24, 40, 3), dtype=np.uint8)  # a shape no other test uses
     with _compilations() as first:
@@ -192,6 +195,7 @@ def test_matmul_and_butterfly_dcts_agree_on_the_whole_input_range():
         assert np.array_equal(by_matmul, by_butterflies), dct.__name__
 
 
+@pytest.mark.slow
 def test_works_under_user_jit_and_vmap():
     images = np.random.default_rng(5).integers(0, 256, (3, 2, 16, 24, 3), dtype=np.uint8)
     direct = np.stack([np.asarray(jpeg.compress(batch, 30)) for batch in images])
@@ -268,6 +272,7 @@ def test_soft_modes_are_close_to_exact(kodak):
             assert np.abs(soft - exact).mean() < bound * input_error, (mode, quality)
 
 
+@pytest.mark.slow
 def test_sharded_batch_equals_single_device():
     script = textwrap.dedent("""
         import numpy as np, jax

@@ -40,6 +40,7 @@ def _config(*overrides):
         "quantizer.name=_test_mean_step", *overrides])
 
 
+@pytest.mark.slow
 def test_a_user_learned_quantizer_runs_in_a_sweep_fitted_once_for_all_levels(tmp_path):
     calls = []
     _register_mean_step(calls, variable_rate=True)

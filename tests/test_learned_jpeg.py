@@ -36,6 +36,7 @@ def learned(tmp_path_factory):
     return ds, cache, out
 
 
+@pytest.mark.slow
 def test_tables_are_integers_in_range_and_saved_as_json(learned):
     _, cache, out = learned
     assert len(list((cache / "fitted").glob("learned_jpeg-*.json"))) == len(BPPS)
@@ -47,6 +48,7 @@ def test_tables_are_integers_in_range_and_saved_as_json(learned):
         assert state["bpp"] == bpp and state["steps"] == TINY["steps"] and state["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_tables_meet_the_target_rate_on_their_images_and_nearly_on_held_out_ones(learned):
     ds, _, out = learned
     n_train, pixels = len(ds.x_train), 32 * 32
@@ -57,6 +59,7 @@ def test_tables_meet_the_target_rate_on_their_images_and_nearly_on_held_out_ones
         assert abs(held_out - bpp) < 0.1 * bpp, (bpp, held_out)
 
 
+@pytest.mark.slow
 def test_the_descent_a_fresh_classifier_learns_best_from_is_kept(learned):
     _, _, out = learned
     for _, state in out.values():
@@ -70,6 +73,7 @@ def test_the_descent_a_fresh_classifier_learns_best_from_is_kept(learned):
         assert len(state["dc_choices"]) == 1 + len(learned_jpeg.DC_CANDIDATES) ** 2
 
 
+@pytest.mark.slow
 def test_each_descent_has_its_own_fixed_classifier(learned):
     ds, _, out = learned
     _, state = out[BPPS[0]]
@@ -92,6 +96,7 @@ def test_each_descent_has_its_own_fixed_classifier(learned):
     assert not np.array_equal(params[0], params[1])
 
 
+@pytest.mark.slow
 def test_flat_start_is_one_step_everywhere_scaled_to_the_target():
     ds = make_camera(seed=3, n_train=96, n_test=2)
     # a step of 1e-9 leaves the start as it was (Adam's first step is lr in size)
@@ -102,6 +107,7 @@ def test_flat_start_is_one_step_everywhere_scaled_to_the_target():
     assert 0.9 < state["payload_bpp"] <= 1.0
 
 
+@pytest.mark.slow
 def test_the_descent_sees_the_real_codec_forward_and_a_soft_gradient():
     """A grating whose coefficient is under half a step: the real codec erases it, cubic soft rounding lets
     (x - round(x))^3 of it through (what a fixed classifier read, so the descent priced it as kept). The descent's
@@ -131,6 +137,7 @@ def test_the_descent_sees_the_real_codec_forward_and_a_soft_gradient():
     assert np.isfinite(grad).all() and grad[0, 7] != 0.0
 
 
+@pytest.mark.slow
 def test_meet_rate_takes_the_finest_common_scale_under_the_target(learned):
     ds, _, out = learned
     state = out[BPPS[1]][1]
@@ -143,6 +150,7 @@ def test_meet_rate_takes_the_finest_common_scale_under_the_target(learned):
     assert learned_jpeg.payload_bits(x, *finer).mean() / pixels > 0.7
 
 
+@pytest.mark.slow
 def test_a_target_below_the_coarsest_tables_is_a_one_line_error(learned):
     ds, _, _ = learned
     with pytest.raises(UserError, match="larger target") as e:
@@ -157,6 +165,30 @@ def test_the_classifier_trains_on_raw_and_compressed_copies():
     assert not np.array_equal(copies[:12], ds.x_train) and not np.array_equal(copies[:12], copies[12:])
 
 
+def test_the_classifier_trains_through_the_trainer_on_batches_drawn_each_step(monkeypatch):
+    """The one Trainer trains it (no second loop), on a batch drawn afresh each step from the seed's generator; the
+    standardising net has the plain net's parameters, so `apply` runs the trained ones."""
+    from helmjax import models
+    from helmjax.training.trainer import Trainer
+    ds = make_camera(seed=2, n_train=24, n_test=2)
+    orders, train_steps = [], Trainer.train_steps
+
+    def spy(self, states, data, of_member, order, step_keys):
+        orders.append(order)
+        return train_steps(self, states, data, of_member, order, step_keys)
+
+    monkeypatch.setattr(Trainer, "train_steps", spy)
+    apply, variables, _ = learned_jpeg._train_classifier(ds.x_train, ds.y_train, 10, "A", 0.25, 3, 8, 5)
+    rng = np.random.default_rng(5)
+    assert len(orders) == 1 and np.array_equal(orders[0], [[rng.choice(24, 8, replace=False)] for _ in range(3)])
+    net = models.build("image", "A", 10, width=0.25, dropout=0.0)
+    shapes = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+    shape_of = lambda tree: jax.tree_util.tree_map(lambda a: a.shape, tree)
+    assert shape_of(shapes) == shape_of(variables["params"])
+    assert apply(variables, jnp.asarray(ds.x_train[:4], jnp.float32)).shape == (4, 10)
+
+
+@pytest.mark.slow
 def test_pixels_equal_the_jax_codec_exact_mode_with_the_same_tables(learned):
     ds, _, out = learned
     for level, state in out.values():
@@ -166,6 +198,7 @@ def test_pixels_equal_the_jax_codec_exact_mode_with_the_same_tables(learned):
         assert level.x_test.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_files_decode_with_plain_pillow_and_carry_the_tables(learned):
     ds, _, out = learned
     level, state = out[BPPS[1]]
@@ -178,6 +211,7 @@ def test_files_decode_with_plain_pillow_and_carry_the_tables(learned):
     assert level.bits[0, len(ds.x_train)] == 8 * len(data)  # file bits are the true file size
 
 
+@pytest.mark.slow
 def test_fitted_state_is_reused_not_relearned(learned, monkeypatch):
     ds, cache, out = learned
     monkeypatch.setattr(learned_jpeg, "learn_tables", lambda *a, **k: pytest.fail("tables learned again"))
@@ -224,6 +258,7 @@ def test_quantizer_without_fitted_tables_is_a_one_line_error():
         registry.apply("learned_jpeg", np.zeros((1, 8, 8, 3), np.uint8), 1.0)
 
 
+@pytest.mark.slow
 def test_rate_proxy_ranks_images_like_pillow_payload_bits(learned):
     ds, _, out = learned
     for _, state in out.values():  # over the training subset, at the learned tables (measured 0.80-0.95)

@@ -38,6 +38,7 @@ def _train(model, slices, steps=3, is_image=True, x=None, y=None):
     return state, losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["A", "F"])  # a conv head and a dense head
 def test_sliced_gradient_equals_the_whole_batch(arch):
     model = models.build("image", arch, 4, width=0.25, dropout=0.0)  # no dropout: the same maths either way
@@ -115,6 +116,7 @@ def test_activation_bytes_counts_every_layer_output():
     assert activation_bytes(model, x) == 2 * 4 * floats
 
 
+@pytest.mark.slow
 def test_the_slice_count_a_run_uses_is_the_one_recorded():
     """Model A at width 1 on batches of 128 CIFAR images: 135 MB of activations, so 8 slices of 17 MB."""
     trainer = Trainer(models.build("image", "A", 10), TrainSettings(batch_size=128), is_image=True)

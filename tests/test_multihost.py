@@ -48,6 +48,7 @@ def _rows(workdir):
     return [json.loads(l) for l in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_two_hosts_train_together_and_match_one_host(tmp_path):
     lines = _launch(tmp_path / "two", processes=2, devices_each=2)
     assert all("2 4 ['raw-A-s0', 'q10-A-s0']" in l for l in lines), lines

@@ -49,6 +49,7 @@ def test_estimated_sigma_tracks_true_sigma(ladder):
     assert all(a > b for a, b in zip(estimates, estimates[1:]))
 
 
+@pytest.mark.slow
 def test_noise_matched_quality_rises_as_noise_falls(ladder):
     """Measured (seeds 0-4, 24-32 images, estimated sigma): at 4:4:4, q_N = 17-20, 66-69, 88-89, 94.6, 97.4 and above
     100 noise-free. At 4:2:0, 39-51, 87-89, then above 100 from photons 400 on: chroma subsampling alone costs ~39

@@ -1,6 +1,8 @@
 """The data's noise beside the classifier's answer: measured from the raw images (with the camera's truth), written
 with the sweep, and reported in words that keep "noise" for the measured quantity."""
 
+import pytest
+
 from helmjax import config as config_lib
 from helmjax.analysis import analyze
 from helmjax.testing.synthetic_sweep import SyntheticSweep, write_sweep
@@ -19,6 +21,7 @@ def _camera(photons: float):
     return ds, setting.quantizer.subsampling, setting.data.options
 
 
+@pytest.mark.slow
 def test_the_record_brackets_the_estimate_and_holds_the_truth():
     record = noise_record.measure(*_camera(100.0))
     low, high = record["sigma_ci"]
@@ -35,6 +38,7 @@ def test_the_record_brackets_the_estimate_and_holds_the_truth():
     assert {q["subsampling"]: q for q in quieter["q_n"]}["4:4:4"]["quality"] > q444["quality"]  # less noise: higher q_N
 
 
+@pytest.mark.slow
 def test_the_report_puts_the_measured_noise_beside_the_classifier(tmp_path):
     sweep = write_sweep(tmp_path / "sweep", SyntheticSweep(seeds=(0, 1, 2)))
     noise_record.write(sweep, noise_record.measure(*_camera(400.0)))

@@ -134,6 +134,7 @@ def _tiny_config(levels):
                                           "train.epochs=1", "train.batch_size=64", "train.eval_batch_size=128"])
 
 
+@pytest.mark.slow
 def test_sweep_records_every_rate_in_rows_and_rates_files(tmp_path):
     c = _tiny_config("raw,50")
     sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
@@ -170,7 +171,7 @@ def test_audio_level_and_lossless_rates_are_per_second_of_the_same_clips():
     from helmjax.data import catalog
     from helmjax.sweeps.quantized_data import quantize
     ds = catalog.load("guitar_fx", seed=0, n_per_class=2, sample_rate=8000, duration_s=0.5)
-    level = quantize(ds, 16, "mp3", {"workers": 1})
+    level = quantize(ds, 16, registry.get("mp3"), {"workers": 1})
     items, seconds = len(ds.x_train) + len(ds.x_test), 0.5
     assert level.bits.shape == (2, items)
     assert level.info["bits_per_second"] == np.mean(level.bits[0]) / seconds

@@ -109,6 +109,7 @@ def test_the_readme_has_the_commands_this_test_relies_on():
         assert needed in joined, needed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(readme_commands())))
 def test_readme_command_runs_as_written(index, workdir, shared_data):
     command = readme_commands()[index]
@@ -141,6 +142,7 @@ def test_readme_command_runs_as_written(index, workdir, shared_data):
                 assert name.split("-")[-2] in only["arch"], (name, command)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_with_exit_code_130_and_the_same_command_resumes(tmp_path):
     args = [sys.executable, "run.py", "--set", "data.n_train=240", "--set", "data.n_test=120", "--set",
             "grid.level=raw,20", "--set", "grid.reference_seed=[]", "--set", "train.epochs=3",

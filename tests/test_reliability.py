@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from helmjax import atomic_io
+from helmjax.quantizers import registry
 from helmjax.testing import crash_harness
 from helmjax.sweeps import sweep
 from helmjax.errors import UserError
@@ -19,6 +20,7 @@ QUIET = dict(progress=False, log=lambda *_: None)
 HARNESS_RUNS = 6  # crash_harness's sweep: 3 levels x 1 arch x 2 seeds
 
 
+@pytest.mark.slow
 def test_bounded_kill_harness_finds_nothing_lost():
     # The time bound is far above what 3 kills take (each comes within 0.8 x the reference sweep's time), so the
     # harness must stop on its kill count, never on the clock: a harness that stops early fails the counts below.
@@ -30,6 +32,7 @@ def test_bounded_kill_harness_finds_nothing_lost():
     assert summary["sigterm_exit"] == 130
 
 
+@pytest.mark.slow
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     c = tiny_config("grid.level=raw", "train.epochs=3")
     straight = sweep.run_sweep(c, tmp_path / "a", **QUIET).rows[0]
@@ -47,15 +50,16 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, caplog):
     ds = make_stripes()
-    first = quantize(ds, 20, "pillow_jpeg", {"subsampling": "4:2:0"}, "both", tmp_path)
+    first = quantize(ds, 20, registry.get("pillow_jpeg"), {"subsampling": "4:2:0"}, "both", tmp_path)
     for path in tmp_path.glob("*.npz"):
         path.write_bytes(b"PK\x03\x04 not really a zip")
-    again = quantize(ds, 20, "pillow_jpeg", {"subsampling": "4:2:0"}, "both", tmp_path)
+    again = quantize(ds, 20, registry.get("pillow_jpeg"), {"subsampling": "4:2:0"}, "both", tmp_path)
     assert "unreadable" in caplog.text
     assert np.array_equal(first.x_train, again.x_train) and first.info == again.info
     assert all(np.load(p)["data"].dtype == np.uint8 for p in tmp_path.glob("*.npz"))  # rebuilt on disk
 
 
+@pytest.mark.slow
 def test_nan_loss_marks_the_run_failed_and_the_sweep_goes_on(tmp_path):
     c = tiny_config("grid.level=raw,10", "train.optimizer=sgd", "train.lr=1e30", "train.lr_decay=0.0")
     out = sweep.run_sweep(c, tmp_path, **QUIET)
@@ -65,6 +69,7 @@ def test_nan_loss_marks_the_run_failed_and_the_sweep_goes_on(tmp_path):
     assert "lower train.lr" in rows[0]["error"] and rows[0]["test_acc"] is None
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_results_keeps_finished_runs(tmp_path, monkeypatch):
     c = tiny_config("grid.level=raw")
     real = atomic_io.write_text

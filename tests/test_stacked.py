@@ -116,6 +116,7 @@ def assert_bit_identical(run_dir: pathlib.Path, reference_dir: pathlib.Path, tra
         assert all(np.array_equal(a, b) for a, b in zip(got, want))
 
 
+@pytest.mark.slow
 def test_unrolled_stack_matches_lone_runs_to_float_tolerance(setup):
     assert setup["stacked_seen"] == [(m, e) for e in (1, 2) for m in range(3)]
     dirs = [setup["stacked_dir"] / f"r{m}" for m in range(3)]
@@ -132,6 +133,7 @@ def test_unrolled_stack_matches_lone_runs_to_float_tolerance(setup):
     assert len({read_metrics(d)[-1]["train_loss"] for d in dirs}) == 3
 
 
+@pytest.mark.slow
 def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
     dirs = [tmp_path / f"r{m}" for m in range(3)]
     results = train_runs(dirs, setup["vmap"], setup["datas"], SEEDS, EPOCHS)
@@ -147,6 +149,7 @@ def test_vmapped_stack_matches_lone_runs_to_float_tolerance(setup, tmp_path):
         assert_weights_close(run_dir, setup["lone_dir"] / f"r{m}", setup["trainer"])
 
 
+@pytest.mark.slow
 def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):
     datas, trainer = setup["datas"], setup["trainer"]
     stacked_first = [tmp_path / f"s{m}" for m in range(3)]
@@ -175,6 +178,7 @@ def test_stacked_checkpoints_resume_in_train_run_and_back(setup, tmp_path):
     assert_bit_identical(resumed, setup["lone_dir"] / "r0", trainer)
 
 
+@pytest.mark.slow
 def test_members_resuming_from_different_epochs_train_as_one_stack_per_epoch(setup, tmp_path):
     datas, trainer = setup["datas"], setup["trainer"]
     dirs = [tmp_path / f"r{m}" for m in range(3)]
@@ -264,6 +268,7 @@ print(json.dumps({"devices": jax.device_count(), "spec": list(index_sharding.spe
 """
 
 
+@pytest.mark.slow
 def test_data_parallel_stacks_shard_the_batch_axis_only(setup):
     """Two devices, each with half of every member's batch, give the one-device lone numbers (float tolerance:
     the batch sums are split across devices)."""

@@ -60,6 +60,7 @@ def test_smoke_sweep_writes_results_checkpoints_and_skips_finished_runs(tmp_path
     assert again.rows == out.rows
 
 
+@pytest.mark.slow
 def test_only_filter_runs_part_and_the_rest_later(tmp_path):
     c = tiny_config()
     first = sweep.run_sweep(c, tmp_path, only={"level": {"raw"}}, progress=False, log=lambda *_: None)
@@ -68,6 +69,7 @@ def test_only_filter_runs_part_and_the_rest_later(tmp_path):
     assert rest.trained == ["q10-A-s0", "q90-A-s0"] and rest.skipped == ["raw-A-s0"]
 
 
+@pytest.mark.slow
 def test_stop_before_any_step_leaves_no_result_and_resumes(tmp_path):
     c = tiny_config("grid.level=raw")
     stop = sweep.StopFlag()
@@ -78,6 +80,7 @@ def test_stop_before_any_step_leaves_no_result_and_resumes(tmp_path):
     assert sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None).trained == ["raw-A-s0"]
 
 
+@pytest.mark.slow
 def test_jax_codec_and_pillow_give_identical_sweeps(tmp_path):
     c = tiny_config("grid.level=10")
     pillow = sweep.run_sweep(c, tmp_path / "pillow", **QUIET).rows
@@ -87,6 +90,7 @@ def test_jax_codec_and_pillow_give_identical_sweeps(tmp_path):
     assert [{k: r[k] for k in same} for r in pillow] == [{k: r[k] for k in same} for r in jax_rows]
 
 
+@pytest.mark.slow
 def test_stacked_sweep_gives_the_rows_of_one_by_one_and_records_how_it_trained(tmp_path):
     c = tiny_config("grid.level=raw,10", "grid.seed=[0, 1]")
     lone = sweep.run_sweep(c, tmp_path / "lone", **QUIET)
@@ -117,6 +121,7 @@ def test_stacks_are_runs_of_one_architecture_resuming_from_one_epoch_in_grid_ord
     assert sweep.plan_stacks(specs, dirs, stack_size=2) == [[0, 4], [1], [2, 3], [5], [6, 7]]
 
 
+@pytest.mark.slow
 def test_quantized_data_is_cached(tmp_path):
     c = tiny_config("grid.level=10")
     sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
@@ -141,6 +146,7 @@ def test_bad_grid_is_rejected_before_anything_is_written(tmp_path, override, mes
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_run_claimed_by_another_worker_is_left_to_it(tmp_path):
     c = tiny_config("grid.level=raw,10")
     other = RunClaim(tmp_path / c.name / "runs" / "raw-A-s0")
@@ -154,6 +160,7 @@ def test_a_run_claimed_by_another_worker_is_left_to_it(tmp_path):
     assert sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None).trained == ["raw-A-s0"]
 
 
+@pytest.mark.slow
 def test_workers_split_the_grid(tmp_path):
     c = tiny_config("grid.level=raw,10,90")
     a = sweep.run_sweep(c, tmp_path, worker=(0, 2), progress=False, log=lambda *_: None)

@@ -31,6 +31,7 @@ def prepared(tmp_path_factory):
     return tfds_dir, folder
 
 
+@pytest.mark.slow
 def test_prepared_subset_reads_back_pixel_equal_in_canonical_order(prepared):
     tfds_dir, folder = prepared
     assert folder == tfds_dir / "cifar10" / "3.0.2"

@@ -42,6 +42,26 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+def test_an_epoch_is_its_plan_through_train_steps_and_a_given_order_is_followed():
+    """train_epoch is its epoch plan run by train_steps (bit-identical); batches a caller draws its own way (as
+    learned_jpeg's classifiers do) are trained in that order; no step leaves the state as it was."""
+    ds = make_stripes()
+    trainer = _trainer()
+    data, of_member = trainer.stack_data([_split(ds)])
+    key = jax.random.key(0)
+    fresh = lambda: trainer.stack_states([trainer.init(ds.x_train, key)])
+    params = lambda states: [np.asarray(a) for a in jax.tree_util.tree_leaves(trainer.member_state(states, 0).params)]
+    order, step_key = trainer.epoch_plan(192, key)
+    epoch, epoch_loss, _ = trainer.train_epoch(fresh(), data, of_member, [key])
+    steps, steps_loss, _ = trainer.train_steps(fresh(), data, of_member, order[:, None], [step_key])
+    assert all(np.array_equal(a, b) for a, b in zip(params(epoch), params(steps))) and epoch_loss == steps_loss
+    reordered, _, _ = trainer.train_steps(fresh(), data, of_member, order[::-1, None], [step_key])
+    assert not all(np.array_equal(a, b) for a, b in zip(params(epoch), params(reordered)))
+    untouched, loss, accuracy = trainer.train_steps(fresh(), data, of_member, np.zeros((0, 1, 32), int), [key])
+    assert trainer.member_steps(untouched).tolist() == [0] and np.isnan(loss).all() and np.isnan(accuracy).all()
+    assert all(np.array_equal(a, b) for a, b in zip(params(fresh()), params(untouched)))
+
+
 def test_augment_shifts_by_at_most_ten_percent_and_flips_width():
     image = np.zeros((1, 20, 20, 1), np.float32)
     image[0, :, :3] = 1.0  # a bar on the left edge
@@ -58,6 +78,7 @@ def test_nan_loss_is_an_error():
         check_finite(float("nan"), 3)
 
 
+@pytest.mark.slow
 def test_resumed_run_gives_bit_identical_metrics(tmp_path):
     ds = make_stripes()
     settings = TrainSettings(optimizer="sgd", lr=0.05, batch_size=32, eval_batch_size=64, augment=True)
@@ -74,6 +95,7 @@ def test_resumed_run_gives_bit_identical_metrics(tmp_path):
     assert correct.shape == (len(ds.x_test),) and correct.mean() == pytest.approx(resumed["test_acc"])
 
 
+@pytest.mark.slow
 def test_stop_flag_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path):
     ds = make_stripes()
     trainer = _trainer()
@@ -93,6 +115,7 @@ def test_stop_flag_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path):
     assert result["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_best_epoch_is_chosen_on_validation_never_on_test(tmp_path):
     """Validation and test curves that peak at different epochs: the run reports the best-validation epoch and
     that epoch's test accuracy, not the best test accuracy."""

@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from helmjax import layout
+
 EPOCHS = 3
 
 
@@ -111,7 +113,7 @@ def _sweep_dir(workdir: pathlib.Path) -> pathlib.Path:
 def _snapshot(workdir: pathlib.Path) -> dict:
     """result.json files as they are now: {run: (mtime_ns, bytes)}."""
     out = {}
-    for path in (_sweep_dir(workdir) / "runs").glob("*/result.json"):
+    for path in layout.runs_dir(_sweep_dir(workdir)).glob(f"*/{layout.RESULT_FILE}"):
         out[path.parent.name] = (path.stat().st_mtime_ns, path.read_bytes())
     return out
 
@@ -120,12 +122,13 @@ def _comparable(sweep_dir: pathlib.Path) -> dict:
     """Everything that must be bit-identical to the reference: results and per-epoch metrics."""
     drop = {"train_seconds", "epoch_seconds"}
     runs = {}
-    for run_dir in sorted((sweep_dir / "runs").iterdir()):
-        result = json.loads((run_dir / "result.json").read_text())
-        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for run_dir in sorted(layout.runs_dir(sweep_dir).iterdir()):
+        result = layout.read_result(run_dir)
+        # strict: a torn line left by a resumed run must fail the check, not be skipped
+        metrics = [json.loads(line) for line in (run_dir / layout.METRICS_FILE).read_text().splitlines()]
         runs[run_dir.name] = ({k: v for k, v in result.items() if k not in drop},
                               [{k: v for k, v in m.items() if k not in drop} for m in metrics],
-                              (run_dir / "test_correct.npy").read_bytes())
+                              (run_dir / layout.TEST_CORRECT_FILE).read_bytes())
     return runs
 
 
@@ -194,7 +197,7 @@ def _check_round(workdir: pathlib.Path, trace: pathlib.Path, first_seen: dict, r
         for part, name in enumerate(("result", "metrics", "test predictions")):
             if got[run][part] != reference[run][part]:
                 problems.append(f"{run}: {name} differ from the uninterrupted sweep")
-    rows = (_sweep_dir(workdir) / "results.jsonl").read_text().splitlines()
+    rows = (_sweep_dir(workdir) / layout.RESULTS_JSONL).read_text().splitlines()
     if len(rows) != len(reference):
         problems.append(f"results.jsonl has {len(rows)} rows, expected {len(reference)}")
     return problems
