@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy import signal
 
-from helmjax.data import audio_decode
+from helmjax import audio_decode
 from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
 

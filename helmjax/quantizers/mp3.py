@@ -22,7 +22,7 @@ import numpy as np
 import soundfile
 from scipy import signal
 
-from helmjax.data import audio_decode
+from helmjax import audio_decode
 from helmjax.errors import UserError
 from helmjax.quantizers.registry import Quantized, register
 
