@@ -1,10 +1,12 @@
-"""Content digests: the one rule by which data, fitted states and weights are hashed into cache keys and versions.
+"""Digests: the one home of how data, fitted states and weights (`content_digest`) and cache keys (`key_digest`)
+are hashed into cache file names and versions.
 
 A tree of dicts, lists, tuples and arrays is walked in a fixed order (dict keys sorted, their repr hashed); each leaf
 contributes its shape, dtype and bytes, so two trees have the same digest exactly when they hold the same arrays.
 """
 
 import hashlib
+import json
 
 import numpy as np
 
@@ -28,3 +30,8 @@ def content_digest(tree, length: int = 20) -> str:
 
     visit(tree)
     return h.hexdigest()[:length]
+
+
+def key_digest(key: dict, length: int = 24) -> str:
+    """`length` hex digits of SHA-256 over a cache key's JSON (keys sorted): what a cached file's name carries."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:length]

@@ -14,6 +14,7 @@ from helmjax.analysis.sweep_files import parse_level
 from helmjax.layout import RAW
 from helmjax.errors import UserError
 from helmjax.quantizers import registry
+from helmjax.sweeps import run_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +123,7 @@ class LevelScale:
         return self.parse(tag[len(prefix):]) if tag.startswith(prefix) else None
 
     def run_name(self, level, arch, seed) -> str:
-        return f"{self.tag(level)}-{arch}-s{seed}"
+        return run_names.named(self.tag(level), arch, seed)
 
     def step(self, level) -> Optional[dict]:
         """The quantization step at a level of the grid (N_approx), as the record gives it; None when not given."""

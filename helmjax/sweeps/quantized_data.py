@@ -6,7 +6,6 @@ a quantizer whose output changed (a new version, new weights) is never served it
 """
 
 import dataclasses
-import hashlib
 import json
 import logging
 import pathlib
@@ -16,7 +15,7 @@ import numpy as np
 
 from helmjax import atomic_io, layout
 from helmjax.data.dataset import ArrayDataset
-from helmjax.digests import content_digest
+from helmjax.digests import content_digest, key_digest
 from helmjax.errors import UserError
 from helmjax.quantizers import registry
 from helmjax.quantizers.registry import QuantizerSpec
@@ -42,7 +41,7 @@ def fingerprint(ds: ArrayDataset) -> str:
 
 
 def _cache_path(cache_dir: pathlib.Path, key: dict) -> pathlib.Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    digest = key_digest(key)
     return cache_dir / f"{key['quantizer']}-{registry.level_text(key['level'])}-{key['split']}-{digest}.npz"
 
 
@@ -78,7 +77,7 @@ def fitted_state(ds: ArrayDataset, spec: registry.QuantizerSpec, level, options:
                quantizer=spec.name, version=spec.version, level=level, options=options)
     path = None
     if cache_dir is not None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        digest = key_digest(key)
         name = "all" if level is None else registry.level_text(level)
         path = pathlib.Path(cache_dir) / layout.FITTED_DIR / f"{spec.name}-{name}-{digest}.json"
         try:

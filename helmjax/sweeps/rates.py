@@ -9,8 +9,6 @@ The lossless rate is a property of the data: computed once per sweep (and cached
 """
 
 import dataclasses
-import hashlib
-import json
 import logging
 import pathlib
 import re
@@ -21,6 +19,7 @@ import numpy as np
 
 from helmjax import atomic_io
 from helmjax.data.dataset import ArrayDataset
+from helmjax.digests import key_digest
 from helmjax.errors import UserError
 from helmjax.quantizers import lossless
 
@@ -112,7 +111,7 @@ def lossless_rate(ds: ArrayDataset, apply_to: str = "both", cache_dir=None, data
         from helmjax.sweeps.quantized_data import fingerprint
         key = {"dataset": dataset_key or fingerprint(ds), "codec": codec.description, "apply_to": apply_to,
                "budget": budget}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        digest = key_digest(key)
         path = pathlib.Path(cache_dir) / f"lossless-{codec.name}-{digest}.npz"
         cached = _load_cached(path, count if index is None else len(index))
         if cached is not None:

@@ -26,4 +26,9 @@ def level_tag(quantizer: Quantizer, level) -> str:
 
 
 def run_name(quantizer: Quantizer, level, arch: str, seed) -> str:
-    return f"{level_tag(quantizer, level)}-{arch}-s{seed}"
+    return named(level_tag(quantizer, level), arch, seed)
+
+
+def named(tag: str, arch: str, seed) -> str:
+    """A run's name from its level tag: `q20-A-s0`."""
+    return f"{tag}-{arch}-s{seed}"
