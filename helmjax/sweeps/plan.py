@@ -187,8 +187,8 @@ def _setting_plan(config, tag: str, label: str, columns: dict, sweep_dir: pathli
         experiment=config.name, tag=tag, label=label, columns=dict(columns), sweep_dir=sweep_dir, data=data,
         features=features, quantizer=quantizer, model=model, train=train, levels=tuple(config.grid.level),
         runs=tuple(_grid_runs(config, quantizer.spec, tag)), tolerance=config.tolerance,
-        digest=identity.digest(shaping), raw_digest=identity.digest(raw_keys), confidence=config.analysis.confidence, config=config.to_dict(),
-        record=_record(config, quantizer.spec, shaping))
+        digest=identity.digest(shaping), raw_digest=identity.digest(raw_keys), confidence=config.analysis.confidence,
+        config=config.to_dict(), record=_record(config, quantizer.spec, shaping))
 
 
 def _grid_runs(config, spec: registry.QuantizerSpec, tag: str) -> List[RunSpec]:
