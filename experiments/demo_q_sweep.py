@@ -1,4 +1,4 @@
-"""The embedded default (`python run.py`): the procedural camera dataset, JPEG raw + 9 qualities, a small
+"""The embedded default (`python run.py`): the procedural camera dataset, JPEG raw + 7 qualities, a small
 all-conv net; no download, under 5 minutes on a 2-core CPU. Its curve is flat at high quality and falls at
 low quality, where JPEG erases the fine-detail classes."""
 
