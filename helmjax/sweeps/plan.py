@@ -29,6 +29,7 @@ from helmjax.training.recipe import OPTIMIZERS, TrainSettings
 # sweep's JPEG subsampling.
 SWEEP_OPTIONS = ("subsampling",)
 
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     level: Union[int, float, str]
