@@ -105,7 +105,7 @@ def main(argv):
         mine = [r for r in rows if r.get("setting") == setting.tag] if setting.tag else rows
         if setting.tag:
             print(f"[{setting.label}]")
-        print(results_table.format_table(mine, setting.tolerance, setting.quantizer.describe(setting.levels)))
+        print(results_table.format_table(mine, setting.tolerance, setting.record["quantizer_spec"]))
     print(write_report(plan.sweep_dir))
     return 0
 

@@ -51,15 +51,13 @@ def _config(name: str):
     config = config_lib.apply_overrides(config_lib.load_experiment(name), CASES[name])
     if name != "learned_jpeg_demo":
         return config
-    tree = config.to_dict()  # two levels per codec, the learned tables with few steps
+    import ml_collections
+    tree = config.to_dict()  # two levels per codec, the learned tables with few steps (keys the axis sets exist)
+    tree["quantizer"].update(TINY_LEARNED)
     tree["grid"]["axes"] = [["codec", [{"quantizer.name": "jax_jpeg", "grid.level": ["raw", 10, 30]},
                                        {"quantizer.name": "learned_jpeg", "grid.level": ["raw", 0.5, 0.8],
                                         **{f"quantizer.{k}": v for k, v in TINY_LEARNED.items()}}]]]
-    import ml_collections
-    with_options = ml_collections.ConfigDict(tree)
-    for key in TINY_LEARNED:  # keys the axis sets must exist in the base config
-        with_options.quantizer[key] = TINY_LEARNED[key]
-    out = ml_collections.ConfigDict(with_options.to_dict())
+    out = ml_collections.ConfigDict(tree)
     out.lock()
     return out
 

@@ -49,9 +49,6 @@ class QuantizerPlan:
     def subsampling(self) -> str:
         return self.options.get("subsampling", "4:2:0")
 
-    def describe(self, levels) -> dict:
-        return self.spec.describe(levels)
-
 
 @dataclasses.dataclass(frozen=True)
 class DataPlan:
@@ -108,7 +105,6 @@ class SettingPlan:
 
     def run_dir(self, run: RunSpec) -> pathlib.Path:
         return layout.run_dir(self.sweep_dir, run.name)
-
 
 
 @dataclasses.dataclass(frozen=True)

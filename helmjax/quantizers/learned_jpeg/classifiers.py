@@ -127,9 +127,9 @@ def _train_classifier(images, labels, num_classes, arch, width, steps, batch_siz
 
     variables = {"params": {"params": trainer.member_state(states, 0).params}, "mean": jnp.asarray(mean),
                  "std": jnp.asarray(std)}
-    predictions = np.concatenate([np.asarray(jnp.argmax(jax.jit(apply)(variables, raw[i:i + 500]), -1))
-                                  for i in range(0, len(raw), 500)])
-    return apply, variables, float(np.mean(predictions == labels))  # on its own (raw) training images
+    logits_of = jax.jit(apply)
+    logits = np.concatenate([np.asarray(logits_of(variables, raw[i:i + 500])) for i in range(0, len(raw), 500)])
+    return apply, variables, _accuracy(logits, labels)  # on its own (raw) training images
 
 
 def _train_fixed(split: Split, num_classes: int, s: dict, subsampling: str, seed: int) -> tuple:
