@@ -23,6 +23,8 @@ AXIS = flags.DEFINE_multi_string("axis", [], "A grid axis over a config key, key
                                  "data.photons=100,400,inf: one sweep per setting, side by side in the report.")
 ONLY = flags.DEFINE_multi_string("only", [], "Run part of the grid: axis=v1,v2 with axis level, arch, seed or a "
                                  "grid axis (e.g. photons=100).")
+BUDGET = flags.DEFINE_multi_string("budget", [], "Storage budgets for the report's storage section (a sweep over "
+                                    "data.train_fraction): sizes such as 300kB,1.5GB (repeatable).")
 LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
 ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
@@ -51,12 +53,13 @@ def list_experiments():
             print(f"{name:24s} (cannot load: {e})")
 
 
-def write_report(sweep_dir: pathlib.Path) -> str:
-    """Analyses the sweep, writes its report, and returns the printed summary."""
+def write_report(sweep_dir: pathlib.Path, budgets=None) -> str:
+    """Analyses the sweep, writes its report, and returns the printed summary; `budgets` (bytes) for the storage
+    section, else the config's."""
     from helmjax import analysis
     from helmjax.reporting import facets, report
     if facets.has_settings(sweep_dir):
-        path, text = facets.write_facet_report(sweep_dir)
+        path, text = facets.write_facet_report(sweep_dir, budgets=budgets)
         return text + f"\nreport: {path}"
     findings = analysis.analyze(sweep_dir)
     path = report.write_report(sweep_dir, analysis=findings)
@@ -74,6 +77,8 @@ def main(argv):
     from helmjax.reporting import results_table
     from helmjax.sweeps import axes, sweep
     config = axes.parse_axis_flags(config, AXIS.value)
+    from helmjax.reporting.storage import parse_bytes
+    budgets = [parse_bytes(b) for part in BUDGET.value for b in part.split(",") if b.strip()] or None
     only = config_lib.parse_filters(ONLY.value, [name for name, _ in axes.raw_axes(config)])
     worker = distributed.parse_worker(WORKER.value)
     if DISTRIBUTED.value:
@@ -106,7 +111,7 @@ def main(argv):
         if setting.tag:
             print(f"[{setting.label}]")
         print(results_table.format_table(mine, setting.tolerance, setting.record["quantizer_spec"]))
-    print(write_report(plan.sweep_dir))
+    print(write_report(plan.sweep_dir, budgets))
     return 0
 
 

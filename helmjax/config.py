@@ -40,7 +40,7 @@ def load_experiment(name: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_
 
 def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The keys every experiment has, filled in where its file leaves them out: the analysis settings (margin δ
-    in accuracy points, confidence), `grid.reference_seed` (extra seeds of the lossless reference level) and the
+    in accuracy points, confidence, storage budgets), `data.train_fraction`, `grid.reference_seed` (extra seeds of the lossless reference level) and the
     speed seam's `train.performance` (auto | cpu | accelerator | plain) and `train.stack_mode` ("" | unroll | vmap)."""
     if "analysis" not in config:
         config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
@@ -51,6 +51,12 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
         config.grid.axes = []
     if "setting" not in config.grid:
         config.grid.setting = ""
+    # The share of the training split a run trains on (nested, class-balanced subsets: `sweeps.level_data`), an
+    # axis of the storage question (how many images at how many bits); budgets for the storage report, in bytes.
+    if "train_fraction" not in config.data:
+        config.data.train_fraction = 1.0
+    if "budget" not in config.analysis:
+        config.analysis.budget = []
     # The speed seam (helmjax.training.performance): the layer/compiler profile and how stacks run.
     if "performance" not in config.train:
         config.train.performance = "auto"

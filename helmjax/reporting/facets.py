@@ -12,10 +12,10 @@ from helmjax import layout
 from helmjax.analysis import RAW, Analysis, analyze, codec_comparison
 from helmjax.analysis.findings import json_safe
 from helmjax.analysis.sweep_files import read_config
-from helmjax.reporting import report as single
+from helmjax.reporting import mismatch, report as single
 from helmjax.reporting.number_format import number
 from helmjax.sweeps.axes import value_text
-from helmjax.layout import setting_dir
+from helmjax.layout import read_jsonl, setting_dir
 
 Facet = Tuple[dict, Analysis]  # (the setting's record in the parent's sweep.json, its analysis)
 
@@ -124,7 +124,8 @@ def _codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
     return lines + [""]
 
 
-def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, codecs: List[dict] = ()) -> str:
+def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, codecs: List[dict] = (),
+                    sections: List[str] = ()) -> str:
     config = read_config(sweep_dir, [])
     axis_names = [axis[0] for axis in config.get("grid", {}).get("axes", [])]
     lines = [f"# {config.get('name', sweep_dir.name)}: {len(facets)} settings of {', '.join(axis_names)}", "",
@@ -164,6 +165,7 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
             lines.append(f"- **{setting['tag']}**, {arch}: " + "; ".join(cells))
     lines.append("")
     lines += _codec_lines(facets, codecs)
+    lines += list(sections)
     stuck = [(setting["tag"], r) for setting, a in facets for r in a.at_chance]
     if stuck:
         lines += ["## Runs that did not learn", "",
@@ -177,9 +179,28 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
     return "\n".join(lines)
 
 
-def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0) -> Tuple[pathlib.Path, str]:
+def _storage_lines(sweep_dir: pathlib.Path, facets: List[Facet], budgets, out: pathlib.Path, seed: int) -> List[str]:
+    """The storage section (`reporting.storage`) when the settings differ in training-set size; q* for the naive
+    choice is each arch's at the largest size."""
+    from helmjax.reporting import storage
+    rows = read_jsonl(sweep_dir / layout.RESULTS_JSONL)
+    if not facets or not storage.has_sizes(rows):
+        return []
+    config = read_config(sweep_dir, [])
+    if budgets is None:
+        budgets = [storage.parse_bytes(b) for b in config.get("analysis", {}).get("budget") or []]
+    largest = max(rows, key=lambda r: r.get("n_train") or 0).get("setting")
+    q_stars = {arch: result.q_star for setting, a in facets if setting["tag"] == largest
+               for arch, result in a.per_arch.items()}
+    a = facets[0][1]
+    return storage.write(sweep_dir, rows, q_stars, budgets, out, a.level_text,
+                         confidence=a.settings["confidence"], seed=seed)
+
+
+def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0, budgets=None
+                       ) -> Tuple[pathlib.Path, str]:
     """Each setting's own report, then the side-by-side report, facets.json and plots in `<sweep_dir>/report/`;
-    returns (report path, summary text)."""
+    returns (report path, summary text). `budgets` (bytes) override the config's `analysis.budget`."""
     from helmjax.reporting import plots as plotting
 
     sweep_dir = pathlib.Path(sweep_dir)
@@ -197,8 +218,10 @@ def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int 
     codecs = codec_comparison.compare(facets, resamples=resamples or 1000, seed=seed)
     if codecs:
         (out / "codecs.json").write_text(json.dumps(json_safe(codecs), indent=1))
+    sections = mismatch.markdown(facets) if mismatch.has_axis(facets) else []
+    sections += _storage_lines(sweep_dir, facets, budgets, out, seed)
     path = out / layout.REPORT_FILE
-    path.write_text(report_markdown(sweep_dir, facets, made, codecs))
+    path.write_text(report_markdown(sweep_dir, facets, made, codecs, sections))
     return path, summary_text(facets)
 
 

@@ -19,6 +19,8 @@ SHAPING_SECTIONS = ("data", "features", "quantizer", "model", "train")
 # Keys inside those sections that do not change a run's result: where a copy of the data lives, and speed knobs.
 NOT_SHAPING = frozenset({"data.tfds_data_dir", "train.stack", "train.stack_mode", "train.micro_batches",
                          "train.eval_batch_size", "train.performance"})
+# Keys added after sweeps existed, left out at their default so the digests of those sweeps stay what they were.
+DEFAULT_NOT_SHAPING = {"data.train_fraction": 1.0}
 
 
 class ConfigMismatch(UserError):
@@ -53,7 +55,8 @@ def shaping(config) -> Dict[str, Any]:
     for section in SHAPING_SECTIONS:
         if isinstance(tree.get(section), Mapping):
             flat.update(_flatten(tree[section], section))
-    flat = {k: v for k, v in flat.items() if k not in NOT_SHAPING}
+    flat = {k: v for k, v in flat.items()
+            if k not in NOT_SHAPING and not (k in DEFAULT_NOT_SHAPING and v == DEFAULT_NOT_SHAPING[k])}
     return json.loads(json.dumps(flat, sort_keys=True, default=str))  # tuples -> lists, as read back from disk
 
 

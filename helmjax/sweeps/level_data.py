@@ -30,6 +30,24 @@ def split_validation(ds: ArrayDataset, fraction: float, seed: int):
     return train, val
 
 
+def nested_subset(labels: np.ndarray, indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The first `fraction` of `indices` in one fixed class-interleaved order: each class keeps its share, and
+    the subset at a fraction is contained in the subset at any larger one, so differences between training-set
+    sizes come from the size, not from which images were drawn. Sorted; all of `indices` at fraction 1."""
+    if fraction >= 1.0:
+        return indices
+    rng = np.random.RandomState(seed + 1)  # another stream than the validation split's
+    keys = np.empty(len(indices))
+    for c in np.unique(labels[indices]):
+        members = np.flatnonzero(labels[indices] == c)
+        rank = np.empty(len(members))
+        rank[rng.permutation(len(members))] = np.arange(len(members))
+        keys[members] = (rank + 0.5) / len(members)  # a class's k-th image comes at its share k/n of the order
+    order = np.lexsort((labels[indices], keys))
+    keep = max(len(np.unique(labels[indices])), int(round(fraction * len(indices))))
+    return np.sort(indices[order[:keep]])
+
+
 def featurize(features: Optional[dict], ds: ArrayDataset, x: np.ndarray) -> np.ndarray:
     """Model input from stored data: images as they are (uint8), audio as a log-mel spectrogram."""
     if not features:
@@ -49,6 +67,7 @@ class Levels:
         self.quantizer, self.features, self.ds, self.key, self.log = quantizer, features, ds, key, log
         self.sweep_dir, self.cache_dir, self.lossless = sweep_dir, layout.cache_dir(sweep_dir), lossless
         self.train_idx, self.val_idx = split_validation(ds, data.val_fraction, data.split_seed)
+        self.train_idx = nested_subset(ds.y_train, self.train_idx, data.train_fraction, data.split_seed)
         self.loaded: Dict[Union[int, str], Tuple[SplitData, dict]] = {}
 
     def get(self, level) -> Tuple[SplitData, dict]:
@@ -65,7 +84,7 @@ class Levels:
         t0 = time.perf_counter()
         level_data = quantize(ds, level, quantizer.spec, quantizer.options, quantizer.apply_to, self.cache_dir,
                               self.key)
-        info = dict(level_data.info, **self.lossless)
+        info = dict(level_data.info, **self.lossless, n_train=len(self.train_idx))
         tag = quantizer.spec.tag(level)
         if is_primary():
             rates.write_level(self.sweep_dir, tag, level_data.bits)

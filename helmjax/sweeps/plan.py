@@ -52,12 +52,14 @@ class QuantizerPlan:
 
 @dataclasses.dataclass(frozen=True)
 class DataPlan:
-    """Where a setting's data comes from: the catalog entry, its loader options and the validation split."""
+    """Where a setting's data comes from: the catalog entry, its loader options, the validation split and the
+    share of the rest that runs train on."""
     name: str
     modality: str
     options: Dict  # the loader's keyword arguments
     split_seed: int
     val_fraction: float
+    train_fraction: float = 1.0
 
     def load(self, sweep_dir: pathlib.Path) -> ArrayDataset:
         """The data set; decoded copies of file-based sets are cached in the workdir's shared cache."""
@@ -170,9 +172,10 @@ def _setting_plan(config, tag: str, label: str, columns: dict, sweep_dir: pathli
                   ) -> SettingPlan:
     quantizer = _quantizer(config)
     data_entry = catalog.entry(config.data.name)
-    data_options = {k: v for k, v in config.data.to_dict().items() if k not in ("name", "split_seed")}
+    data_options = {k: v for k, v in config.data.to_dict().items()
+                    if k not in ("name", "split_seed", "train_fraction")}
     data = DataPlan(config.data.name, data_entry.modality, data_options, config.data.get("split_seed", 0),
-                    config.train.val_fraction)
+                    config.train.val_fraction, config.data.get("train_fraction", 1.0))
     features = config.get("features")
     features = None if not features or features.get("name") in (None, "none") else features.to_dict()
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
@@ -231,6 +234,9 @@ def _validate(config, quantizer: QuantizerPlan, data: DataPlan, model: ModelPlan
     performance.check_settings(train)  # per device again when the trainer is built
     if not 0.0 < data.val_fraction < 1.0:
         raise UserError(f"train.val_fraction={data.val_fraction} must be in (0, 1)")
+    if not 0.0 < data.train_fraction <= 1.0:
+        raise UserError(f"data.train_fraction={data.train_fraction} must be in (0, 1]; it is the share of the "
+                        f"training split the runs train on")
 
 
 def _check_options(settings: List[SettingPlan]):
