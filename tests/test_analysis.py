@@ -432,3 +432,25 @@ def test_codec_comparison_pairs_every_codec_with_jpeg_at_its_own_q_star():
         for key in ("saved", "saved_share", "payload_saved", "payload_saved_share"):
             low, high = row[key]["ci"]
             assert low < row[key]["mean"] < high, key
+
+
+def test_a_level_at_n_of_n_reports_intervals_inside_0_and_100_percent(tmp_path):
+    """Plateau above 1: raw and the levels from the knee up score 2000/2000 at every seed, while the noisy levels
+    below give the pooled seed variance something to scale. A symmetric t interval reached past 100% there."""
+    analysis = _analyze(tmp_path, plateau={"A": 1.05, "F": 1.05}, seed_noise=0.01)
+    perfect = [row for row in analysis.accuracy if row["mean"] == 1.0]
+    assert {row["level"] for row in perfect} >= {RAW, 50, 100}
+    for row in analysis.accuracy:
+        low, high = row["ci"]
+        assert 0.0 <= low <= row["mean"] <= high <= 1.0, row
+    assert all(row["ci"][1] == 1.0 and row["ci"][0] < 1.0 for row in perfect)
+    margin = analysis.settings["margin"]
+    for result in analysis.per_arch.values():
+        for test in result.tests:
+            low, high = test["ci"]
+            assert -1.0 <= low <= test["lower_bound"] <= test["diff"] <= high <= 1.0, test
+            if test["tested"]:  # the bound the report prints is the one that decides
+                assert test["passed"] == (test["lower_bound"] > -margin)
+        assert result.q_star not in (None, RAW)
+    for row in analysis.model_size["per_level"]:
+        assert -1.0 <= row["gap_ci"][0] <= row["gap"] <= row["gap_ci"][1] <= 1.0

@@ -80,3 +80,22 @@ def test_numbers_carry_no_more_digits_than_their_interval_supports():
     assert number(None) == "n/a" and number(5.77777) == "5.78"
     assert decimals(0.0, 0.0) == 2
     assert bound(-0.00912, (-0.012, 0.006), scale=100) == "-0.9"
+
+
+def test_a_level_at_n_of_n_is_reported_inside_100_percent(tmp_path):
+    """Every seed of raw and of the levels from the knee up scores 2000/2000; the report's accuracies end at
+    100% (a symmetric t interval printed "100.00% (99.95 to 100.05)")."""
+    import re
+    sweep = write_sweep(tmp_path / "sweep", SyntheticSweep(levels=(1, 10, 15, 20, 50, 100), seed_noise=0.01,
+                                                           plateau={"A": 1.05, "F": 1.05}))
+    text = write_report(sweep, resamples=200).read_text()
+    table = text.split("## Accuracy (mean over seeds")[1].split("## Difference")[0]
+    cells = re.findall(r"([\d.]+)% \(([\d.]+) to ([\d.]+)\)", table)
+    assert len(cells) == 14 and sum(float(mean) == float(high) == 100.0 for mean, _, high in cells) >= 6
+    assert all(0.0 <= float(low) <= float(mean) <= float(high) <= 100.0 for mean, low, high in cells), cells
+    for arch in ("A", "F"):
+        reaches = re.search(rf"\*\*Arch {arch}\*\*[^:]*: raw reaches ([\d.]+)% \(([\d.]+) to ([\d.]+)\)", text)
+        assert reaches and float(reaches.group(3)) == 100.0 and float(reaches.group(2)) < 100.0
+    saved = json.loads((sweep / "report" / "analysis.json").read_text())
+    for result in saved["per_arch"].values():
+        assert all(-1.0 <= t["ci"][0] <= t["lower_bound"] <= t["ci"][1] <= 1.0 for t in result["tests"])

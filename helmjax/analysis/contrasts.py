@@ -19,7 +19,9 @@ Seeds are not paired across levels: with the pooled variance, a per-seed block e
 of freedom than it saves, and leaving it out is conservative when same-seed runs are positively correlated.
 The bound uses Student's t with Welch-Satterthwaite degrees of freedom, so it stays valid with 2-5 seeds (where
 a percentile bootstrap over the seeds is far too narrow). With one seed everywhere the interval covers
-test-example noise only; `Estimate.seeds_covered` says so and callers call the result exploratory.
+test-example noise only; `Estimate.seeds_covered` says so and callers call the result exploratory. Near 0% and
+100% a symmetric t interval leaves [0, 1]: the intervals the analysis reports of an accuracy or of a difference of
+two come from `bounded`, built on these estimates.
 """
 
 import dataclasses
@@ -38,6 +40,7 @@ class Group:
     replicates: np.ndarray  # (B, S) test accuracy of each run under each shared example resample
     correct: Optional[np.ndarray] = None  # (S, n) per-example correctness, when every run saved it
     pooled: Optional["Pooled"] = None  # the arch's pooled variances (see `share_pooled_variance`)
+    test_size: Optional[int] = None  # test examples per run, when `correct` is not known
 
     @property
     def mean(self) -> float:
@@ -48,10 +51,15 @@ class Group:
         return len(self.acc)
 
     @property
+    def num_test(self) -> int:
+        """Test examples per run: from the per-example correctness, else as the runs' rows say, else a default."""
+        return self.correct.shape[1] if self.correct is not None else self.test_size or DEFAULT_NUM_TEST
+
+    @property
     def binomial_scale(self) -> float:
         """p(1 - p) at the group's mean accuracy, p kept half an example from 0 and 1: how the spread of runs
         scales with the level's accuracy in the quasi-binomial pooling."""
-        n = self.correct.shape[1] if self.correct is not None else DEFAULT_NUM_TEST
+        n = self.num_test
         p = min(max(self.mean, 0.5 / n), 1.0 - 0.5 / n)
         return p * (1.0 - p)
 
@@ -95,10 +103,14 @@ class Estimate:
     df: float
     seeds_covered: bool  # training-seed noise is part of `se`
 
+    def critical(self, probability: float) -> float:
+        """The t quantile at the estimate's degrees of freedom (normal with test-example noise only)."""
+        if math.isfinite(self.df):
+            return float(stats.t.ppf(probability, self.df))
+        return float(stats.norm.ppf(probability))
+
     def _t(self, probability: float) -> float:
-        if self.se == 0.0:
-            return 0.0
-        return float(stats.t.ppf(probability, self.df)) if math.isfinite(self.df) else float(stats.norm.ppf(probability))
+        return 0.0 if self.se == 0.0 else self.critical(probability)
 
     def lower(self, confidence: float) -> float:
         """One-sided lower confidence bound."""

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from helmjax.analysis import bootstrap, chance, contrasts, curve
+from helmjax.analysis import bootstrap, bounded, chance, contrasts, curve
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION
 from helmjax.analysis.levels import LevelScale, quantizer_record
@@ -41,11 +41,18 @@ METHOD = {
                  "training seeds (the spread of runs, pooled over the arch's levels as a quasi-binomial dispersion, "
                  "variance / p(1 - p), and scaled back to each level's accuracy; a level whose own spread is larger "
                  "keeps its own; a level with one seed borrows the pooled one), combined in a Student t interval with Welch-Satterthwaite "
-                 "degrees of freedom; with one seed everywhere only test-example noise is covered",
+                 "degrees of freedom; with one seed everywhere only test-example noise is covered. Intervals stay "
+                 "inside their range: an accuracy's is the Wilson score interval, of k right of n with test-example "
+                 "noise only, and with seed noise at the effective number of test examples its standard error is "
+                 "worth (p(1 - p) / se², the score interval of the quasi-binomial model) with the t quantile; a "
+                 "difference of accuracies combines the two accuracies' intervals by Newcombe's square-and-add "
+                 "(hybrid score, method 10), with the correlation that gives back the paired t interval away from 0% "
+                 "and 100%, so it stays inside [-1, 1]",
     "sweet_spot": "q* by non-inferiority with margin δ = {margin:g} accuracy points: a fixed-sequence test from the "
                   "least compressed level down; a level passes when the one-sided {conf:.0%} lower confidence bound of "
-                  "acc(level) - acc(reference) is above -δ; the sequence stops at the first level that fails and q* "
-                  "is the last that passed (familywise error at most {alpha:.0%}, no correction needed)",
+                  "acc(level) - acc(reference) (the bounded one the report prints) is above -δ; the sequence stops "
+                  "at the first level that fails and q* is the last that passed (familywise error at most "
+                  "{alpha:.0%}, no correction needed)",
     "tolerance": "secondary, simple rule (as in the sweep's printed table): the most compressed level from which every "
                  "less compressed level has mean accuracy within {tol:g} accuracy points of the reference; no interval",
     "knee": "an isotonic fit of the per-level mean accuracies, non-decreasing from the most to the least compressed "
@@ -321,7 +328,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
             params[run.arch] = int(value)
     archs = sorted({r.arch for r in runs}, key=lambda a: (params.get(a, math.inf), a))
     all_levels = scale.ordered({r.level for r in runs})
-    groups = _groups(members, replicates, archs)
+    groups = _groups(members, replicates, archs, num_test)
 
     level_rates, storage_rate, lossless, item_rates = rates_per_level(sweep_dir, runs, all_levels, scale, rng, settings,
                                                              warnings)
@@ -330,7 +337,7 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     for (arch, level), group in sorted(groups.items(), key=order):
         accuracy.append({"arch": arch, "level": level, "mean": group.mean, "n": group.size,
                          "std": float(np.std(group.acc, ddof=1)) if group.size > 1 else None,
-                         "ci": contrasts.contrast([(1.0, group)]).interval(settings["confidence"]),
+                         "ci": bounded.accuracy(group).interval(settings["confidence"]),
                          "val_mean": finite_mean(r.val_acc for r in members[(arch, level)]),
                          "train_seconds": finite_mean(as_float(r.row.get("train_seconds"))
                                                        for r in members[(arch, level)])})
@@ -376,14 +383,17 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         settings=settings, noise=noise_record.read(sweep_dir), at_chance=at_chance)
 
 
-def _groups(members, replicates, archs) -> Dict[tuple, Group]:
+def _groups(members, replicates, archs, num_test: Optional[int]) -> Dict[tuple, Group]:
     """One `Group` per (arch, level); single-seed groups may borrow their arch's pooled seed variance."""
     groups = {}
     for key, runs in members.items():
         runs = sorted(runs, key=lambda r: str(r.seed))
         correct = np.stack([r.correct for r in runs]) if all(r.correct is not None for r in runs) else None
+        sizes = [as_float(r.row.get("num_test")) for r in runs]
+        size = next((int(s) for s in sizes if math.isfinite(s) and s > 0), num_test)
         groups[key] = Group(seeds=tuple(r.seed for r in runs), acc=np.array([r.test_acc for r in runs]),
-                            replicates=replicates[:, [r.column for r in runs]].astype(np.float64), correct=correct)
+                            replicates=replicates[:, [r.column for r in runs]].astype(np.float64), correct=correct,
+                            test_size=size)
     for arch in archs:
         contrasts.share_pooled_variance([g for (a, _), g in groups.items() if a == arch])
     return groups

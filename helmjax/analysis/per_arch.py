@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from helmjax.analysis import bootstrap, contrasts, curve, noninferiority
+from helmjax.analysis import bootstrap, bounded, contrasts, curve, noninferiority
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION, epochs_to_reach
 from helmjax.analysis.levels import LevelScale
 from helmjax.analysis.sweep_files import as_float
@@ -54,7 +54,7 @@ def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless,
     ref = groups[(arch, reference)]
     result = ArchResult(arch=arch, params=params, reference=reference, reference_mean=ref.mean, levels=levels)
 
-    estimates = {level: contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, ref)]) for level in candidates}
+    estimates = {level: bounded.difference(groups[(arch, level)], ref) for level in candidates}
     result.seeds_covered = all(e.seeds_covered for e in estimates.values()) if estimates else ref.size > 1
     if candidates:
         result.q_star, tests = noninferiority.fixed_sequence(candidates, estimates, margin, confidence)
@@ -184,7 +184,7 @@ def model_size(archs, params, per_arch, groups, scale: LevelScale, confidence, w
                 continue
             estimate = contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, groups[(largest, level)]),
                                            (-1.0, groups[(arch, RAW)]), (1.0, groups[(largest, RAW)])])
-            gap = contrasts.contrast([(1.0, groups[(arch, level)]), (-1.0, groups[(largest, level)])])
+            gap = bounded.difference(groups[(arch, level)], groups[(largest, level)])
             rows.append({"arch": arch, "params": params[arch], "level": level, "did": estimate.value,
                          "ci": estimate.interval(confidence), "p": estimate.p_value(),
                          "gap": gap.value, "gap_ci": gap.interval(confidence),
