@@ -289,6 +289,12 @@ def decode(name: str, data: bytes, like: np.ndarray) -> np.ndarray:
     return out.reshape(like.shape)
 
 
+def encode(name: str, image: np.ndarray, level, **options) -> bytes:
+    """One uint8 image (HW, HW1 or HWC) -> the file of codec `name` at `level` (what `compress` sizes and decodes;
+    the level store keeps it)."""
+    return CODECS[name].encode(_planes(np.asarray(image)), level, **options)
+
+
 def compress(name: str, images: np.ndarray, level, **options) -> Quantized:
     """Round-trips a uint8 batch (N,H,W,C) or (N,H,W) through codec `name` at `level`; returns pixels, file bits
     and payload bits (None where the container does not separate its headers)."""
@@ -298,7 +304,7 @@ def compress(name: str, images: np.ndarray, level, **options) -> Quantized:
     bits = np.empty(len(images), np.int64)
     payload = None if codec.payload_bytes is None else np.empty(len(images), np.int64)
     for i, image in enumerate(images):
-        data = codec.encode(_planes(image), level, **options)
+        data = encode(name, image, level, **options)
         out[i] = decode(name, data, image)
         bits[i] = 8 * len(data)
         if payload is not None:

@@ -204,12 +204,21 @@ def round_trip(waveform: np.ndarray, kbps: int, *, sample_rate: int, quality: in
     data = encode(waveform, kbps, sample_rate=sample_rate, quality=quality)
     decoded, rate = decode(data)
     delay = codec_delay(kbps, sample_rate, quality)
-    # Shift at the decoded rate (the delay is whole decoded samples there), then resample back.
-    audio = _resample(decoded[delay:], rate, sample_rate)[:len(waveform)]
-    out = np.zeros(len(waveform), np.float32)
-    out[:len(audio)] = audio
+    out = align(decoded, rate, kbps, sample_rate=sample_rate, length=len(waveform), quality=quality)
     return Mp3Result(audio=out, sample_rate_actual=rate, decoded_length=len(decoded), delay=delay, data=data,
                      bits_per_second=8 * len(data) * sample_rate / len(waveform), kbps_actual=frame_kbps(data))
+
+
+def align(decoded: np.ndarray, rate: int, kbps: int, *, sample_rate: int, length: int,
+          quality: int = DEFAULT_QUALITY) -> np.ndarray:
+    """A decoded MP3 (at LAME's rate `rate`) -> float32 (length,) at the input's rate, the codec delay removed: what
+    `round_trip` returns, so a stored MP3 file decodes to the quantizer's output."""
+    delay = codec_delay(kbps, sample_rate, quality)
+    # Shift at the decoded rate (the delay is whole decoded samples there), then resample back.
+    audio = _resample(decoded[delay:], rate, sample_rate)[:length]
+    out = np.zeros(length, np.float32)
+    out[:len(audio)] = audio
+    return out
 
 
 @functools.lru_cache(maxsize=None)
