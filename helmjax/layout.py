@@ -42,6 +42,7 @@ FITTED_DIR = "fitted"  # in a sweep's cache: states of quantizers fitted on the 
 DATASETS_DIR = "datasets"  # in the workdir's cache: decoded data sets
 LOSSLESS_DIR = "lossless"  # in the workdir's cache: lossless rates of data sets
 LOCK_FILE = ".lock"
+CLAIM_FILE = ".claim"  # in a run directory: `.claim.<generation>`, a worker's claim on the run (`distributed`)
 REPORT_FILE = "report.md"
 ANALYSIS_FILE = "analysis.json"
 FACETS_FILE = "facets.json"

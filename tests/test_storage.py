@@ -150,3 +150,16 @@ def test_storage_and_mismatch_sections_on_a_real_tiny_sweep(tmp_path):
     assert "only train compressed (tested on raw)" in text and "only test compressed (trained on raw)" in text
     # the raw level is the same training in the three settings: shared, not retrained
     assert len(out.trained) == 1 + 3 * 2
+
+
+def test_the_confirmation_picks_a_budget_where_the_law_beats_both_naive_choices():
+    from benchmarks import confirm_storage
+    law = storage_law.fit_law(simulated_points(), resamples=50)
+    answer = confirm_storage.pick_budget(law, available=2700, q_star=50)
+    best = answer["best"]
+    assert not best.extrapolated and best.level not in {c.level for c in answer["naive"]}
+    assert all(g["diff"]["ci"][0] > 0 for g in answer["gain"])
+    config, names = confirm_storage.confirmation_config(answer, 2700, [10, 11])
+    settings = make_plan(config).settings
+    assert [s.levels for s in settings] == [(best.level,), ("raw",), (50,)]
+    assert settings[0].data.train_fraction == best.n / 2700 and list(config.grid.seed) == [10, 11]

@@ -179,13 +179,13 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
     return "\n".join(lines)
 
 
-def _storage_lines(sweep_dir: pathlib.Path, facets: List[Facet], budgets, out: pathlib.Path, seed: int) -> List[str]:
-    """The storage section (`reporting.storage`) when the settings differ in training-set size; q* for the naive
-    choice is each arch's at the largest size."""
+def _storage_lines(sweep_dir: pathlib.Path, facets: List[Facet], budgets, out: pathlib.Path, seed: int) -> tuple:
+    """The storage section (`reporting.storage`) and its summary lines when the settings differ in training-set
+    size; q* for the naive choice is each arch's at the largest size."""
     from helmjax.reporting import storage
     rows = read_jsonl(sweep_dir / layout.RESULTS_JSONL)
     if not facets or not storage.has_sizes(rows):
-        return []
+        return [], []
     config = read_config(sweep_dir, [])
     if budgets is None:
         budgets = [storage.parse_bytes(b) for b in config.get("analysis", {}).get("budget") or []]
@@ -219,10 +219,10 @@ def write_facet_report(sweep_dir, *, resamples: Optional[int] = None, seed: int 
     if codecs:
         (out / "codecs.json").write_text(json.dumps(json_safe(codecs), indent=1))
     sections = mismatch.markdown(facets) if mismatch.has_axis(facets) else []
-    sections += _storage_lines(sweep_dir, facets, budgets, out, seed)
+    storage_section, storage_summary = _storage_lines(sweep_dir, facets, budgets, out, seed)
     path = out / layout.REPORT_FILE
-    path.write_text(report_markdown(sweep_dir, facets, made, codecs, sections))
-    return path, summary_text(facets)
+    path.write_text(report_markdown(sweep_dir, facets, made, codecs, sections + storage_section))
+    return path, "\n".join([summary_text(facets)] + storage_summary)
 
 
 __all__ = ["RAW", "analyze_settings", "facet_rows", "has_settings", "summary_text", "write_facet_report"]

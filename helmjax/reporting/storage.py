@@ -214,11 +214,38 @@ def plots(entries: List[dict], budgets: Sequence[float], directory: pathlib.Path
     return made
 
 
+def summary(entries: List[dict], level_text) -> List[str]:
+    """The printed lines: the exponents and each budget's answer, or why there is none."""
+    lines = []
+    for entry in entries:
+        law = entry["law"]
+        head = f"storage law ({entry['arch']})"
+        if law is not None:
+            alpha, beta = law.parameter("alpha"), law.parameter("beta")
+            head += (f": α = {number(alpha['mean'], alpha['ci'])}, β = {number(beta['mean'], beta['ci'])}, "
+                     f"leave-one-out RMS {100 * law.loo_rms:.2g} points")
+        lines.append(head)
+        if entry["why"]:
+            lines.append(f"  no budget answer: {entry['why']}")
+        for answer in entry["answers"]:
+            best = answer["best"]
+            if best is None:
+                lines.append(f"  {size_text(answer['budget_bytes'])}: {answer['why']}")
+                continue
+            naive = "; ".join(f"{c.name}: {c.n} images, {_acc(c.error)}%" for c in answer["naive"] if c.n >= 1)
+            lines.append(f"  {size_text(answer['budget_bytes'])}: {best.n} images at {level_text(best.level)} "
+                         f"({best.payload_bits:.0f} bits each), predicted {_acc(best.error)}% accuracy"
+                         + (f" (against {naive})" if naive else ""))
+    return lines
+
+
 def write(sweep_dir: pathlib.Path, rows: Sequence[dict], q_stars: Dict[str, object], budgets: Sequence[float],
           directory: pathlib.Path, level_text, *, confidence: float = 0.95, resamples: int = 200, seed: int = 0
-          ) -> List[str]:
-    """storage.json, the plots and the report section's lines."""
+          ) -> tuple:
+    """storage.json and the plots; returns (the report section's lines, the printed summary lines)."""
     entries = analyze(sweep_dir, rows, q_stars, budgets, confidence=confidence, resamples=resamples, seed=seed)
     (directory / "storage.json").write_text(json.dumps(to_json(entries), indent=1))
     made = plots(entries, budgets, directory, level_text)
-    return markdown(entries, level_text) + [line for name, path in made.items() for line in (f"![{name}]({path.name})", "")]
+    section = markdown(entries, level_text) + [line for name, path in made.items()
+                                               for line in (f"![{name}]({path.name})", "")]
+    return section, summary(entries, level_text)

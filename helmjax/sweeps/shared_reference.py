@@ -8,7 +8,7 @@ import shutil
 from typing import Sequence
 
 from helmjax import atomic_io
-from helmjax.layout import RAW, RESULT_FILE, RUN_CONFIG_FILE, read_result, run_dir
+from helmjax.layout import CLAIM_FILE, RAW, RESULT_FILE, RUN_CONFIG_FILE, read_result, run_dir
 from helmjax.sweeps.plan import RunSpec, SettingPlan
 
 
@@ -30,7 +30,7 @@ def share_raw_runs(setting: SettingPlan, others: Sequence[SettingPlan], runs: Se
                 continue
             staging = target.with_name(f".{target.name}.copy")
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(source, staging, ignore=shutil.ignore_patterns(".claim"))
+            shutil.copytree(source, staging, ignore=shutil.ignore_patterns(f"{CLAIM_FILE}*"))
             record = json.loads((staging / RUN_CONFIG_FILE).read_text())
             record.update(run=run.name, config_digest=setting.digest, config=setting.config, shared_from=str(source))
             atomic_io.write_json(staging / RUN_CONFIG_FILE, record)

@@ -38,7 +38,7 @@ __all__ = ["StopFlag", "StopRequested", "RunSpec", "run_sweep", "run_plan", "col
 RESULT_COLUMNS = ["run", "experiment", "setting", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload",
                   "bpp_header", "bpp_lossless", "bits_per_second", "bits_per_second_payload",
                   "bits_per_second_lossless", "lossless_codec", "sample_rate", "sample_rate_actual", "kbps_actual",
-                  "bytes_per_item", "arch",
+                  "bytes_per_item", "n_train", "arch",
                   "params", "num_classes", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
                   "status", "error"]
 
@@ -70,7 +70,7 @@ def result_row(setting: SettingPlan, run: RunSpec, level_data_info: dict, params
     row.update({k: level_data_info.get(k) for k in ("bpp", "bpp_payload", "bpp_header", "bpp_lossless",
                                                        "bits_per_second", "bits_per_second_payload",
                                                        "bits_per_second_lossless", "lossless_codec",
-                                                       "sample_rate", "bytes_per_item")})
+                                                       "sample_rate", "bytes_per_item", "n_train")})
     row.update(level_data_info)  # and what the quantizer records per level (e.g. LAME's actual sample rate)
     row.update(fields)
     return row
@@ -243,11 +243,13 @@ def _train_runs(setting: SettingPlan, todo: List[RunSpec], stop, progress, log):
 def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, trainer: Trainer, stop, progress,
                      say, bar, outcome):
     """Claims the runs of one stack, trains those still unfinished together and writes their results; a run
-    another worker holds is left to it."""
+    another worker holds is left to it, and so is one whose claim this worker loses while training it (its lease
+    lapsed and another worker took it over): the stack stops at the next epoch and writes no result, so no run is
+    finished by two workers. The stack's other runs resume from their checkpoints on a later pass."""
     from tqdm.auto import tqdm
 
     trained, failed, busy = outcome
-    claims, members = [], []
+    claims, members, owned = [], [], {}
     for run in runs:
         claim = RunClaim(setting.run_dir(run))
         if not claim.acquire():
@@ -260,6 +262,7 @@ def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, 
         else:
             claims.append(claim)
             members.append(run)
+            owned[run.name] = claim
     try:
         if not members:
             return
@@ -280,6 +283,8 @@ def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, 
         epoch_bar.update(min(len(read_metrics(run_dirs[0])), epochs))
 
         def on_epoch(m, row):
+            if not owned[members[m].name].confirm():  # each epoch renews the lease and stops a lost stack
+                raise _ClaimLost()
             epoch_bar.update(max(0, row["epoch"] - epoch_bar.n))
             epoch_bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
                                   val=f"{row['val_acc']:.3f}")
@@ -288,9 +293,20 @@ def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, 
         try:
             results = train_runs(run_dirs, trainer, datas, [m.seed for m in members], epochs, stop=stop,
                                  on_epoch=on_epoch)
+        except _ClaimLost:
+            results = [None] * len(members)
         finally:
             epoch_bar.close()
         for run, run_dir, fields in zip(members, run_dirs, results):
+            if fields is None or not owned[run.name].confirm():  # checked again just before the result is written
+                if owned[run.name].lost:
+                    busy.append(run.name)
+                    say(f"  {run.name}: this worker's claim lapsed (another worker may own the run now); leaving "
+                        f"the run to it, no result written")
+                else:
+                    say(f"  {run.name}: stopped with a run of its stack whose claim was lost; resumes later")
+                bar.update(1)
+                continue
             row = result_row(setting, run, levels.get(run.level)[1], params, levels.ds.num_classes, fields)
             run_files.write_result(run_dir, row)
             (trained if row["status"] == "done" else failed).append(run.name)
@@ -299,6 +315,10 @@ def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, 
     finally:
         for claim in claims:
             claim.release()
+
+
+class _ClaimLost(Exception):
+    """A run of the stack being trained is no longer this worker's (`RunClaim.lost`)."""
 
 
 def _result_line(name: str, row: dict) -> str:
