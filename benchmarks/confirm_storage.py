@@ -1,14 +1,16 @@
 """A confirmation, not just a fit: does the storage law's budget answer hold when trained?
 
-Fits the law on a finished `storage_demo` sweep (`helmjax.reporting.storage`), picks the budget (among sizes
-spanning the measured grid) where the law's optimum ("more images at a lower quality") beats both naive choices
+Fits the law on a finished storage sweep (`storage_demo`, `storage_cifar_small`: an axis `n` over
+`data.train_fraction` and the epochs; `helmjax.reporting.storage`), picks the budget (among sizes spanning the
+measured grid) where the law's optimum ("more images at a lower quality") beats both naive choices
 (every image losslessly, as many as fit; every image at q*) by the widest margin with both predicted gains'
 intervals above zero and no extrapolation in n, then trains the three choices with fresh seeds (a sweep with one
 axis over them) and compares the measured accuracies: optimum minus each naive choice with a 95% bootstrap
 interval over seeds and test examples (paired: the same test set), read as superiority (lower bound > 0) or
 non-inferiority at δ = 1 point (lower bound > −1), beside the law's predictions.
 
-    python -m benchmarks.confirm_storage [--workdir runs] [--seeds 10,11,12,13,14] [--out confirm_storage.json]
+    python -m benchmarks.confirm_storage [--experiment storage_demo] [--workdir runs] [--seeds 10,11,12,13,14]
+                                         [--out confirm_storage.json]
 """
 
 import argparse
@@ -25,8 +27,6 @@ from helmjax.analysis import storage_law
 from helmjax.reporting import facets, storage
 from helmjax.reporting.number_format import number
 from helmjax.sweeps import sweep
-
-from experiments import storage_demo
 
 
 def pick_budget(law: storage_law.StorageLaw, available: int, q_star) -> dict:
@@ -52,20 +52,28 @@ def pick_budget(law: storage_law.StorageLaw, available: int, q_star) -> dict:
     return None if best is None else best[1]
 
 
-def epochs_for(share: float) -> int:
-    """The storage_demo's epochs at the nearest size (log scale), so the confirmation trains like the grid."""
-    return min(storage_demo.SIZES, key=lambda s: abs(math.log(s[0]) - math.log(share)))[1]
+def epochs_for(sizes, share: float) -> int:
+    """The grid's epochs at the nearest size (log scale), so the confirmation trains like the grid did."""
+    return min(sizes, key=lambda s: abs(math.log(s[0]) - math.log(share)))[1]
 
 
-def confirmation_config(answer: dict, available: int, seeds) -> ml_collections.ConfigDict:
-    c = config_lib.load_experiment("storage_demo").to_dict()
+def grid_sizes(config) -> list:
+    """(share, epochs) of each setting of the grid's size axis."""
+    axis = next(values for name, values in config.grid.axes if name == "n")
+    return [(dict(v)["data.train_fraction"], dict(v)["train.epochs"]) for v in axis]
+
+
+def confirmation_config(answer: dict, available: int, seeds, experiment: str = "storage_demo"):
+    grid = config_lib.load_experiment(experiment)
+    sizes = grid_sizes(grid)
+    c = grid.to_dict()
     choices = [answer["best"]] + list(answer["naive"])
     names = ["optimum", "lossless", "q-star"]
-    c["name"] = "storage_demo_confirm"
+    c["name"] = f"{experiment}_confirm"
     c["grid"]["seed"] = list(seeds)
     c["grid"]["axes"] = [["choice", [
         {"grid.level": [choice.level], "data.train_fraction": min(1.0, choice.n / available),
-         "train.epochs": epochs_for(choice.n / available)} for choice in choices]]]  # the level names the setting
+         "train.epochs": epochs_for(sizes, choice.n / available)} for choice in choices]]]  # the level names the setting
     c = ml_collections.ConfigDict(c)
     c.lock()
     return c, names
@@ -101,16 +109,17 @@ def compare(sweep_dir: pathlib.Path, rows, tags, resamples: int = 2000, seed: in
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="storage_demo")
     parser.add_argument("--workdir", default="runs")
     parser.add_argument("--seeds", default="10,11,12,13,14")
     parser.add_argument("--resamples", type=int, default=200)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     workdir = pathlib.Path(args.workdir)
-    grid_dir = workdir / "storage_demo"
+    grid_dir = workdir / args.experiment
     rows = layout.read_jsonl(grid_dir / layout.RESULTS_JSONL)
     if not rows:
-        print(f"no storage_demo results in {grid_dir}; run `python run.py --experiment=storage_demo "
+        print(f"no {args.experiment} results in {grid_dir}; run `python run.py --experiment={args.experiment} "
               f"--workdir={workdir}` first", file=sys.stderr)
         return 2
     analysed = facets.analyze_settings(grid_dir)
@@ -127,7 +136,8 @@ def main(argv=None) -> int:
     if answer is None:
         print("no budget in the measured range where the law's optimum beats both naive choices", file=sys.stderr)
         return 1
-    config, names = confirmation_config(answer, entry["available"], [int(s) for s in args.seeds.split(",")])
+    config, names = confirmation_config(answer, entry["available"], [int(s) for s in args.seeds.split(",")],
+                                        args.experiment)
     choices = [answer["best"]] + list(answer["naive"])
     print(f"budget {storage.size_text(answer['budget_bytes'])}: " + "; ".join(
         f"{name}: {c.n} images at {c.level} ({storage.size_text(c.stored_bytes)}), predicted "

@@ -22,6 +22,9 @@ from scipy import optimize
 from helmjax.layout import RAW
 
 PARAMS = ("E", "a", "alpha", "b", "beta")
+# The box the fit searches: errors in [0, 1], terms of at most 5 at the scale point, exponents in [0.01, 4].
+LOWER = (0.0, 0.0, 0.01, 0.0, 0.01)
+UPPER = (1.0, 5.0, 4.0, 5.0, 4.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +108,7 @@ def fit(points: Sequence[GridPoint], means: Optional[np.ndarray] = None, varianc
     var = point_variances(points) if variances is None else variances
     weight = 1.0 / np.sqrt(np.maximum(var, 1e-8))
     scale = (float(n.max()), float(bits.max()))
-    lower, upper = [0.0, 0.0, 0.01, 0.0, 0.01], [1.0, 5.0, 4.0, 5.0, 4.0]
+    lower, upper = list(LOWER), list(UPPER)
 
     def residuals(params):
         return (law(params, n, bits, scale) - y) * weight

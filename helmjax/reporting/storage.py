@@ -79,6 +79,18 @@ def analyze(sweep_dir: pathlib.Path, rows: Sequence[dict], q_stars: Dict[str, ob
     return out
 
 
+def param_text(law: storage_law.StorageLaw, name: str, scale: float = 1.0) -> str:
+    """A fitted parameter with its interval, or "at the fit's bound" where the fit ran into one of the limits it
+    searches within (the data then do not determine it)."""
+    k = storage_law.PARAMS.index(name)
+    estimate = law.parameter(name)
+    low, high = storage_law.LOWER[k], storage_law.UPPER[k]
+    for side, bound in (("lower", low), ("upper", high)):
+        if abs(estimate["mean"] - bound) <= 1e-6 * max(1.0, abs(bound)):
+            return f"{bound * scale:g} (at the fit's {side} bound: not determined by the data)"
+    return number(estimate["mean"], estimate["ci"], scale=scale)
+
+
 def _acc(error: dict) -> str:
     """Predicted accuracy (%) from a predicted error with its interval."""
     return number(1 - error["mean"], (1 - error["ci"][1], 1 - error["ci"][0]), scale=100)
@@ -98,19 +110,26 @@ def markdown(entries: List[dict], level_text) -> List[str]:
         lines.append(f"**{entry['arch']}**")
         lines.append("")
         if law is not None:
-            cell = lambda name, scale=1: number(law.parameter(name)["mean"], law.parameter(name)["ci"], scale=scale)
+            cell = lambda name, scale=1: param_text(law, name, scale)
             ratio = law.optimal_bits_exponent
+            ratio_text = ("not determined (α or β at the fit's bound)" if "bound" in param_text(law, "alpha")
+                          + param_text(law, "beta") else number(ratio["mean"], ratio["ci"]))
             lines += [f"- fit: E = {cell('E', 100)} points of error, α = {cell('alpha')}, β = {cell('beta')}; "
                       f"a = {cell('a', 100)} and b = {cell('b', 100)} points at n_max = {law.scale[0]:.0f} images "
                       f"and L_max = {law.scale[1]:.0f} bits",
-                      f"- the best bits per image grow as budget^(α/(α+β)), α/(α+β) = "
-                      f"{number(ratio['mean'], ratio['ci'])}",
+                      f"- the best bits per image grow as budget^(α/(α+β)), α/(α+β) = {ratio_text}",
                       f"- leave-one-grid-point-out prediction error: RMS {100 * law.loo_rms:.2g} points, largest "
                       f"{100 * float(np.max(np.abs(law.loo))):.2g} points, against {100 * law.noise_rms:.2g} points "
                       f"of measurement error per grid point (RMS); the law is used when the first is at most twice "
                       f"the last"]
         if entry["why"]:
-            lines += [f"- no budget answer: {entry['why']}", ""]
+            lines += [f"- no budget answer: {entry['why']}"]
+            if law is not None:
+                worst = np.argsort(-np.abs(law.loo))[:3]
+                lines.append("- largest misses (predicted minus measured accuracy, left out): " + ", ".join(
+                    f"n = {law.points[k].n} at {level_text(law.points[k].level)}: {-100 * law.loo[k]:+.1f} points"
+                    for k in worst))
+            lines.append("")
             continue
         header = ["budget", "best: level", "images", "payload bits/image", "stored", "predicted acc (%)",
                   "lossless: images", "predicted acc (%)", "gain (points)", "all at q*: level, images",
@@ -221,8 +240,7 @@ def summary(entries: List[dict], level_text) -> List[str]:
         law = entry["law"]
         head = f"storage law ({entry['arch']})"
         if law is not None:
-            alpha, beta = law.parameter("alpha"), law.parameter("beta")
-            head += (f": α = {number(alpha['mean'], alpha['ci'])}, β = {number(beta['mean'], beta['ci'])}, "
+            head += (f": α = {param_text(law, 'alpha')}, β = {param_text(law, 'beta')}, "
                      f"leave-one-out RMS {100 * law.loo_rms:.2g} points")
         lines.append(head)
         if entry["why"]:
