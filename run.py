@@ -4,6 +4,7 @@
     python run.py --experiment=cifar_q_sweep --set train.epochs=50 --only arch=A,F
     python run.py --list
     python run.py --experiment=demo_q_sweep --analyze
+    python run.py --experiment=demo_q_sweep --plan   # what the design can show, before training
     python run.py --axis data.photons=100,400,inf     # a grid axis over any config key
 """
 
@@ -27,6 +28,8 @@ BUDGET = flags.DEFINE_multi_string("budget", [], "Storage budgets for the report
                                     "data.train_fraction): sizes such as 300kB,1.5GB (repeatable).")
 LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
 ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
+PLAN = flags.DEFINE_bool("plan", False, "Print the power plan (smallest margin the design shows, seeds or test "
+                         "examples needed) without training or writing anything.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 NEW_SWEEP = flags.DEFINE_bool("new_sweep", False, "When the sweep directory holds runs of another config, put this "
                                 "config's sweep beside it (<name>-<digest>) instead of refusing.")
@@ -77,6 +80,10 @@ def main(argv):
     from helmjax.reporting import results_table
     from helmjax.sweeps import axes, sweep
     config = axes.parse_axis_flags(config, AXIS.value)
+    if PLAN.value:  # before anything is trained or written
+        from helmjax.reporting import plan_text
+        print(plan_text.format_sections(plan_text.plan_sections(config, pathlib.Path(WORKDIR.value))))
+        return 0
     from helmjax.reporting.storage import parse_bytes
     budgets = [parse_bytes(b) for part in BUDGET.value for b in part.split(",") if b.strip()] or None
     only = config_lib.parse_filters(ONLY.value, [name for name, _ in axes.raw_axes(config)])
