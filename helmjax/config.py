@@ -40,7 +40,7 @@ def load_experiment(name: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_
 
 def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The keys every experiment has, filled in where its file leaves them out: the analysis settings (margin δ
-    in accuracy points, confidence, storage budgets), `data.train_fraction`, `grid.reference_seed` (extra seeds of the lossless reference level) and the
+    in accuracy points, confidence, storage budgets, the family its α covers), `data.train_fraction`, `grid.reference_seed` (extra seeds of the lossless reference level) and the
     speed seam's `train.performance` (auto | cpu | accelerator | plain) and `train.stack_mode` ("" | unroll | vmap)."""
     if "analysis" not in config:
         config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
@@ -57,6 +57,9 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
         config.data.train_fraction = 1.0
     if "budget" not in config.analysis:
         config.analysis.budget = []
+    # Which sequences the analysis' α covers (`helmjax.analysis.families`): "per_sequence" or "report".
+    if "family" not in config.analysis:
+        config.analysis.family = "per_sequence"
     # The speed seam (helmjax.training.performance): the layer/compiler profile and how stacks run.
     if "performance" not in config.train:
         config.train.performance = "auto"

@@ -2,12 +2,20 @@
 each codec's fewest bits per pixel that are not worse than raw by more than δ, and the bits it saves against JPEG.
 
 Per setting and arch, the codec's answer is its q* (the fixed-sequence non-inferiority test of `analyze`, δ and
-confidence of the sweep) and the rate there: the whole file (what storage costs; every codec has it) and the payload
-where the format separates it. Bits saved against the reference codec (JPEG when the sweep has it) are paired item by
-item at each codec's own q* (the same images in the same order in every setting) with a percentile bootstrap over
-items; "saved" shares are relative to the reference's file (or payload) size at its q*. Both codecs' q* carry the
-same guarantee (not worse than their raw by more than δ), so this compares them at equal accuracy in that sense only:
-it is not a test that one codec's accuracy equals the other's.
+confidence of the sweep, at the α its family gives: `analysis.families`) and the rate there. Bits are counted one way
+for every format: the whole file as the encoder writes it (`FILE_BITS`). The payload is secondary: what each format's
+parser separates is a different part of its file (JPEG's excludes its tables, WebP's and AVIF's hold frame headers:
+`PAYLOAD_INCLUDES`), so payloads are not compared across formats as if they were one quantity. Bits saved against
+the reference codec (JPEG when the sweep has it) are paired item by item at each codec's own q* (the same images in
+the same order in every setting) with a percentile bootstrap over items; "saved" shares are relative to the
+reference's file (or payload) size at its q*. Both codecs' q* carry the same guarantee (not worse than their raw by
+more than δ), so this compares them at equal accuracy in that sense only: it is not a test that one codec's accuracy
+equals the other's.
+
+The grid limits the ranking: a codec's threshold (its fewest bits not worse than raw by more than δ) lies somewhere
+between its first level that failed and its q*, two sampled levels (`bracket`). Codec X is said to need fewer bits
+than Y only when X's bracket lies wholly below Y's (`fewer_bits`): X is shown within δ at fewer file bits than a
+level at which Y was tested and not shown within δ. Where the brackets overlap, this grid cannot order them.
 """
 
 from typing import List, Optional
@@ -18,6 +26,46 @@ from helmjax.analysis.findings import Analysis
 from helmjax.analysis.sweep_files import read_level_bits
 
 REFERENCE_CODECS = ("pillow_jpeg", "jax_jpeg")
+
+FILE_BITS = ("the whole file as the encoder writes it: container, headers, tables and coded data, every byte (bit "
+             "depth: the kept bits, which have no container)")
+_JPEG_PAYLOAD = "the entropy-coded scan data only: no markers, no quantization or Huffman tables"
+# What each format's payload parser (`quantizers.pillow_jpeg.payload_bytes`, `quantizers.codecs.*_payload_bytes`)
+# counts: a different part of the file in each format.
+PAYLOAD_INCLUDES = {
+    "pillow_jpeg": _JPEG_PAYLOAD, "jax_jpeg": _JPEG_PAYLOAD,
+    "learned_jpeg": _JPEG_PAYLOAD + " (its learned tables are in the header)",
+    "webp": "the VP8/VP8L chunk: the VP8 frame header and partitions, without the RIFF and chunk headers",
+    "avif": "the mdat box's content: the AV1 sequence header and frame OBUs, without the ftyp and meta boxes",
+    "jpeg2000": "the tile-part data after each SOD marker, without the main and tile-part headers",
+    "jpegxl": "none: the bare codestream has no byte boundary between its headers and the frame data",
+    "bitdepth": "the kept bits themselves, as the file",
+}
+
+
+def payload_includes(quantizer: str) -> str:
+    """What a format's payload holds, in words (see `PAYLOAD_INCLUDES`)."""
+    return PAYLOAD_INCLUDES.get(quantizer, "what the format's payload parser separates (not described here)")
+
+
+def bracket(a: Analysis, result) -> dict:
+    """Where one (setting, arch)'s threshold lies in mean file bits, between two sampled levels: "low", the rate of
+    the level where its fixed sequence stopped (tested, not shown within δ; None when every level passed: the
+    threshold is at or below q*'s rate) and "high", the rate at q* (None when even the least compressed level
+    failed: the threshold is above "low")."""
+    tested = [t for t in getattr(result, "tests", None) or [] if t["tested"]]
+    if not tested:  # nothing was compared with the reference: no threshold to place
+        return {"low": None, "high": None, "failed": None, "failed_text": None}
+    file_rate = {row["level"]: (row.get("file") or {}).get("mean") for row in a.rates}
+    failed = next((t["level"] for t in tested if not t["passed"]), None)
+    return {"low": file_rate.get(failed), "high": file_rate.get(result.q_star), "failed": failed,
+            "failed_text": None if failed is None else a.level_text(failed)}
+
+
+def fewer_bits(x: dict, y: dict) -> bool:
+    """X needs fewer bits than Y: X's bracket lies wholly below Y's (X shown within δ at fewer file bits than a
+    level of Y that was not shown within δ). Unknown ends never order two codecs."""
+    return x["high"] is not None and y["low"] is not None and x["high"] < y["low"]
 
 
 def _bpp_per_item(a: Analysis, saved: dict, level) -> Optional[dict]:
@@ -73,7 +121,8 @@ def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int =
             confidence = a.settings["confidence"]
             row = {"setting": setting["tag"], "quantizer": a.quantizer, "arch": arch, "q_star": result.q_star,
                    "q_star_text": "none" if result.q_star is None else a.level_text(result.q_star),
-                   "reference": reference[0]["tag"], "file": None, "payload": None, "saved": None,
+                   "reference": reference[0]["tag"], "bracket": bracket(a, result), "fewer_bits_than": [],
+                   "file": None, "payload": None, "payload_includes": payload_includes(a.quantizer), "saved": None,
                    "saved_share": None, "payload_saved": None, "payload_saved_share": None}
             items = None if result.q_star is None else _bpp_per_item(a, level_bits[setting["tag"]], result.q_star)
             if items is not None:
@@ -91,4 +140,7 @@ def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int =
                         row["payload_saved"] = _interval(payload_saved, picks, confidence)
                         row["payload_saved_share"] = _share(payload_saved, ref_items["payload"], picks, confidence)
             rows.append(row)
+    for row in rows:
+        row["fewer_bits_than"] = [other["setting"] for other in rows if other["arch"] == row["arch"]
+                                  and other is not row and fewer_bits(row["bracket"], other["bracket"])]
     return rows

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from helmjax.analysis import bootstrap, bounded, chance, contrasts, curve
+from helmjax.analysis import bootstrap, bounded, chance, contrasts, curve, families
 from helmjax.analysis.contrasts import Group
 from helmjax.analysis.convergence import FRACTION as CONVERGENCE_FRACTION
 from helmjax.analysis.levels import LevelScale, quantizer_record
@@ -25,7 +25,7 @@ from helmjax.layout import RAW, read_test_correct, run_dir
 from helmjax.errors import UserError
 from helmjax.analysis import per_arch as arch_findings
 from helmjax.analysis.level_rates import level_rates as rates_per_level
-from helmjax.analysis.per_arch import ArchResult, analyze_arch
+from helmjax.analysis.per_arch import ArchResult, analyze_arch, sequence_levels
 from helmjax.analysis.summaries import few, finite_mean
 
 DEFAULT_RESAMPLES = 1000
@@ -49,10 +49,11 @@ METHOD = {
                  "(hybrid score, method 10), with the correlation that gives back the paired t interval away from 0% "
                  "and 100%, so it stays inside [-1, 1]",
     "sweet_spot": "q* by non-inferiority with margin δ = {margin:g} accuracy points: a fixed-sequence test from the "
-                  "least compressed level down; a level passes when the one-sided {conf:.0%} lower confidence bound of "
-                  "acc(level) - acc(reference) (the bounded one the report prints) is above -δ; the sequence stops "
-                  "at the first level that fails and q* is the last that passed (familywise error at most "
-                  "{alpha:.0%}, no correction needed)",
+                  "least compressed level down; a level passes when the one-sided {sequence_conf} lower confidence "
+                  "bound of acc(level) - acc(reference) (the bounded one the report prints) is above -δ; the sequence "
+                  "stops at the first level that fails and q* is the last that passed (familywise error within the "
+                  "sequence at most its α, no correction needed; which α: 'family')",
+    "family": "{family}",
     "tolerance": "secondary, simple rule (as in the sweep's printed table): the most compressed level from which every "
                  "less compressed level has mean accuracy within {tol:g} accuracy points of the reference; no interval",
     "knee": "an isotonic fit of the per-level mean accuracies, non-decreasing from the most to the least compressed "
@@ -111,9 +112,10 @@ class Analysis:
     failed: list
     warnings: list
     method: dict
-    settings: dict  # margin, confidence, resamples, seed, tolerance, num_test
+    settings: dict  # margin, confidence, sequence_confidence, family, resamples, seed, tolerance, num_test
     noise: Optional[dict] = None  # the data's noise measured without a classifier (`sweeps.noise_record`)
     at_chance: list = dataclasses.field(default_factory=list)  # runs not above chance (`analysis.chance`)
+    family: Optional[dict] = None  # which sequences the report's α covers (`families.Family.to_dict`)
 
     def to_dict(self) -> dict:
         return json_safe(dataclasses.asdict(self))
@@ -268,30 +270,48 @@ def _replicate_matrix(runs, num_test, rng, resamples) -> np.ndarray:
     return out
 
 
-def make_settings(sweep_record: dict, resamples, confidence, margin, seed) -> dict:
+def make_settings(sweep_record: dict, resamples, confidence, margin, seed, family: Optional[str] = None) -> dict:
+    """The analysis settings: given values, else sweep.json's `analysis` block, else the defaults. The fixed
+    sequence's `sequence_confidence` is the confidence until `analyze` knows the family's size."""
     block = sweep_record.get("analysis") if isinstance(sweep_record.get("analysis"), dict) else {}
     pick = lambda given, key, default: given if given is not None else block.get(key, default)
     confidence = float(pick(confidence, "confidence", DEFAULT_CONFIDENCE))
     margin_points = float(pick(margin, "margin", DEFAULT_MARGIN_POINTS))
     resamples = int(pick(resamples, "resamples", DEFAULT_RESAMPLES))
+    family = str(pick(family, "family", families.PER_SEQUENCE))
     if not 0.5 < confidence < 1.0:
         raise UserError(f"analysis.confidence={confidence}: use a value in (0.5, 1), e.g. 0.95")
     if not 0.0 <= margin_points < 100.0:
         raise UserError(f"analysis.margin={margin_points}: the margin is in accuracy points, e.g. 1.0")
+    if family not in families.RULES:
+        raise UserError(f"analysis.family={family!r}: use {' or '.join(repr(r) for r in families.RULES)}")
     return {"margin_points": margin_points, "margin": margin_points / 100.0, "confidence": confidence,
-            "resamples": resamples, "seed": seed,
+            "sequence_confidence": confidence, "family": family, "resamples": resamples, "seed": seed,
             "tolerance_points": 100.0 * tolerance_fraction(sweep_record.get("tolerance"))}
 
 
+def sequences(sweep_dir) -> List[str]:
+    """The archs of a sweep whose done runs make a fixed sequence (`per_arch.sequence_levels`), read from its
+    results alone (no bootstrap): what a side-by-side report counts before it analyses its settings."""
+    warnings: List[str] = []
+    rows = read_rows(pathlib.Path(sweep_dir), warnings)
+    scale = LevelScale(quantizer_record(read_config(pathlib.Path(sweep_dir), warnings), rows, warnings))
+    keys = {(run.arch, run.level) for run in _parse_runs(rows, scale, warnings)[0]}
+    return [arch for arch in sorted({a for a, _ in keys}) if sequence_levels(arch, keys, scale)[2]]
+
+
 def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[float] = None,
-            margin: Optional[float] = None, seed: int = 0) -> Analysis:
+            margin: Optional[float] = None, seed: int = 0, family: Optional[str] = None,
+            report_sequences: Optional[int] = None) -> Analysis:
     """Analyses one sweep directory. Settings not given come from sweep.json's `analysis` block (margin in
-    accuracy points, confidence), then the defaults; problems of the input become warnings, not exceptions."""
+    accuracy points, confidence, family), then the defaults; problems of the input become warnings, not exceptions.
+    `report_sequences`: the number of fixed sequences of the side-by-side report this sweep is a setting of (its
+    family, `analysis.families`); None for a sweep reported on its own, whose family is its own archs."""
     sweep_dir = pathlib.Path(sweep_dir)
     warnings: List[str] = []
     rows = read_rows(sweep_dir, warnings)
     sweep_record = read_config(sweep_dir, warnings)
-    settings = make_settings(sweep_record, resamples, confidence, margin, seed)
+    settings = make_settings(sweep_record, resamples, confidence, margin, seed, family)
     first = rows[0] if rows else {}
     scale = LevelScale(quantizer_record(sweep_record, rows, warnings))
     rng = np.random.default_rng(seed)
@@ -330,6 +350,12 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     all_levels = scale.ordered({r.level for r in runs})
     groups = _groups(members, replicates, archs, num_test)
 
+    own = sum(bool(sequence_levels(arch, groups, scale)[2]) for arch in archs)
+    report_family = families.Family(settings["family"], settings["confidence"], own) if report_sequences is None else \
+        families.Family(settings["family"], settings["confidence"], report_sequences,
+                        noun="(setting, architecture) sequence", where="of the side-by-side report this setting is in")
+    settings["sequence_confidence"] = report_family.sequence_confidence
+
     level_rates, storage_rate, lossless, item_rates = rates_per_level(sweep_dir, runs, all_levels, scale, rng, settings,
                                                              warnings)
     accuracy = []
@@ -365,6 +391,10 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     model_size = arch_findings.model_size(archs, params, per_arch, groups, scale, settings["confidence"], warnings)
 
     confidence = settings["confidence"]
+    figures = dict(conf=confidence, margin=settings["margin_points"],
+                   tol=settings["tolerance_points"], min_r2=curve.LOG_FIT_MIN_R2, conv=CONVERGENCE_FRACTION,
+                   family=family_method(report_family),
+                   sequence_conf=families.confidence_text(report_family.sequence_confidence))
     return Analysis(
         sweep_dir=str(sweep_dir), experiment=str(sweep_record.get("experiment") or sweep_record.get("name")
                                                  or first.get("experiment") or sweep_dir.name),
@@ -377,10 +407,17 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         runs={"results": len(rows), "done": len(runs), "failed": len(failed), "missing": len(missing),
               "expected": len(rows) + len(missing) if sweep_record.get("grid") else None},
         missing=missing, failed=failed, warnings=warnings,
-        method={k: v.format(conf=confidence, alpha=1 - confidence, margin=settings["margin_points"],
-                            tol=settings["tolerance_points"], min_r2=curve.LOG_FIT_MIN_R2,
-                            conv=CONVERGENCE_FRACTION) for k, v in METHOD.items()},
-        settings=settings, noise=noise_record.read(sweep_dir), at_chance=at_chance)
+        method={k: v.format(**figures) for k, v in METHOD.items()},
+        settings=settings, noise=noise_record.read(sweep_dir), at_chance=at_chance, family=report_family.to_dict())
+
+
+def family_method(family: "families.Family") -> str:
+    """The method line of the family: the rule, then the report's sentence."""
+    rule = ("each fixed sequence (one per architecture and setting) is tested at α = 1 - confidence, and the report "
+            "says how far the chance that any of its q* is wrong can go" if family.rule == families.PER_SEQUENCE else
+            "each of the report's k fixed sequences is tested at α/k: Bonferroni across the sequences, the fixed "
+            "sequence within each (why not Holm: helmjax/analysis/families.py)")
+    return f"{rule}. {family.sentence()}"
 
 
 def _groups(members, replicates, archs, num_test: Optional[int]) -> Dict[tuple, Group]:

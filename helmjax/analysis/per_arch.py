@@ -40,24 +40,36 @@ class ArchResult:
 
 
 
+def sequence_levels(arch, keys, scale: LevelScale) -> tuple:
+    """(levels, reference, candidates) of one arch's fixed sequence from the (arch, level) keys of its done runs:
+    its compressed levels (most compression first), the reference (raw, else the least compressed level; None
+    without a compressed level) and the levels tested against it (none when there is nothing to compare). The one
+    rule for which archs make a sequence: `analyze` counts a report's family with it."""
+    levels = scale.ordered(level for (a, level) in keys if a == arch and level != RAW)
+    if not levels:
+        return [], None, []
+    has_raw = (arch, RAW) in keys
+    return levels, RAW if has_raw else levels[-1], levels if has_raw else levels[:-1]
+
+
 def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless, settings, rng, warnings,
                  item_rates: Optional[ItemRates] = None) -> Optional[ArchResult]:
-    """One arch's answer from its groups (what `analyze` calls per arch, and the calibration on simulations)."""
+    """One arch's answer from its groups (what `analyze` calls per arch, and the calibration on simulations). The
+    fixed sequence runs at `settings["sequence_confidence"]` (the report's confidence, or 1 - α/k when the family
+    is the whole report: `analysis.families`); the knee and the other calls at `settings["confidence"]`."""
     margin, confidence = settings["margin"], settings["confidence"]
-    levels = scale.ordered(level for (a, level) in groups if a == arch and level != RAW)
+    levels, reference, candidates = sequence_levels(arch, groups, scale)
     if not levels:
         warnings.append(f"arch {arch}: only the lossless baseline finished, no compressed level to compare")
         return None
-    has_raw = (arch, RAW) in groups
-    reference = RAW if has_raw else levels[-1]
-    candidates = levels if has_raw else levels[:-1]
     ref = groups[(arch, reference)]
     result = ArchResult(arch=arch, params=params, reference=reference, reference_mean=ref.mean, levels=levels)
 
     estimates = {level: bounded.difference(groups[(arch, level)], ref) for level in candidates}
     result.seeds_covered = all(e.seeds_covered for e in estimates.values()) if estimates else ref.size > 1
     if candidates:
-        result.q_star, tests = noninferiority.fixed_sequence(candidates, estimates, margin, confidence)
+        result.q_star, tests = noninferiority.fixed_sequence(candidates, estimates, margin,
+                                                             settings["sequence_confidence"])
         result.tests = [dataclasses.asdict(t) for t in tests]
         means = {level: groups[(arch, level)].mean for level in candidates}
         result.q_star_tolerance = bootstrap.lowest_of_top_run(

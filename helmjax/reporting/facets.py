@@ -1,7 +1,8 @@
 """A sweep with grid axes (`helmjax.sweeps.axes`) side by side: each setting is analysed and reported as a sweep of
 its own (`settings/<tag>/report/`), then one table per setting and arch (q*, knee, rates, the data's noise, runs
 that did not learn), accuracy per level, `facets.json` (the numbers, for `benchmarks.validate_noise`) and plots of
-accuracy against the level and against bits per pixel, one line per setting.
+accuracy against the level and against bits per pixel, one line per setting. Its family is every (setting, arch)
+fixed sequence of the report (`analysis.families`): each setting is analysed knowing how many there are.
 """
 
 import json
@@ -9,8 +10,8 @@ import pathlib
 from typing import List, Optional, Tuple
 
 from helmjax import layout
-from helmjax.analysis import RAW, Analysis, analyze, codec_comparison
-from helmjax.analysis.findings import json_safe
+from helmjax.analysis import RAW, Analysis, analyze, codec_comparison, families
+from helmjax.analysis.findings import json_safe, sequences
 from helmjax.analysis.sweep_files import read_config
 from helmjax.reporting import mismatch, report as single
 from helmjax.reporting.number_format import number
@@ -24,15 +25,29 @@ def has_settings(sweep_dir) -> bool:
     return bool(read_config(pathlib.Path(sweep_dir), []).get("settings"))
 
 
-def analyze_settings(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0) -> List[Facet]:
-    """Every setting that has a directory, analysed on its own, in the grid's order."""
+def analyze_settings(sweep_dir, *, resamples: Optional[int] = None, seed: int = 0,
+                     family: Optional[str] = None) -> List[Facet]:
+    """Every setting that has a directory, analysed on its own, in the grid's order, with the family of the whole
+    side-by-side report: its k (setting, arch) sequences are counted first, and `family` (else the sweep's
+    `analysis.family`) says whether each is tested at α or at α/k."""
     sweep_dir = pathlib.Path(sweep_dir)
-    out = []
-    for setting in read_config(sweep_dir, []).get("settings") or []:
-        directory = setting_dir(sweep_dir, setting["tag"])
-        if (directory / layout.RESULTS_JSONL).exists():  # a setting not reached yet has no results: left out
-            out.append((setting, analyze(directory, resamples=resamples, seed=seed)))
-    return out
+    config = read_config(sweep_dir, [])
+    family = family or (config.get("analysis") or {}).get("family")
+    present = [(setting, setting_dir(sweep_dir, setting["tag"])) for setting in config.get("settings") or []]
+    # A setting not reached yet has no results: left out.
+    present = [(setting, directory) for setting, directory in present if (directory / layout.RESULTS_JSONL).exists()]
+    k = sum(len(sequences(directory)) for _, directory in present)
+    return [(setting, analyze(directory, resamples=resamples, seed=seed, family=family, report_sequences=k))
+            for setting, directory in present]
+
+
+def report_family(facets: List[Facet]) -> Optional[families.Family]:
+    """The side-by-side report's family: its settings' rule and k, told as this report's."""
+    if not facets:
+        return None
+    a = facets[0][1]
+    return families.Family(a.family["rule"], a.settings["confidence"], a.family["sequences"],
+                           noun="(setting, architecture) sequence")
 
 
 def _q_n(noise: Optional[dict], subsampling: Optional[str] = None):
@@ -45,8 +60,10 @@ def _q_n(noise: Optional[dict], subsampling: Optional[str] = None):
 
 
 def facet_rows(facets: List[Facet]) -> List[dict]:
-    """One row of plain numbers per (setting, arch): what validate_noise correlates with the truth."""
+    """One row of plain numbers per (setting, arch): what validate_noise correlates with the truth, and the
+    report's family (the same in every row)."""
     rows = []
+    family = report_family(facets)
     for setting, a in facets:
         noise = a.noise or {}
         true = noise.get("true") or {}
@@ -71,6 +88,7 @@ def facet_rows(facets: List[Facet]) -> List[dict]:
                              for r in a.accuracy if r["arch"] == arch],
                 "rates": [{"level": r["level"], "primary": r[r["primary"]]} for r in a.rates
                           if r.get("primary") and r[r["primary"]]["mean"] is not None],
+                "family": family.to_dict(),
             })
     return rows
 
@@ -86,41 +104,85 @@ def _q_n_text(entry: Optional[dict]) -> str:
 
 
 def summary_text(facets: List[Facet]) -> str:
-    lines = []
+    family = report_family(facets)
+    lines = [family.sentence()] if family else []
     for setting, a in facets:
         label = ", ".join(f"{k}={value_text(v)}" for k, v in setting["values"].items())
         lines.append(f"[{label}]")
-        lines += ["  " + line for line in single.summary_text(a).splitlines()[1:]]
+        lines += ["  " + line for line in single.summary_text(a, family=False).splitlines()[1:]]
         stuck = [r["run"] for r in a.at_chance]
         if stuck:
             lines.append(f"  not above chance: {', '.join(stuck[:6])}{' ...' if len(stuck) > 6 else ''}")
     return "\n".join(lines)
 
 
-def _codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
-    """The codec comparison (`analysis.codec_comparison`), when the settings are several quantizers."""
+def _bits(value: float, unit: str) -> str:
+    return f"{value:.3g} {unit}"
+
+
+def bracket_text(row: dict, unit: str) -> str:
+    """Where a codec's threshold lies between two sampled levels, in file bits: "between 0.47 and 0.89 bpp"."""
+    low, high = row["bracket"]["low"], row["bracket"]["high"]
+    if high is None and low is None:
+        return "not placed (no level tested)"
+    if high is None:
+        return f"above {_bits(low, unit)} (its least compressed level, {row['bracket']['failed_text']}, failed)"
+    if low is None:
+        return f"at or below {_bits(high, unit)} (every sampled level passed)" if row["bracket"]["failed"] is None \
+            else f"at or below {_bits(high, unit)} (the failing level's rate is unknown)"
+    return f"between {low:.3g} and {_bits(high, unit)}"
+
+
+def codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
+    """The codec comparison (`analysis.codec_comparison`), when the settings are several quantizers: file bits for
+    every format (payload secondary, with what it holds per format), each codec's threshold bracket, and an order
+    between two codecs only where their brackets do not overlap."""
     if not codecs:
         return []
     a = facets[0][1]
     margin, confidence = a.settings["margin_points"], a.settings["confidence"]
+    unit = "bpp" if a.rate_name == "bpp" else a.rate_label
     reference = codecs[0]["reference"]
     lines = ["## Codecs at equal accuracy", "",
              f"Per codec, its q* (the most compressed level not worse than its raw by more than δ = {margin:g} "
-             f"accuracy points, one-sided {confidence:.0%}) and the bits per pixel there, with {confidence:.0%} "
-             f"intervals over images: the fewest bits this codec needs among its sampled levels. Saved: against "
-             f"{reference} at its own q*, paired image by image (both not worse than raw by more than δ; not a test "
-             f"that their accuracies are equal). Payload excludes container headers where the format separates them.",
-             ""]
+             f"accuracy points, one-sided, at the α the family sentence above gives) and the bits there, with "
+             f"{confidence:.0%} intervals over images: the fewest bits this codec needs among its sampled levels. "
+             f"Bits are counted one way for every format: {codec_comparison.FILE_BITS}. Saved: against {reference} "
+             f"at its own q*, paired image by image (both not worse than raw by more than δ; not a test that their "
+             f"accuracies are equal). The payload columns (¹) are secondary: each format's payload is a different "
+             f"part of its file.", "",
+             "The grid limits the ranking: a codec's threshold (its fewest file bits not worse than raw by more than "
+             "δ) lies between its last passing level (q*) and the first level that failed (tested, not shown within "
+             "δ), two sampled levels. A codec is said to need fewer bits than another only when its bracket lies "
+             "wholly below the other's; where brackets overlap this grid cannot order the two (sample levels "
+             "between them to do so).", ""]
+    for arch in dict.fromkeys(row["arch"] for row in codecs):
+        rows = {row["setting"]: row for row in codecs if row["arch"] == arch}
+        placed = [f"{tag}'s threshold lies {bracket_text(row, unit)}" for tag, row in rows.items()]
+        ordered = [(tag, other) for tag, row in rows.items() for other in row["fewer_bits_than"]]
+        claims = [f"{x} needs fewer bits than {y} ({x} is within δ at {_bits(rows[x]['bracket']['high'], unit)}, "
+                  f"{y} not shown within δ at {_bits(rows[y]['bracket']['low'], unit)})" for x, y in ordered]
+        tags = list(rows)
+        apart = [f"{x} and {y}" for i, x in enumerate(tags) for y in tags[i + 1:]
+                 if (x, y) not in ordered and (y, x) not in ordered]
+        lines.append(f"- Arch {arch}: " + "; ".join(placed) + ". "
+                     + ("; ".join(claims) + ". " if claims else "")
+                     + (f"Not ordered by this grid: {', '.join(apart)}." if apart else ""))
+    lines.append("")
     table = []
     for row in codecs:
         cell = lambda entry, **kw: number(entry["mean"], entry["ci"], **kw) if entry else "n/a"
         saved = [cell(row[key], scale=scale, sign=True) if row["setting"] != reference else "reference"
                  for key, scale in (("saved", 1), ("saved_share", 100), ("payload_saved", 1),
                                     ("payload_saved_share", 100))]
-        table.append([row["setting"], row["arch"], row["q_star_text"], cell(row["file"]), cell(row["payload"])] + saved)
-    lines += single.markdown_table(["codec", "arch", "q*", "file bpp at q*", "payload bpp at q*",
-                                    f"file bpp saved vs {reference}", "file saved (%)", "payload bpp saved",
-                                    "payload saved (%)"], table)
+        table.append([row["setting"], row["arch"], row["q_star_text"], bracket_text(row, unit), cell(row["file"]),
+                      saved[0], saved[1], cell(row["payload"]), saved[2], saved[3]])
+    lines += single.markdown_table(["codec", "arch", "q*", f"threshold ({unit}, file)", f"file {unit} at q*",
+                                    f"file {unit} saved vs {reference}", "file saved (%)", f"payload {unit} at q* ¹",
+                                    f"payload {unit} saved ¹", "payload saved (%) ¹"], table)
+    formats = dict.fromkeys((row["quantizer"], row["payload_includes"]) for row in codecs)
+    lines += ["", "¹ Payload, as each format's parser separates it: "
+              + "; ".join(f"{quantizer}: {text}" for quantizer, text in formats) + "."]
     return lines + [""]
 
 
@@ -136,7 +198,13 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
              "(wavelet), q_N the JPEG quality that removes that much (mean squared error = σ²); true σ and the "
              "noise entropy come from the camera model where the data is simulated. What these numbers track across "
              "settings is measured in VALIDATION.md, not assumed here.", ""]
-    header = ["setting", "arch", "reference acc (%)", "q*", "vs reference (points)", "payload at q*", "knee",
+    family = report_family(facets)
+    if family:
+        lines += [family.sentence(), ""]
+    # Several formats: the file, the one definition of bits they share (`codec_comparison.FILE_BITS`).
+    several = len({a.quantizer for _, a in facets}) > 1
+    header = ["setting", "arch", "reference acc (%)", "q*", "vs reference (points)",
+              "file rate at q*" if several else "payload at q*", "knee",
               "σ estimate", "q_N", "true σ", "noise entropy (bits/pixel)", "not learned"]
     table = []
     for setting, a in facets:
@@ -147,11 +215,14 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
             test = next((t for t in result.tests if t["level"] == result.q_star), None)
             ref = next((r for r in a.accuracy if r["arch"] == arch and r["level"] == result.reference), None)
             knee_text = single.knee_text(a, result) if result.knee else "n/a"
+            rate = result.rate_at_q_star
+            if several:
+                rate = next((r["file"] for r in a.rates if r["level"] == result.q_star), None)
             table.append([
                 link, arch, number(ref["mean"], ref["ci"], scale=100) if ref else "n/a",
                 "none" if result.q_star is None else a.level_text(result.q_star),
                 number(test["diff"], test["ci"], scale=100, sign=True) if test else "n/a",
-                number(result.rate_at_q_star["mean"], result.rate_at_q_star["ci"]) if result.rate_at_q_star else "n/a",
+                number(rate["mean"], rate["ci"]) if rate and rate["mean"] is not None else "n/a",
                 knee_text, number(noise.get("sigma"), noise.get("sigma_ci")) if noise else "n/a",
                 _q_n_text(_q_n(noise)), f"{true['sigma']:.2f}" if true else "n/a",
                 f"{true['entropy_bits_per_pixel']:.2f}" if true else "n/a",
@@ -164,7 +235,7 @@ def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, c
             cells = [f"{a.level_text(r['level'])}: {number(r['mean'], r['ci'], scale=100)} ({r['n']})" for r in rows]
             lines.append(f"- **{setting['tag']}**, {arch}: " + "; ".join(cells))
     lines.append("")
-    lines += _codec_lines(facets, codecs)
+    lines += codec_lines(facets, codecs)
     lines += list(sections)
     stuck = [(setting["tag"], r) for setting, a in facets for r in a.at_chance]
     if stuck:

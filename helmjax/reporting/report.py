@@ -12,7 +12,7 @@ import pathlib
 from typing import List, Optional
 
 from helmjax import layout
-from helmjax.analysis import RAW, Analysis, analyze
+from helmjax.analysis import RAW, Analysis, analyze, families
 from helmjax.analysis.sweep_files import read_examples
 from helmjax.reporting.number_format import bound, number, parts
 
@@ -63,9 +63,19 @@ def _margin(analysis: Analysis) -> str:
     return f"δ = {points:g} accuracy point{'' if points == 1 else 's'}"
 
 
+def _sequence_confidence(analysis: Analysis) -> str:
+    """The one-sided confidence the fixed sequences decide at: the report's, or 1 - α/k for a report-wide family."""
+    return families.confidence_text(analysis.settings["sequence_confidence"])
+
+
+def family_sentence(analysis: Analysis) -> str:
+    """Which family the report's α covers, in one sentence (`analysis.families`)."""
+    return analysis.family["sentence"]
+
+
 def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
     result = analysis.per_arch[arch]
-    confidence = analysis.settings["confidence"]
+    confidence = _sequence_confidence(analysis)
     reference = _reference_text(analysis, result)
     tests = {t["level"]: t for t in result.tests}
     out = []
@@ -73,7 +83,7 @@ def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
         top = result.tests[-1] if result.tests else None  # the least compressed level tested
         out.append(f"No compressed level is shown to be not worse than {reference} by more than {_margin(analysis)}"
                    + (f": the least compressed, {analysis.level_text(top['level'])}, differs by "
-                      f"{number(top['diff'], top['ci'], scale=100, sign=True)} points (one-sided {confidence:.0%} "
+                      f"{number(top['diff'], top['ci'], scale=100, sign=True)} points (one-sided {confidence} "
                       f"lower bound {bound(top['lower_bound'], top['ci'], scale=100)})." if top else "."))
         return out
     if result.q_star == result.reference:
@@ -83,7 +93,7 @@ def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
                f"**{analysis.level_text(result.q_star)}** (fixed-sequence test from the least compressed level down): "
                f"there "
                f"the difference is {number(test['diff'], test['ci'], scale=100, sign=True)} points, one-sided "
-               f"{confidence:.0%} lower bound {bound(test['lower_bound'], test['ci'], scale=100)} > "
+               f"{confidence} lower bound {bound(test['lower_bound'], test['ci'], scale=100)} > "
                f"-{analysis.settings['margin_points']:g}.")
     below = result.tests[:list(tests).index(result.q_star)]  # tests are ordered most compression first
     if below:
@@ -223,15 +233,18 @@ def _model_size_lines(analysis: Analysis) -> List[str]:
     return lines
 
 
-def summary_text(analysis: Analysis) -> str:
-    """A few plain lines: per arch q* with its bound, the rates there, the knee, model size, run problems."""
+def summary_text(analysis: Analysis, family: bool = True) -> str:
+    """A few plain lines: per arch q* with its bound, the rates there, the knee, model size, run problems; and the
+    family sentence unless `family` is False (a side-by-side report prints its own once)."""
     a = analysis
     lines = [f"{a.experiment} ({a.dataset}, {a.quantizer}): {a.runs['done']} runs done, {a.runs['failed']} failed, "
              f"{a.runs['missing']} missing"]
     if a.per_arch:
         lines.append(f"  sweet spot = most compressed level not worse than the reference by more than {_margin(a)} "
-                     f"(one-sided {a.settings['confidence']:.0%}, fixed sequence)"
+                     f"(one-sided {_sequence_confidence(a)}, fixed sequence)"
                      + ("; EXPLORATORY: one seed, training noise not covered" if a.exploratory else ""))
+        if family:
+            lines.append(f"  {family_sentence(a)}")
     for arch in a.archs:
         result = a.per_arch.get(arch)
         if result is None:
@@ -286,15 +299,16 @@ def _tables(a: Analysis) -> List[str]:
     lines += markdown_table([a.level_label] + a.archs, [
         [a.level_text(level)] + [next((cell(r) for r in a.accuracy if r["arch"] == arch and r["level"] == level), "—")
                                  for arch in a.archs] for level in a.levels]) + [""]
-    lines += [f"## Difference from the reference per level (points; passes when the one-sided {conf} lower bound "
-              f"> -{a.settings['margin_points']:g})", ""]
+    sequence = _sequence_confidence(a)
+    lines += [f"## Difference from the reference per level (points; passes when the one-sided {sequence} lower "
+              f"bound > -{a.settings['margin_points']:g})", ""]
     for arch, result in a.per_arch.items():
         if not result.tests:
             continue
         lines += [f"Arch {arch}, reference {_reference_text(a, result)}:", ""]
         verdict = lambda t: ("not worse by more than δ" if t["passed"] else "not shown within δ") if t["tested"] \
             else "not tested (sequence stopped)"
-        lines += markdown_table([a.level_label, "difference", f"{conf} interval", "lower bound", "verdict"], [
+        lines += markdown_table([a.level_label, "difference", f"{sequence} interval", "lower bound", "verdict"], [
             [a.level_text(t["level"]), *parts(t["diff"], t["ci"], scale=100, sign=True),
              bound(t["lower_bound"], t["ci"], scale=100), verdict(t)] for t in result.tests]) + [""]
     lines += [f"## Rates per level ({a.rate_label}; {conf} intervals over items)", ""]
@@ -334,6 +348,7 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
              f"{a.runs['missing']} missing. Accuracy is the test accuracy of the best-validation parameters. "
              f"Margin {_margin(a)}; intervals are {a.settings['confidence']:.0%} and cover test-example noise"
              + (" only (one seed: exploratory)." if a.exploratory else " and training-seed noise."), "",
+             family_sentence(a), "",
              "## Findings", ""]
     if not a.per_arch:
         lines += ["No architecture has a finished compressed level yet: nothing to conclude.", ""]
