@@ -25,9 +25,11 @@ def markdown(facets) -> List[str]:
         others = tuple((k, v) for k, v in setting["values"].items() if k != AXIS)
         groups.setdefault(others, []).append((setting["values"].get(AXIS), a))
     lines = ["## Matched and mismatched compression", "",
-             "Accuracy (%, mean over seeds, interval) per level when both splits, only the training split or only "
-             "the test split are compressed. Where 'both' holds up and a one-sided column falls, the loss comes from "
-             "the mismatch between training and test data, not from information the codec removed.", ""]
+             "Accuracy (%, mean over seeds, interval, number of seeds) per level when both splits, only the training "
+             "split or only the test split are compressed. Where 'both' holds up and a one-sided column falls, the "
+             "loss comes from the mismatch between training and test images, not from information the codec "
+             "removed; where 'only train' holds up and 'both' falls, the compressed test images lack what the "
+             "classes need, and training on compressed images was not the problem.", ""]
     from helmjax.reporting.report import markdown_table
     for others, members in groups.items():
         columns = [value for value, _ in members]
