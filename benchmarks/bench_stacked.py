@@ -21,35 +21,42 @@ import numpy as np
 
 from helmjax import models
 from helmjax.training import performance
+from helmjax.training.pipeline import SplitData, StackInput
 from helmjax.training.recipe import TrainSettings
 from helmjax.training.trainer import Trainer
 
 
 def stacked_inputs(trainer: Trainer, members: int, size: int, n: int, rng: np.random.RandomState,
                    num_classes: int = 10):
-    """(data_x, data_y, data_of_member, states, step_key_data) of `members` runs, each on its own random data."""
-    data_x = trainer.put(rng.randint(0, 256, (members, n, size, size, 3), np.uint8))
-    data_y = trainer.put(rng.randint(0, num_classes, (members, n)).astype(np.int32))
-    data_of_member = trainer.put(np.arange(members, dtype=np.int32))
+    """(inputs, states, step_key_data) of `members` runs, each on its own `n` random images (its train, validation
+    and test sets alike), read through the input pipeline as a sweep reads them."""
+    datas = []
+    for _ in range(members):
+        x = rng.randint(0, 256, (n, size, size, 3), np.uint8)
+        y = rng.randint(0, num_classes, n).astype(np.int32)
+        datas.append(SplitData(x, y, x, y, x, y))
+    inputs = StackInput(datas, trainer.settings, trainer.mesh)
     sample = np.zeros((1, size, size, 3), np.uint8)
     states = trainer.stack_states([trainer.init(sample, jax.random.key(m)) for m in range(members)])
     key_data = trainer.put(np.stack([np.asarray(jax.random.key_data(jax.random.key(m))) for m in range(members)]))
-    return data_x, data_y, data_of_member, states, key_data
+    return inputs, states, key_data
 
 
 def run_steps_per_second(trainer: Trainer, members: int, steps: int, size: int, n: int, seed: int = 0) -> dict:
-    """Member-steps per second of one stack of `members` over `steps` timed steps, and its compile seconds."""
+    """Member-steps per second of one stack of `members` over `steps` timed steps (host batches included), and its
+    compile seconds."""
     rng = np.random.RandomState(seed)
     batch = trainer.settings.batch_size
-    data_x, data_y, data_of_member, states, key_data = stacked_inputs(trainer, members, size, n, rng)
-    order = [trainer.put_members(rng.randint(0, n, (members, batch))) for _ in range(steps + 1)]
+    inputs, states, key_data = stacked_inputs(trainer, members, size, n, rng)
+    batches = inputs.batches(rng.randint(0, n, (steps + 1, members, batch)))
     t0 = time.perf_counter()
-    states, metrics = trainer.train_step(states, data_x, data_y, data_of_member, order[0], key_data, 0)
+    first = next(batches)
+    states, metrics = trainer.train_step(states, first.x, first.y, key_data, first.step)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for i in range(1, steps + 1):
-        states, metrics = trainer.train_step(states, data_x, data_y, data_of_member, order[i], key_data, i)
+    for b in batches:
+        states, metrics = trainer.train_step(states, b.x, b.y, key_data, b.step)
     jax.block_until_ready((states, metrics))
     return {"run_steps_per_s": members * steps / (time.perf_counter() - t0), "compile_s": compile_s}
 

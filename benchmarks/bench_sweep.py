@@ -59,14 +59,14 @@ def measure_arch(setting: SettingPlan, arch: str, stack: int, image_size: int, n
     trainer = Trainer(setting.model.build(arch, num_classes), settings, is_image=True)
     rng = np.random.RandomState(0)
     n = max(settings.batch_size * 4, eval_images)
-    data_x, data_y, of_member, states, keys = stacked_inputs(trainer, stack, image_size, n, rng, num_classes)
-    x_eval, y_eval = data_x[:, :eval_images], data_y[:, :eval_images]
+    inputs, states, keys = stacked_inputs(trainer, stack, image_size, n, rng, num_classes)
     box = {"states": states}
     del states
+    batches = inputs.batches(rng.randint(0, n, (steps + 1, stack, settings.batch_size)))
 
     def train(i):
-        order = trainer.put_members(rng.randint(0, n, (stack, settings.batch_size)))
-        box["states"], metrics = trainer.train_step(box["states"], data_x, data_y, of_member, order, keys, i)
+        b = next(batches)
+        box["states"], metrics = trainer.train_step(box["states"], b.x, b.y, keys, i)
         return metrics
 
     jax.block_until_ready(train(0))  # compiles
@@ -75,10 +75,10 @@ def measure_arch(setting: SettingPlan, arch: str, stack: int, image_size: int, n
         metrics = train(i)
     jax.block_until_ready(metrics)
     step_s = (time.perf_counter() - t0) / steps
-    trainer.evaluate(box["states"], x_eval, y_eval, of_member)  # compiles
+    trainer.evaluate(box["states"], inputs.evaluation("val"), inputs.data_of_member)  # compiles
     t0 = time.perf_counter()
-    trainer.evaluate(box["states"], x_eval, y_eval, of_member)
-    return ArchCost(step_s, (time.perf_counter() - t0) / (eval_images * stack))
+    trainer.evaluate(box["states"], inputs.evaluation("val"), inputs.data_of_member)
+    return ArchCost(step_s, (time.perf_counter() - t0) / (n * stack))
 
 
 def quantize_seconds_per_image(quantizer: QuantizerPlan, levels: Sequence, sample: np.ndarray) -> Dict:

@@ -30,19 +30,19 @@ def make_helmjax_steps(arch: str, batch: int, width: float = 1.0):
                       is_image=True)
     rng = np.random.RandomState(0)
     n = batch * 8
-    x, y, of_member, states, key_data = stacked_inputs(trainer, 1, 32, n, rng)
+    inputs, states, key_data = stacked_inputs(trainer, 1, 32, n, rng)
     box = {"states": states, "step": 0}
 
     def step(states, i):
-        return trainer.train_step(states, x, y, of_member, trainer.put_members(rng.randint(0, n, (1, batch))),
-                                  key_data, i)
+        b = next(inputs.batches(rng.randint(0, n, (1, 1, batch))))  # a host batch, through the input pipeline
+        return trainer.train_step(states, b.x, b.y, key_data, i)
 
     t0 = time.perf_counter()
     box["states"], metrics = step(box["states"], 0)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t0
-    cost = trainer.train_step.lower(box["states"], x, y, of_member, trainer.put_members(np.zeros((1, batch), np.int32)),
-                                    key_data, 0).compile().cost_analysis()
+    b = next(inputs.batches(np.zeros((1, 1, batch), np.int32)))
+    cost = trainer.train_step.lower(box["states"], b.x, b.y, key_data, 0).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # older jax: one dict per device
     info = {"compile_s": compile_s, "params": models.param_count(box["states"][0].params),
             "flops": float((cost or {}).get("flops", 0.0))}

@@ -23,10 +23,10 @@ def _evaluation_images_per_second(arch: str, batch: int, n: int) -> dict:
     """One evaluation pass over `n` images (the best-epoch test pass of a run), after a compiling pass."""
     trainer = Trainer(models.build("image", arch, 10), TrainSettings(batch_size=batch, eval_batch_size=1000),
                       is_image=True)
-    x, y, of_member, states, _ = stacked_inputs(trainer, 1, 32, n, np.random.RandomState(0))
-    jax.block_until_ready(trainer.evaluate(states, x, y, of_member))
+    inputs, states, _ = stacked_inputs(trainer, 1, 32, n, np.random.RandomState(0))
+    jax.block_until_ready(trainer.evaluate(states, inputs.evaluation("test"), inputs.data_of_member))
     start = time.perf_counter()
-    jax.block_until_ready(trainer.evaluate(states, x, y, of_member))
+    jax.block_until_ready(trainer.evaluate(states, inputs.evaluation("test"), inputs.data_of_member))
     return {"images": n, "images_per_s": n / (time.perf_counter() - start)}
 
 

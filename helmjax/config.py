@@ -41,7 +41,8 @@ def load_experiment(name: str, directory: pathlib.Path = EXPERIMENTS_DIR) -> ml_
 def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The keys every experiment has, filled in where its file leaves them out: the analysis settings (margin δ
     in accuracy points, confidence, storage budgets, the family its α covers), `data.train_fraction`, `grid.reference_seed` (extra seeds of the lossless reference level) and the
-    speed seam's `train.performance` (auto | cpu | accelerator | plain) and `train.stack_mode` ("" | unroll | vmap)."""
+    speed seam's `train.performance` (auto | cpu | accelerator | plain) and `train.stack_mode` ("" | unroll | vmap),
+    the input pipeline's `train.data_workers` and `train.in_memory_bytes`, and `train.checkpoint_every_steps`."""
     if "analysis" not in config:
         config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
     if "reference_seed" not in config.grid:
@@ -65,6 +66,10 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
         config.train.performance = "auto"
     if "stack_mode" not in config.train:
         config.train.stack_mode = ""
+    # The input pipeline (helmjax.training.pipeline) and checkpoints within an epoch; none changes a result.
+    for key, default in (("data_workers", 0), ("in_memory_bytes", 4 * 2 ** 30), ("checkpoint_every_steps", 0)):
+        if key not in config.train:
+            config.train[key] = default
     return config
 
 

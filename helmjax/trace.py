@@ -13,3 +13,8 @@ def event(what: str):
     if _PATH:
         with open(_PATH, "a") as f:
             f.write(f"{time.time():.6f} {os.getpid()} {what}\n")
+
+
+def enabled() -> bool:
+    """Whether events are recorded: callers skip building costly ones otherwise."""
+    return bool(_PATH)

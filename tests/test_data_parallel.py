@@ -16,7 +16,8 @@ import jax
 from helmjax import models
 from helmjax.training.loop import train_run
 from helmjax.training.recipe import TrainSettings
-from helmjax.training.trainer import SplitData, Trainer
+from helmjax.training.pipeline import SplitData
+from helmjax.training.trainer import Trainer
 from tests.conftest import make_stripes
 ds = make_stripes()
 settings = TrainSettings(optimizer="sgd", lr=0.05, batch_size=32, eval_batch_size=64, augment=True)

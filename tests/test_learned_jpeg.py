@@ -173,9 +173,10 @@ def test_the_classifier_trains_through_the_trainer_on_batches_drawn_each_step(mo
     ds = make_camera(seed=2, n_train=24, n_test=2)
     orders, train_steps = [], Trainer.train_steps
 
-    def spy(self, states, data, of_member, order, step_keys):
-        orders.append(order)
-        return train_steps(self, states, data, of_member, order, step_keys)
+    def spy(self, states, batches, step_keys, *args):
+        batches = list(batches)
+        orders.append(np.stack([batch.rows for batch in batches]))
+        return train_steps(self, states, batches, step_keys, *args)
 
     monkeypatch.setattr(Trainer, "train_steps", spy)
     apply, variables, _ = learned_jpeg._train_classifier(ds.x_train, ds.y_train, 10, "A", 0.25, 3, 8, 5)

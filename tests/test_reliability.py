@@ -33,6 +33,19 @@ def test_bounded_kill_harness_finds_nothing_lost():
 
 
 @pytest.mark.slow
+def test_a_kill_in_the_middle_of_an_epoch_resumes_at_the_next_batch():
+    """SIGKILL a few steps after a checkpoint inside epoch 2 (36 steps, a checkpoint after every 9th): the resumed
+    run goes on at the batch after that checkpoint, trains the lost steps again and ends bit-identical to the
+    uninterrupted run; epoch 2 pieced together from both processes' logged batches is the uninterrupted run's
+    epoch 2, batch for batch, every item once."""
+    summary = crash_harness.mid_epoch(log=lambda *_: None)
+    assert summary["problems"] == []
+    assert summary["epoch_steps"] == 36 and summary["resume_step"] in (9, 18, 27)
+    assert summary["lost_steps"] and min(summary["lost_steps"]) == summary["resume_step"]  # the kill lost steps
+    assert summary["items"] == summary["distinct_items"] == 36 * 32
+
+
+@pytest.mark.slow
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     c = tiny_config("grid.level=raw", "train.epochs=3")
     straight = sweep.run_sweep(c, tmp_path / "a", **QUIET).rows[0]

@@ -20,7 +20,8 @@ from helmjax.training.checkpoints import RunCheckpoints, latest_epoch_on_disk
 from helmjax.training.loop import StopFlag, StopRequested, train_run, train_runs
 from helmjax.training.recipe import TrainSettings
 from helmjax.layout import read_metrics
-from helmjax.training.trainer import SplitData, Trainer
+from helmjax.training.pipeline import SplitData, StackInput
+from helmjax.training.trainer import Trainer
 from tests.conftest import make_stripes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -234,12 +235,14 @@ def test_a_lone_run_that_diverges_fails_and_leaves_no_result_files(setup, tmp_pa
 def test_shared_data_is_stacked_once_and_shapes_must_agree(setup):
     trainer = setup["trainer"]
     a, b, _ = setup["datas"]
-    stacked, data_of_member = trainer.stack_data([a, b, a, a])
-    assert stacked.x_train.shape == (2, 192, 16, 16, 3) and np.asarray(data_of_member).tolist() == [0, 1, 0, 0]
-    assert np.array_equal(np.asarray(stacked.x_test[1]), b.x_test)
+    inputs = StackInput([a, b, a, a], trainer.settings, trainer.mesh)
+    assert len(inputs.splits) == 2 and inputs.data_of_member == [0, 1, 0, 0]
+    tests = list(inputs.evaluation("test"))  # one eval batch of both data sets, read once for the four members
+    assert len(tests) == 2 and tests[0].x.shape == (2, 64, 16, 16, 3)
+    assert np.array_equal(np.concatenate([np.asarray(t.x[1]) for t in tests]), b.x_test)
     smaller = _split(make_stripes(2, n_test=64))
-    with pytest.raises(ValueError, match="x_test differs"):
-        trainer.stack_data([a, smaller])
+    with pytest.raises(ValueError, match="test differs"):
+        StackInput([a, smaller], trainer.settings, trainer.mesh)
     with pytest.raises(ValueError, match="one data and one seed per run"):
         train_runs([pathlib.Path("x")], trainer, [a, b], [0], EPOCHS)
 
@@ -259,7 +262,9 @@ from tests.conftest import make_stripes
 from tests.test_stacked import _split, _trainer
 trainer = _trainer(sys.argv[1])
 datas = [_split(make_stripes(0)), _split(make_stripes(1))]
-index_sharding = trainer.put_members(np.zeros((2, 32), np.int32)).sharding
+from helmjax.training.pipeline import StackInput
+batch = next(StackInput(datas, trainer.settings, trainer.mesh).batches(np.zeros((1, 2, 32), np.int32)))
+index_sharding = batch.x.sharding
 with tempfile.TemporaryDirectory() as d:
     d = pathlib.Path(d)
     results = train_runs([d / "r0", d / "r1"], trainer, datas, [0, 1], epochs=1)

@@ -1,7 +1,10 @@
 """The train step learns, augmentation keeps orientation, a resumed run equals an uninterrupted one, and the
 best epoch is chosen on validation, not test."""
 
+import dataclasses
+import itertools
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -14,7 +17,8 @@ from helmjax.training.loop import StopFlag, StopRequested, TrainingDiverged, che
 from helmjax.training.recipe import TrainSettings
 from helmjax.layout import read_metrics
 from helmjax.training.step import make_train_step
-from helmjax.training.trainer import SplitData, Trainer
+from helmjax.training.pipeline import SplitData, StackInput, epoch_keys
+from helmjax.training.trainer import Trainer
 from tests.conftest import make_stripes
 
 SETTINGS = TrainSettings(optimizer="adam", lr=3e-3, lr_decay=0.0, batch_size=32, eval_batch_size=64,
@@ -42,22 +46,28 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-def test_an_epoch_is_its_plan_through_train_steps_and_a_given_order_is_followed():
-    """train_epoch is its epoch plan run by train_steps (bit-identical); batches a caller draws its own way (as
-    learned_jpeg's classifiers do) are trained in that order; no step leaves the state as it was."""
+def test_an_epoch_is_its_order_through_train_steps_and_a_given_order_is_followed():
+    """The training iterator's epoch is its epoch order read by the pipeline (bit-identical), each item once; batches
+    a caller draws its own way (as learned_jpeg's classifiers do) are trained in that order; no step leaves the state
+    as it was."""
     ds = make_stripes()
     trainer = _trainer()
-    data, of_member = trainer.stack_data([_split(ds)])
+    inputs = StackInput([_split(ds)], SETTINGS, trainer.mesh)
     key = jax.random.key(0)
     fresh = lambda: trainer.stack_states([trainer.init(ds.x_train, key)])
     params = lambda states: [np.asarray(a) for a in jax.tree_util.tree_leaves(trainer.member_state(states, 0).params)]
-    order, step_key = trainer.epoch_plan(192, key)
-    epoch, epoch_loss, _ = trainer.train_epoch(fresh(), data, of_member, [key])
-    steps, steps_loss, _ = trainer.train_steps(fresh(), data, of_member, order[:, None], [step_key])
-    assert all(np.array_equal(a, b) for a, b in zip(params(epoch), params(steps))) and epoch_loss == steps_loss
-    reordered, _, _ = trainer.train_steps(fresh(), data, of_member, order[::-1, None], [step_key])
+    order, step_key = inputs.epoch_orders([key], 1), epoch_keys(key, 1)[1]
+    assert order.shape == (6, 1, 32) and sorted(order.ravel().tolist()) == list(range(192))
+    batches = inputs.train([key], {"epoch": 1, "step": 0})
+    epoch, epoch_sums = trainer.train_steps(fresh(), itertools.islice(batches, 6), [step_key])
+    assert batches.get_state() == {"epoch": 2, "step": 0}
+    steps, steps_sums = trainer.train_steps(fresh(), inputs.batches(order, epoch=1), [step_key])
+    assert all(np.array_equal(a, b) for a, b in zip(params(epoch), params(steps)))
+    assert trainer.mean_metrics(epoch_sums, 1) == trainer.mean_metrics(steps_sums, 1)
+    reordered, _ = trainer.train_steps(fresh(), inputs.batches(order[::-1]), [step_key])
     assert not all(np.array_equal(a, b) for a, b in zip(params(epoch), params(reordered)))
-    untouched, loss, accuracy = trainer.train_steps(fresh(), data, of_member, np.zeros((0, 1, 32), int), [key])
+    untouched, sums = trainer.train_steps(fresh(), [], [key])
+    loss, accuracy = trainer.mean_metrics(sums, 1)
     assert trainer.member_steps(untouched).tolist() == [0] and np.isnan(loss).all() and np.isnan(accuracy).all()
     assert all(np.array_equal(a, b) for a, b in zip(params(fresh()), params(untouched)))
 
@@ -86,13 +96,74 @@ def test_resumed_run_gives_bit_identical_metrics(tmp_path):
     data = _split(ds)
     straight = train_run(tmp_path / "straight", trainer, data, seed=3, epochs=4)
     train_run(tmp_path / "resumed", trainer, data, seed=3, epochs=2)  # "killed" after epoch 2
+    shutil.copytree(tmp_path / "resumed", tmp_path / "old")
+    shutil.rmtree(tmp_path / "old" / "ckpt" / "latest" / "2" / "input")  # as written before positions were saved
     resumed = train_run(tmp_path / "resumed", trainer, data, seed=3, epochs=4)
+    old = train_run(tmp_path / "old", trainer, data, seed=3, epochs=4)
     rows = lambda d: [json.loads(l) for l in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
     strip = lambda r: {k: v for k, v in r.items() if k != "epoch_seconds"}
-    assert [strip(r) for r in rows("straight")] == [strip(r) for r in rows("resumed")]
-    assert straight["test_acc"] == resumed["test_acc"] and straight["best_epoch"] == resumed["best_epoch"]
+    assert [strip(r) for r in rows("straight")] == [strip(r) for r in rows("resumed")] == \
+           [strip(r) for r in rows("old")]
+    assert straight["test_acc"] == resumed["test_acc"] == old["test_acc"]
+    assert straight["best_epoch"] == resumed["best_epoch"] == old["best_epoch"]
     correct = np.load(tmp_path / "resumed" / "test_correct.npy")
     assert correct.shape == (len(ds.x_test),) and correct.mean() == pytest.approx(resumed["test_acc"])
+
+
+@pytest.mark.slow
+def test_a_run_stopped_mid_epoch_resumes_at_the_next_batch_bit_for_bit(tmp_path):
+    """Checkpoints every 2 of an epoch's 6 steps change nothing. A run stopped after step 5 of epoch 2 (before the
+    epoch's end) has checkpoints at steps 2 and 4 of it; with the one at step 4 torn, it resumes from step 2, trains
+    steps 2 to 5 and epoch 3 (writing step 4's checkpoint anew), and ends bit for bit the uninterrupted run: metrics,
+    result, test predictions and the latest train state."""
+    ds = make_stripes()
+    settings = TrainSettings(optimizer="sgd", lr=0.05, batch_size=32, eval_batch_size=64, augment=True)
+    data = _split(ds)
+    straight = train_run(tmp_path / "straight", _trainer(settings), data, seed=3, epochs=3)
+    trainer = _trainer(dataclasses.replace(settings, checkpoint_every_steps=2))
+    stop, seen = StopFlag(), []
+
+    def on_step(i, steps):
+        seen.append(i)
+        if len(seen) == 6 + 5:  # epoch 2's step 4: the stop is seen after the next step, 5, which is lost
+            stop.set()
+
+    with pytest.raises(StopRequested):
+        train_run(tmp_path / "killed", trainer, data, seed=3, epochs=3, stop=stop, on_step=on_step)
+    assert seen == list(range(6)) + [0, 1, 2, 3, 4]
+    template = trainer.init(ds.x_train[:1], jax.random.key(0))
+
+    def resume_point(run):
+        checkpoints = RunCheckpoints(tmp_path / run)
+        try:
+            return checkpoints.restore_latest(template)
+        finally:
+            checkpoints.close()
+
+    point = resume_point("killed")
+    assert (point.epoch, point.position) == (1, {"epoch": 2, "step": 4})  # after 6 + 4 steps in all
+    assert point.meta["sums"]["count"] == ["int32", 4 * 32]  # epoch 2's sums so far
+    mid_epoch = tmp_path / "killed" / "ckpt" / "mid_epoch"
+    assert sorted(p.name for p in mid_epoch.iterdir()) == ["10", "8"]  # epoch 1's were dropped at its end
+    for f in (mid_epoch / "10").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])  # torn files
+    assert resume_point("killed").position == {"epoch": 2, "step": 2}
+    seen.clear()
+    resumed = train_run(tmp_path / "killed", trainer, data, seed=3, epochs=3, on_step=lambda i, n: seen.append(i))
+    assert seen == [2, 3, 4, 5] + list(range(6))
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("epoch_seconds", "train_seconds")}
+    assert [strip(r) for r in read_metrics(tmp_path / "killed")] == \
+           [strip(r) for r in read_metrics(tmp_path / "straight")]
+    assert strip(resumed) == strip(straight)
+    assert np.array_equal(np.load(tmp_path / "killed" / "test_correct.npy"),
+                          np.load(tmp_path / "straight" / "test_correct.npy"))
+    killed, uninterrupted = resume_point("killed"), resume_point("straight")
+    assert killed.position == uninterrupted.position == {"epoch": 4, "step": 0}
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(killed.state),
+                                                    jax.tree_util.tree_leaves(uninterrupted.state)))
+    assert not list(mid_epoch.iterdir())  # dropped behind epoch 3's checkpoint
+    assert not (tmp_path / "straight" / "ckpt" / "mid_epoch").exists()  # runs without them keep their layout
 
 
 @pytest.mark.slow
@@ -131,13 +202,13 @@ def test_best_epoch_is_chosen_on_validation_never_on_test(tmp_path):
         result = train_run(run_dir, trainer, data, seed=0, epochs=epoch)
         checkpoints = RunCheckpoints(run_dir)
         try:
-            latest, state, _ = checkpoints.restore_latest(template)
+            latest = checkpoints.restore_latest(template)
         finally:
             checkpoints.close()
-        assert latest == epoch
-        stacked, of_member = trainer.stack_data([data])
-        (_, test_acc, test_correct), = trainer.evaluate(trainer.stack_states([state]), stacked.x_test,
-                                                        stacked.y_test, of_member)
+        assert latest.epoch == epoch and latest.position == {"epoch": epoch + 1, "step": 0}
+        inputs = StackInput([data], trainer.settings, trainer.mesh)
+        (_, test_acc, test_correct), = trainer.evaluate(trainer.stack_states([latest.state]),
+                                                        inputs.evaluation("test"), inputs.data_of_member)
         test_accs.append(test_acc)
         test_corrects.append(test_correct)
     val_accs = [row["val_acc"] for row in read_metrics(run_dir)]

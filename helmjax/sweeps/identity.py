@@ -18,7 +18,8 @@ from helmjax.layout import SWEEP_FILE
 SHAPING_SECTIONS = ("data", "features", "quantizer", "model", "train")
 # Keys inside those sections that do not change a run's result: where a copy of the data lives, and speed knobs.
 NOT_SHAPING = frozenset({"data.tfds_data_dir", "train.stack", "train.stack_mode", "train.micro_batches",
-                         "train.eval_batch_size", "train.performance"})
+                         "train.eval_batch_size", "train.performance", "train.data_workers", "train.in_memory_bytes",
+                         "train.checkpoint_every_steps"})
 # Keys added after sweeps existed, left out at their default so the digests of those sweeps stay what they were.
 DEFAULT_NOT_SHAPING = {"data.train_fraction": 1.0}
 

@@ -14,7 +14,7 @@ from helmjax.distributed import is_primary
 from helmjax.sweeps import rates
 from helmjax.sweeps.plan import DataPlan, QuantizerPlan
 from helmjax.sweeps.quantized_data import RAW, fitted_state, quantize
-from helmjax.training.trainer import SplitData
+from helmjax.training.pipeline import SplitData
 
 
 def split_validation(ds: ArrayDataset, fraction: float, seed: int):

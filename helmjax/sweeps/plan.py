@@ -232,6 +232,8 @@ def _validate(config, quantizer: QuantizerPlan, data: DataPlan, model: ModelPlan
     if train.epochs < 1 or train.batch_size < 1:
         raise UserError("train.epochs and train.batch_size must be >= 1")
     performance.check_settings(train)  # per device again when the trainer is built
+    if train.checkpoint_every_steps < 0 or train.data_workers < 0 or train.in_memory_bytes < 0:
+        raise UserError("train.checkpoint_every_steps, train.data_workers and train.in_memory_bytes must be >= 0")
     if not 0.0 < data.val_fraction < 1.0:
         raise UserError(f"train.val_fraction={data.val_fraction} must be in (0, 1)")
     if not 0.0 < data.train_fraction <= 1.0:

@@ -11,6 +11,14 @@ metrics are bit-identical to the reference, and `results.jsonl` lists every run.
 phase it hit (training, checkpoint write, results write, quantized-cache write), read from $HELMJAX_TRACE.
 A last check sends SIGTERM during training: the process must exit cleanly (code 130) and the rerun must
 still match the reference.
+
+    python -m helmjax.testing.crash_harness --mid_epoch                   # one kill in the middle of an epoch
+
+The mid-epoch check trains one run on a larger set with a checkpoint every few steps (`train.checkpoint_every_steps`)
+and kills it with SIGKILL a few steps after a checkpoint inside epoch 2. The resumed run must go on at the batch after
+that checkpoint and end bit-identical to the uninterrupted run, and epoch 2, pieced together from the batches the
+trace logs (the killed process's up to the checkpoint, the resumed one's from there), must be the uninterrupted run's
+epoch 2 batch for batch: every item once.
 """
 
 import argparse
@@ -24,14 +32,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 from helmjax import layout
 
 EPOCHS = 3
+# The mid-epoch check: 1280 training images (1152 after validation) in batches of 32 are 36 steps per epoch, with a
+# checkpoint after every 9th; the kill comes once KILL_AFTER_STEPS steps past epoch 2's first mid-epoch checkpoint
+# are logged, far (7 steps and a write) from the next checkpoint, which a late kill would reach.
+MID_EPOCH_TRAIN, MID_EPOCH_EVERY, KILLED_EPOCH, KILL_AFTER_STEPS = 1280, 9, 2, 2
 
 
-def _child(workdir: str):
-    """The sweep under test (runs in the child process)."""
+def _child(workdir: str, mid_epoch: bool = False):
+    """The sweep under test (runs in the child process): the kill sweep, or the mid-epoch check's one run."""
     import numpy as np
 
     from helmjax import config as config_lib
@@ -47,11 +60,19 @@ def _child(workdir: str):
             x[y == c, :, c * 4:(c + 1) * 4] += 120
         return ArrayDataset("bars", x[:n_train], y[:n_train], x[n_train:], y[n_train:], tuple("abcd"))
 
+    def make_large_bars(seed: int = 0) -> ArrayDataset:
+        return make_bars(seed, n_train=MID_EPOCH_TRAIN)
+
     catalog.register("bars", make_bars)
+    catalog.register("bars_large", make_large_bars)
     c = config_lib.load_experiment("cifar_q_sweep_small")
-    c = config_lib.apply_overrides(c, ["name=crash_sweep", "data.name=bars", "grid.level=raw,10,50",
-                                       "grid.seed=0,1", f"train.epochs={EPOCHS}", "train.batch_size=32",
-                                       "train.eval_batch_size=80", "train.augment=True"])
+    common = ["name=crash_sweep", f"train.epochs={EPOCHS}", "train.batch_size=32", "train.eval_batch_size=80",
+              "train.augment=True"]
+    if mid_epoch:
+        c = config_lib.apply_overrides(c, common + ["data.name=bars_large", "grid.level=raw", "grid.seed=0",
+                                                    f"train.checkpoint_every_steps={MID_EPOCH_EVERY}"])
+    else:
+        c = config_lib.apply_overrides(c, common + ["data.name=bars", "grid.level=raw,10,50", "grid.seed=0,1"])
     stop = sweep.StopFlag()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -61,17 +82,18 @@ def _child(workdir: str):
         sys.exit(130)
 
 
-def _start(workdir: pathlib.Path, trace: pathlib.Path) -> subprocess.Popen:
+def _start(workdir: pathlib.Path, trace: pathlib.Path, mid_epoch: bool = False) -> subprocess.Popen:
     env = dict(os.environ, HELMJAX_TRACE=str(trace), PYTHONUNBUFFERED="1")
     root = pathlib.Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", "helmjax.testing.crash_harness", "--child", str(workdir)],
+    return subprocess.Popen([sys.executable, "-m", "helmjax.testing.crash_harness", "--child", str(workdir)]
+                            + (["--mid_epoch"] if mid_epoch else []),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _run_to_end(workdir: pathlib.Path, trace: pathlib.Path) -> float:
+def _run_to_end(workdir: pathlib.Path, trace: pathlib.Path, mid_epoch: bool = False) -> float:
     t0 = time.perf_counter()
-    p = _start(workdir, trace)
+    p = _start(workdir, trace, mid_epoch)
     _, err = p.communicate(timeout=900)
     if p.returncode != 0:
         raise RuntimeError(f"the sweep failed (exit {p.returncode}):\n{err[-3000:]}")
@@ -96,7 +118,7 @@ def _phase(event: str) -> str:
         return "quantized-cache write"
     if event.startswith("write-start") and ("results" in event or "result.json" in event):
         return "results write"
-    if event.startswith(("train ", "metrics ", "checkpoint-end", "write-end")):
+    if event.startswith(("train ", "batch ", "metrics ", "checkpoint-end", "write-end")):
         return "training"
     return "start-up / other"
 
@@ -258,17 +280,98 @@ def _sigterm_check(tmp: pathlib.Path, reference: dict) -> dict:
     return {"exit": p.returncode, "seconds": seconds, "problems": problems}
 
 
+def _batches(lines: list, pid: Optional[str] = None, epoch: int = KILLED_EPOCH) -> dict:
+    """{step: items} of the training batches a process (every process when None) logged in `epoch`."""
+    out = {}
+    for _, p, event in lines:
+        if event.startswith("batch ") and (pid is None or p == pid):
+            _, _, e, step, items = event.split(" ")
+            if int(e) == epoch:
+                out[int(step)] = [int(i) for i in items.split(",")]
+    return out
+
+
+def _last_checkpoint(lines: list, pid: str) -> Optional[int]:
+    """The step count of the last mid-epoch checkpoint `pid` finished writing."""
+    ends = [int(event.split()[2]) for _, p, event in lines if p == pid and event.startswith("checkpoint-end mid_epoch")]
+    return ends[-1] if ends else None
+
+
+def mid_epoch(log=print) -> dict:
+    """Kills the mid-epoch check's run KILL_AFTER_STEPS steps after epoch 2's first mid-epoch checkpoint, resumes it
+    and compares it with an uninterrupted run; returns what it saw, with `problems` (empty when all held)."""
+    with tempfile.TemporaryDirectory(prefix="helmjax-crash-mid-epoch-") as tmp:
+        tmp = pathlib.Path(tmp)
+        reference_seconds = _run_to_end(tmp / "reference", tmp / "reference.trace", mid_epoch=True)
+        log(f"reference run: {reference_seconds:.1f} s")
+        reference_epoch = _batches(_trace_lines(tmp / "reference.trace"))
+        steps = len(reference_epoch)
+        before = steps * (KILLED_EPOCH - 1)  # step count at the start of the killed epoch
+        workdir, trace = tmp / "killed", tmp / "killed.trace"
+        p = _start(workdir, trace, mid_epoch=True)
+        pid, deadline, trigger, lines, seen = str(p.pid), time.perf_counter() + 600, None, [], 0
+        while p.poll() is None and time.perf_counter() < deadline:
+            if trace.exists():  # only the new whole lines: the kill must come within a step or two
+                with open(trace, "rb") as f:
+                    f.seek(seen)
+                    text = f.read()
+                text = text[:text.rfind(b"\n") + 1]
+                seen += len(text)
+                lines = [line.split(" ", 2) for line in text.decode().splitlines() if line.count(" ") >= 2]
+            if trigger is None:
+                last = _last_checkpoint(lines, pid)
+                trigger = None if last is None or last <= before else last - before + KILL_AFTER_STEPS - 1
+            if trigger is not None and max(_batches(lines, pid), default=-1) >= trigger:
+                p.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+        p.wait()
+        p.stderr.close()
+        if trigger is None or p.returncode != -signal.SIGKILL:
+            return {"problems": [f"the run was not killed in epoch {KILLED_EPOCH} (exit {p.returncode})"]}
+        killed_lines = _trace_lines(trace)
+        killed_epoch, resume_step = _batches(killed_lines, pid), _last_checkpoint(killed_lines, pid) - before
+        _run_to_end(workdir, trace, mid_epoch=True)
+        lines = _trace_lines(trace)
+        resumed_pid = next(q for _, q, event in lines if event.startswith("train ") and q != pid)
+        resumed_epoch = _batches(lines, resumed_pid)
+        problems = []
+        starts = [event for _, q, event in lines if q == resumed_pid and event.startswith("train ")]
+        if starts != [f"train raw-A-s0 from-epoch {KILLED_EPOCH - 1} step {resume_step}"]:
+            problems.append(f"the resumed run started with {starts}, not at step {resume_step} of epoch {KILLED_EPOCH}")
+        lost = sorted(step for step in killed_epoch if step >= resume_step)
+        if not lost:
+            problems.append("the killed run trained no step past its last checkpoint: the kill tested nothing")
+        if sorted(resumed_epoch) != list(range(resume_step, steps)):
+            problems.append(f"the resumed run trained steps {sorted(resumed_epoch)} of epoch {KILLED_EPOCH}, not "
+                            f"{resume_step} to {steps - 1}")
+        pieced = {step: items for step, items in killed_epoch.items() if step < resume_step}
+        pieced.update(resumed_epoch)
+        items = [i for step in sorted(pieced) for i in pieced[step]]
+        if len(items) != len(set(items)):
+            problems.append(f"epoch {KILLED_EPOCH} saw {len(items) - len(set(items))} items twice")
+        if pieced != reference_epoch:
+            problems.append(f"epoch {KILLED_EPOCH}'s batches differ from the uninterrupted run's")
+        if _comparable(_sweep_dir(workdir)) != _comparable(_sweep_dir(tmp / "reference")):
+            problems.append("the resumed run's result, metrics or test predictions differ from the uninterrupted run's")
+        summary = {"epoch_steps": steps, "resume_step": resume_step, "lost_steps": lost, "items": len(items),
+                   "distinct_items": len(set(items)), "problems": problems}
+        log(json.dumps(summary))
+        return summary
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=40, help="most SIGKILLs")
     parser.add_argument("--seconds", type=float, default=600, help="time bound for the kill loop")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mid_epoch", action="store_true", help="the mid-epoch check instead of the kill loop")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child)
+        _child(args.child, args.mid_epoch)
         return
-    summary = harness(args.cycles, args.seconds, args.seed)
+    summary = mid_epoch() if args.mid_epoch else harness(args.cycles, args.seconds, args.seed)
     sys.exit(1 if summary["problems"] else 0)
 
 

@@ -35,11 +35,16 @@ class TrainSettings:
     shift_fraction: float = 0.1
     standardize: bool = False  # per-image standardisation (zero mean, unit variance) instead of x / 255
     max_steps_per_epoch: int = 0  # > 0 caps an epoch (smoke tests); 0 = one pass over the training set
+    # > 0: also a checkpoint (state, input position) every this many steps within an epoch, so a kill loses at most
+    # that many steps; 0: at epoch ends only. The result is the same either way.
+    checkpoint_every_steps: int = 0
     # Speed only (the same result up to float summation order); 0 / "" / "auto" = what was fastest on the platform.
     micro_batches: int = 0  # gradient slices per batch
     stack: int = 0  # runs trained together as one program
     stack_mode: str = ""  # how a stack runs: "unroll" (a copy of the step per run) or "vmap" (one batched step)
     performance: str = "auto"  # the layers and compiler options: a `performance.PROFILES` name
+    data_workers: int = 0  # processes decoding the items not held in memory (`pipeline`); 0 = in this process
+    in_memory_bytes: int = 4 * 2 ** 30  # a source decoding to at most this is decoded once and held in memory
 
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")

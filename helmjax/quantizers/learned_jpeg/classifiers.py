@@ -25,7 +25,8 @@ from helmjax.quantizers.jpeg_tables import CHROMA_TABLE, LUMA_TABLE, scaled_tabl
 from helmjax.quantizers.learned_jpeg.files import compress_with_tables, encode
 from helmjax.quantizers.learned_jpeg.rate import random_tables
 from helmjax.training.recipe import TrainSettings
-from helmjax.training.trainer import SplitData, Trainer
+from helmjax.training.pipeline import SplitData, StackInput
+from helmjax.training.trainer import Trainer
 
 
 def _accuracy(logits, labels) -> float:
@@ -114,12 +115,12 @@ def _train_classifier(images, labels, num_classes, arch, width, steps, batch_siz
     settings = TrainSettings(optimizer="adam", lr=2e-3, lr_decay=0.0, batch_size=batch_size, augment=False,
                              performance="plain", stack_mode="unroll")
     trainer = Trainer(model, settings, is_image=True)
-    data, data_of_member = trainer.stack_data([SplitData(x, y, x[:0], y[:0], x[:0], y[:0])])
+    inputs = StackInput([SplitData(x, y, x[:0], y[:0], x[:0], y[:0])], settings, trainer.mesh)
     key = jax.random.PRNGKey(seed)
     states = trainer.stack_states([trainer.init(x, key)])
     rng = np.random.default_rng(seed)
     order = np.array([rng.choice(len(x), batch_size, replace=False) for _ in range(steps)])
-    states, _, _ = trainer.train_steps(states, data, data_of_member, order.reshape(steps, 1, batch_size), [key])
+    states, _ = trainer.train_steps(states, inputs.batches(order.reshape(steps, 1, batch_size)), [key])
 
     def apply(variables, images):
         return net.apply(variables["params"], _standardize(images, variables["mean"], variables["std"]),
