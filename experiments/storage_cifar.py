@@ -13,7 +13,7 @@ import ml_collections
 
 from experiments._common import jpeg_quantizer, paper_train
 
-SIZES = [(1 / 16, 240), (1 / 8, 120), (1 / 4, 60), (1 / 2, 40), (1.0, 30)]
+SIZES = [(1.0, 30), (1 / 2, 40), (1 / 4, 60), (1 / 8, 120), (1 / 16, 240)]
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -6,7 +6,7 @@ import ml_collections
 
 from experiments._common import jpeg_quantizer, paper_train
 
-SIZES = [(1 / 8, 32), (1 / 4, 16), (1 / 2, 12), (1.0, 8)]
+SIZES = [(1.0, 8), (1 / 2, 12), (1 / 4, 16), (1 / 8, 32)]
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -11,8 +11,8 @@ import ml_collections
 
 from experiments import demo_q_sweep
 
-# (share of the training split, epochs): the epochs grow as the set shrinks.
-SIZES = [(1 / 16, 48), (1 / 8, 28), (1 / 4, 16), (1 / 2, 10), (1.0, 8)]
+# (share of the training split, epochs), largest first: the epochs grow as the set shrinks.
+SIZES = [(1.0, 8), (1 / 2, 10), (1 / 4, 16), (1 / 8, 28), (1 / 16, 48)]
 
 
 def get_config() -> ml_collections.ConfigDict:
