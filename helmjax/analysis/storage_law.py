@@ -37,6 +37,11 @@ class GridPoint:
     errors: np.ndarray  # per run (seed), test error in [0, 1]
     correct: Optional[np.ndarray]  # (runs, test examples) bool, for the bootstrap; None when not kept
     num_test: int
+    pixels: Optional[float] = None  # per image, for bits per pixel; None for audio
+
+    @property
+    def payload_bpp(self) -> Optional[float]:
+        return None if not self.pixels else self.payload_bits / self.pixels
 
     @property
     def mean(self) -> float:
@@ -73,11 +78,12 @@ def grid_points(rows: Sequence[dict], correct_of: Callable[[dict], Optional[np.n
         payload, file_bytes = _image_rates(members[0])
         if not math.isfinite(payload) or payload <= 0:
             continue
+        pixels = 8.0 * members[0]["bytes_per_item"] / members[0]["bpp"] if members[0].get("bpp") else None
         corrects = [correct_of(r) for r in members]
         correct = np.stack(corrects) if all(c is not None for c in corrects) and len(
             {len(c) for c in corrects}) == 1 else None
         points.append(GridPoint(n, level, payload, file_bytes, np.array([1.0 - r["test_acc"] for r in members]),
-                                correct, int(members[0]["num_test"])))
+                                correct, int(members[0]["num_test"]), pixels))
     return points
 
 

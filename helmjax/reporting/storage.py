@@ -131,7 +131,7 @@ def markdown(entries: List[dict], level_text) -> List[str]:
                     for k in worst))
             lines.append("")
             continue
-        header = ["budget", "best: level", "images", "payload bits/image", "stored", "predicted acc (%)",
+        header = ["budget", "best: level", "images", "payload bits/image (bits/pixel)", "stored", "predicted acc (%)",
                   "lossless: images", "predicted acc (%)", "gain (points)", "all at q*: level, images",
                   "predicted acc (%)", "gain (points)", "same level in bootstrap"]
         table = []
@@ -141,8 +141,10 @@ def markdown(entries: List[dict], level_text) -> List[str]:
                 table.append([size_text(answer["budget_bytes"]), answer["why"]] + [""] * (len(header) - 2))
                 continue
             flag = " (extrapolated in n)" if best.extrapolated else ""
+            bpp = storage_law.level_costs(entry["law"])[best.level].payload_bpp
             row = [size_text(answer["budget_bytes"]), level_text(best.level), f"{best.n}{flag}",
-                   f"{best.payload_bits:.0f}", size_text(best.stored_bytes), _acc(best.error)]
+                   f"{best.payload_bits:.0f}" + ("" if bpp is None else f" ({bpp:.3g})"), size_text(best.stored_bytes),
+                   _acc(best.error)]
             for name in ("lossless", "all at q*"):
                 naive = next((c for c in answer["naive"] if c.name == name), None)
                 gain = next((g for g in answer["gain"] if g["against"] == name), None)
@@ -173,6 +175,7 @@ def to_json(entries: List[dict]) -> list:
                         optimal_bits_exponent=law.optimal_bits_exponent, loo_rms=law.loo_rms,
                         loo=law.loo.tolist(), noise_rms=law.noise_rms, describes_data=law.describes_data,
                         points=[{"n": p.n, "level": p.level, "payload_bits": p.payload_bits,
+                                 "payload_bits_per_pixel": p.payload_bpp,
                                  "file_bytes": p.file_bytes, "error": p.mean, "seeds": len(p.errors)}
                                 for p in law.points])
         item["answers"] = [{
