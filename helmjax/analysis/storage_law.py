@@ -248,16 +248,22 @@ def level_costs(law_: StorageLaw) -> Dict[object, GridPoint]:
     return out
 
 
+def _fitting(costs: Dict[object, GridPoint], budget_bytes: float, available: int) -> List[Tuple[GridPoint, int]]:
+    """(level's grid point, images that fit) for every level where at least one image fits the budget."""
+    out = []
+    for point in costs.values():
+        n = min(available, int(budget_bytes // point.file_bytes))
+        if n >= 1:
+            out.append((point, n))
+    return out
+
+
 def answer_budget(law_: StorageLaw, budget_bytes: float, available: int, q_star=None) -> dict:
     """The (n, level) with the lowest predicted error whose training images fit in `budget_bytes` (n at most the
     `available` images), against the naive choices: every image at the lossless rate, as many as fit, and
     every image at q* (when given); differences with paired bootstrap intervals."""
     costs = level_costs(law_)
-    candidates = []
-    for level, point in costs.items():
-        n = min(available, int(budget_bytes // point.file_bytes))
-        if n >= 1:
-            candidates.append(_choice(law_, "optimum", point, n))
+    candidates = [_choice(law_, "optimum", point, n) for point, n in _fitting(costs, budget_bytes, available)]
     if not candidates:
         return {"budget_bytes": budget_bytes, "best": None, "naive": [],
                 "why": "the budget holds not one image at any measured level"}
@@ -295,11 +301,12 @@ def optimal_bits_curve(law_: StorageLaw, budgets: Sequence[float], available: in
                         max(p.payload_bits for p in costs.values()) * 4, 400)
     out = []
     for budget in budgets:
-        answer = answer_budget(law_, budget, available)
+        fitting = _fitting(costs, budget, available)
+        best = min(fitting, key=lambda pn: law_.predict(pn[1], pn[0].payload_bits))[0] if fitting else None
         n = np.minimum(available, np.floor(budget * 8.0 / (grid * ratio)))
         ok = n >= 1
         errors = np.where(ok, law_.predict(np.maximum(n, 1), grid), np.inf)
         out.append({"budget_bytes": float(budget),
-                    "best_measured_bits": None if answer["best"] is None else answer["best"].payload_bits,
+                    "best_measured_bits": None if best is None else best.payload_bits,
                     "continuous_bits": float(grid[int(np.argmin(errors))]) if ok.any() else None})
     return out
