@@ -83,7 +83,7 @@ def report_dir(sweep_dir: pathlib.Path) -> pathlib.Path:
 
 
 def checkpoint_dir(run_dir: pathlib.Path, which: str) -> pathlib.Path:
-    """A run's orbax checkpoints: "latest" (to resume) or "best" (by validation accuracy)."""
+    """A run's orbax checkpoints: "latest" (to resume) or "best" (by validation: `run_files.best_epoch_key`)."""
     return pathlib.Path(run_dir) / CHECKPOINT_DIR / which
 
 

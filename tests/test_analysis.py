@@ -96,6 +96,7 @@ def _group(acc, seeds=None, resamples=200, noise=0.0, rng=None):
 
 def test_contrast_is_a_t_interval_with_pooled_seed_variance():
     a, b = _group([0.80, 0.82, 0.81]), _group([0.78, 0.80, 0.79])
+    a.test_size = b.test_size = 100_000  # the floor of p(1 - p)/n per run stays far below (see the floor's test)
     pooled = contrasts.share_pooled_variance([a, b])
     # Quasi-binomial pooling: squared deviations over p(1 - p) at each level's mean, scaled back per level.
     scale_a, scale_b = 0.81 * 0.19, 0.79 * 0.21

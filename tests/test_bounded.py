@@ -132,3 +132,45 @@ def test_non_inferiority_decides_with_the_bounded_bound_it_reports():
     assert test.ci == d.interval(0.95) and test.ci[1] <= 1.0
     q_star, [test] = noninferiority.fixed_sequence([20], {20: d}, 0.01, 0.95)
     assert test.passed and q_star == 20 and test.lower_bound > -0.01
+
+
+def test_a_level_is_scaled_at_the_null_boundary_so_a_lucky_run_does_not_narrow_its_interval():
+    """The demo's shape: one run per level, three at raw. A level whose one run scored 2000/2000 takes p(1 - p) at
+    raw - δ (98.7%), not at its own 100%: its seed variance and the difference's interval are the wider ones."""
+    reference, lucky = _group([0.997, 0.998, 0.996]), _group([1.0])
+    contrasts.share_pooled_variance([reference, lucky])
+    margin = 0.01
+    at_boundary = bounded.difference(lucky, reference, margin=margin)
+    observed = bounded.difference(lucky, reference)
+    null = reference.mean - margin
+    assert at_boundary.first.group.seed_scale == pytest.approx(null * (1 - null))
+    assert lucky.seed_scale == lucky.binomial_scale < 1e-3 < null * (1 - null)  # the group itself is not changed
+    assert at_boundary.estimate.se > 3 * observed.estimate.se
+    # The Wilson limits of the square-and-add already take p(1 - p) at the limit (a score interval), so with no
+    # correlation left to fit the bound is the same: the rule acts through the contrast's se, df and correlation.
+    assert at_boundary.lower(0.95) <= observed.lower(0.95)
+    # A level observed below the boundary keeps its own (larger) p(1 - p): the rule never narrows an interval.
+    low = _group([0.95])
+    low.pooled = reference.pooled
+    d = bounded.difference(low, reference, margin=margin)
+    assert d.first.group.seed_scale == pytest.approx(0.95 * 0.05)
+
+
+def test_runs_that_all_score_100_percent_never_give_a_zero_width_interval():
+    """The demo with the best-epoch tie rule: all three raw runs and a level's run at 2000/2000 (no spread at all).
+    The pooled dispersion is floored at 1/(R n) for R pooled runs of n examples, so the level's seed variance at the
+    null boundary is p(1 - p)/(R n) and the difference and accuracy intervals have width."""
+    reference, level = _group([1.0, 1.0, 1.0]), _group([1.0])
+    pooled = contrasts.share_pooled_variance([reference, level])
+    assert pooled.seed_dispersion == 0.0 and pooled.floor == pytest.approx(1 / (3 * 2000))
+    d = bounded.difference(level, reference, margin=0.01)
+    null = 1.0 - 0.01
+    assert d.first.group.pooled_seed_var() == pytest.approx(null * (1 - null) / 6000)
+    low, high = d.interval(0.95)
+    assert low < -0.001 and high > 0.0 and d.lower(0.95) < -0.001
+    accuracy_low, accuracy_high = bounded.accuracy(reference).interval(0.95)
+    assert accuracy_low < 1.0 == accuracy_high
+    # Without the floor (as before) the interval collapses to a point.
+    for group in (reference, level):
+        group.pooled = contrasts.Pooled(0.0, pooled.df, 0.0)
+    assert bounded.difference(level, reference, margin=0.01).interval(0.95) == (0.0, 0.0)

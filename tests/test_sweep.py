@@ -38,9 +38,9 @@ def test_smoke_sweep_writes_results_checkpoints_and_skips_finished_runs(tmp_path
         assert (run_dir / "ckpt" / "best").is_dir() and (run_dir / "ckpt" / "latest" / "2").is_dir()
         history = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert [h["epoch"] for h in history] == [1, 2]
-        val_accs = [h["val_acc"] for h in history]
-        # The best epoch is the best validation one, the earliest on ties (np.argmax's rule and the runner's).
-        assert r["best_epoch"] == 1 + int(np.argmax(val_accs)) and r["val_acc"] == max(val_accs)
+        # The best epoch is the best validation one: highest accuracy, then lowest loss, then the earliest.
+        best = sorted(history, key=lambda h: (-h["val_acc"], h["val_loss"], h["epoch"]))[0]
+        assert r["best_epoch"] == best["epoch"] and r["val_acc"] == best["val_acc"]
         # Test accuracy is the share of the test set the best checkpoint got right, k/n exactly.
         correct = np.load(run_dir / "test_correct.npy")
         assert correct.shape == (r["num_test"],) == (128,) and r["test_acc"] == np.count_nonzero(correct) / 128

@@ -14,6 +14,7 @@ from helmjax import models
 from helmjax.training.checkpoints import RunCheckpoints
 from helmjax.training.inputs import augment
 from helmjax.training.loop import StopFlag, StopRequested, TrainingDiverged, check_finite, train_run
+from helmjax.training.run_files import best_epoch_row
 from helmjax.training.recipe import TrainSettings
 from helmjax.layout import read_metrics
 from helmjax.training.step import make_train_step
@@ -220,3 +221,47 @@ def test_best_epoch_is_chosen_on_validation_never_on_test(tmp_path):
     assert result["best_epoch"] == best_val and result["val_acc"] == val_accs[best_val - 1]
     assert result["test_acc"] == test_accs[best_val - 1] != max(test_accs)
     assert np.array_equal(np.load(run_dir / "test_correct.npy"), test_corrects[best_val - 1])
+
+
+def test_the_best_epoch_is_the_highest_validation_accuracy_then_the_lowest_loss_then_the_earliest():
+    row = lambda epoch, acc, loss: {"epoch": epoch, "val_acc": acc, "val_loss": loss}
+    assert best_epoch_row([row(1, 0.9, 0.1), row(2, 1.0, 0.5), row(3, 1.0, 0.2), row(4, 1.0, 0.3)])["epoch"] == 3
+    assert best_epoch_row([row(1, 1.0, 0.2), row(2, 1.0, 0.2), row(3, 0.9, 0.01)])["epoch"] == 1
+    assert best_epoch_row([row(1, 1.0, float("nan")), row(2, 1.0, 9.0)])["epoch"] == 2
+    assert best_epoch_row([]) is None
+
+
+@pytest.mark.slow
+def test_epochs_tied_on_a_saturated_validation_split_go_to_the_lowest_validation_loss_across_a_resume(tmp_path):
+    """64 validation images, all right from epoch 3 on: of the tied epochs the run picks the one with the lowest
+    validation loss (not the earliest), its best checkpoint is that epoch's, and a run killed after the earliest
+    tied epoch (then its best) and resumed picks the same epoch and ends bit for bit the straight run."""
+    ds = make_stripes()
+    trainer, data = _trainer(), _split(ds)
+    straight = train_run(tmp_path / "straight", trainer, data, seed=0, epochs=5)
+    rows = read_metrics(tmp_path / "straight")
+    tied = [r for r in rows if r["val_acc"] == max(r["val_acc"] for r in rows)]
+    lowest = min(tied, key=lambda r: r["val_loss"])
+    # Seen: 100% at epochs 3, 4, 5 with validation loss 0.126, 0.0095, 0.0007.
+    assert len(tied) >= 2 and lowest["epoch"] != tied[0]["epoch"]
+    assert straight["best_epoch"] == lowest["epoch"] and straight["val_acc"] == lowest["val_acc"]
+
+    killed = train_run(tmp_path / "resumed", trainer, data, seed=0, epochs=tied[0]["epoch"])
+    assert killed["best_epoch"] == tied[0]["epoch"]
+    resumed = train_run(tmp_path / "resumed", trainer, data, seed=0, epochs=5)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("epoch_seconds", "train_seconds")}
+    assert [strip(r) for r in read_metrics(tmp_path / "resumed")] == [strip(r) for r in rows]
+    assert strip(resumed) == strip(straight)
+    template = trainer.init(ds.x_train[:1], jax.random.key(0))
+    for run in ("straight", "resumed"):
+        checkpoints = RunCheckpoints(tmp_path / run)
+        try:
+            best = checkpoints.restore_best(template)
+        finally:
+            checkpoints.close()
+        assert best.epoch == lowest["epoch"]
+        inputs = StackInput([data], trainer.settings, trainer.mesh)
+        (_, test_acc, test_correct), = trainer.evaluate(trainer.stack_states([best.state]),
+                                                        inputs.evaluation("test"), inputs.data_of_member)
+        assert test_acc == straight["test_acc"]
+        assert np.array_equal(np.load(tmp_path / run / "test_correct.npy"), test_correct)

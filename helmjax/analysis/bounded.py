@@ -19,7 +19,7 @@ A symmetric t interval around 100% (2000/2000 right) reaches past 100%; score in
 
 import dataclasses
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 from helmjax.analysis import contrasts
 from helmjax.analysis.contrasts import Estimate, Group
@@ -88,7 +88,7 @@ class Accuracy:
         if not self.seeds_covered:
             return float(self.group.num_test)
         se = self.estimate.se
-        return self.group.binomial_scale / (se * se) if se > 0 else math.inf
+        return self.group.seed_scale / (se * se) if se > 0 else math.inf
 
     def limits(self, critical: float) -> Interval:
         """The interval at a critical value (a t quantile: a difference passes the one of its own df)."""
@@ -149,12 +149,18 @@ class Difference:
         return self._limits(0.5 + confidence / 2.0)
 
 
-def difference(first: Group, second: Group) -> Difference:
+def difference(first: Group, second: Group, margin: Optional[float] = None) -> Difference:
     """acc(first) - acc(second) with a bounded interval; its value, se and df are `contrasts.contrast`'s.
+
+    With a non-inferiority margin δ, first's seed variance takes p(1 - p) at the null boundary acc(second) - δ
+    where that is larger than at its own mean (`Group.null_accuracy`): scaled at its observed mean, a level whose one
+    run was lucky (2000/2000) got a narrow interval and passed too often (VALIDATION.md section 1).
 
     The correlation r solves v1 + v2 - 2 r sqrt(v1 v2) = se², with v1, v2 the variances the two accuracies'
     intervals are built on (`Accuracy.variance`) and se the contrast's (paired over the shared test examples, seed
     spread pooled): far from 0% and 100% the square-and-add then gives the contrast's t interval back."""
+    if margin is not None:
+        first = dataclasses.replace(first, null_accuracy=second.mean - margin)
     estimate = contrasts.contrast([(1.0, first), (-1.0, second)])
     parts = [Accuracy(group, contrasts.contrast([(1.0, group)]), estimate.seeds_covered) for group in (first, second)]
     v1, v2 = (part.variance for part in parts)

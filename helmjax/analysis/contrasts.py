@@ -41,6 +41,9 @@ class Group:
     correct: Optional[np.ndarray] = None  # (S, n) per-example correctness, when every run saved it
     pooled: Optional["Pooled"] = None  # the arch's pooled variances (see `share_pooled_variance`)
     test_size: Optional[int] = None  # test examples per run, when `correct` is not known
+    # The accuracy of a null hypothesis the group is tested against (reference - δ in a non-inferiority test): the
+    # seed variance's p(1 - p) is then the larger of the two, so a lucky run cannot narrow its own interval.
+    null_accuracy: Optional[float] = None
 
     @property
     def mean(self) -> float:
@@ -63,13 +66,23 @@ class Group:
         p = min(max(self.mean, 0.5 / n), 1.0 - 0.5 / n)
         return p * (1.0 - p)
 
+    @property
+    def seed_scale(self) -> float:
+        """p(1 - p) the pooled dispersion is multiplied back by: at the group's mean, or at its null accuracy where
+        that is larger (nearer 50%)."""
+        if self.null_accuracy is None:
+            return self.binomial_scale
+        n = self.num_test
+        p = min(max(self.null_accuracy, 0.5 / n), 1.0 - 0.5 / n)
+        return max(self.binomial_scale, p * (1.0 - p))
+
     def pooled_seed_var(self) -> float:
-        """The arch's pooled seed variance at this group's accuracy."""
-        return self.pooled.seed_dispersion * self.binomial_scale
+        """The arch's pooled seed variance at this group's accuracy (`seed_scale`), never below `Pooled.floor`."""
+        return max(self.pooled.seed_dispersion, self.pooled.floor) * self.seed_scale
 
     def pooled_example_var(self) -> float:
         """The part of `pooled_seed_var` that is a run's own luck on the examples."""
-        return self.pooled.example_dispersion * self.binomial_scale
+        return self.pooled.example_dispersion * self.seed_scale
 
     def seed_variance(self) -> Optional[Tuple[float, float, object]]:
         """(variance of one run, its df, the estimate it comes from): the larger of the group's own and its arch's
@@ -93,6 +106,12 @@ class Pooled:
     seed_dispersion: float  # all of a run's spread: training noise and its own luck on the test examples
     df: float
     example_dispersion: float  # the part from the run's own luck on the examples (already in the bootstrap)
+    # The least dispersion used, 1/(R n) for R pooled runs of n test examples: their spread cannot be measured finer
+    # than the binomial noise of their R n examples together. Runs that all score 2000/2000 have no spread at all (a
+    # small validation split saturates and the best epoch is tied); without a floor every comparison with them would
+    # have an interval of width 0. (1/n, a binomial count per run, costs power wherever runs agree on the hard
+    # examples: VALIDATION.md section 1.)
+    floor: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +155,10 @@ class Estimate:
 def share_pooled_variance(groups: Sequence[Group]) -> Optional[Pooled]:
     """Pools the seed spread of one arch's groups with 2+ seeds and gives it to every group (one-seed groups
     borrow it; the others use the larger of their own and the pooled variance)."""
-    squares, df, example_sum = 0.0, 0, 0.0
+    squares, df, example_sum, runs = 0.0, 0, 0.0, 0
     for group in groups:
         if group.size >= 2:
+            runs += group.size
             scale = group.binomial_scale
             squares += float(np.sum((group.acc - group.acc.mean()) ** 2)) / scale
             df += group.size - 1
@@ -146,7 +166,8 @@ def share_pooled_variance(groups: Sequence[Group]) -> Optional[Pooled]:
                 # Per example, the spread of correctness over seeds: each run's own luck on the test set.
                 example_sum += (group.size - 1) * float(np.mean(np.var(group.correct, axis=0, ddof=1))) \
                     / group.correct.shape[1] / scale
-    pooled = Pooled(squares / df, float(df), example_sum / df) if df else None
+    floor = 1.0 / (runs * max(group.num_test for group in groups)) if df else 0.0
+    pooled = Pooled(squares / df, float(df), example_sum / df, floor) if df else None
     for group in groups:
         group.pooled = pooled
     return pooled

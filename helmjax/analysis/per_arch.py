@@ -52,6 +52,13 @@ def sequence_levels(arch, keys, scale: LevelScale) -> tuple:
     return levels, RAW if has_raw else levels[-1], levels if has_raw else levels[:-1]
 
 
+def sequence_estimates(arch, groups, reference, candidates, margin: float) -> dict:
+    """Per candidate level, acc(level) - acc(reference) as the fixed sequence tests it: the level's p(1 - p) taken
+    at the null boundary (reference - δ) where that is less favourable (`bounded.difference`'s `margin`)."""
+    ref = groups[(arch, reference)]
+    return {level: bounded.difference(groups[(arch, level)], ref, margin=margin) for level in candidates}
+
+
 def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless, settings, rng, warnings,
                  item_rates: Optional[ItemRates] = None) -> Optional[ArchResult]:
     """One arch's answer from its groups (what `analyze` calls per arch, and the calibration on simulations). The
@@ -65,7 +72,7 @@ def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless,
     ref = groups[(arch, reference)]
     result = ArchResult(arch=arch, params=params, reference=reference, reference_mean=ref.mean, levels=levels)
 
-    estimates = {level: bounded.difference(groups[(arch, level)], ref) for level in candidates}
+    estimates = sequence_estimates(arch, groups, reference, candidates, margin)
     result.seeds_covered = all(e.seeds_covered for e in estimates.values()) if estimates else ref.size > 1
     if candidates:
         result.q_star, tests = noninferiority.fixed_sequence(candidates, estimates, margin,

@@ -22,6 +22,7 @@ from helmjax.layout import RAW
 from helmjax.quantizers import registry
 from helmjax.sweeps.rates import write_level_bits
 from helmjax.sweeps.run_names import level_tag, run_name
+from helmjax.training.run_files import best_epoch_row
 
 COLUMNS = ["run", "experiment", "dataset", "quantizer", "level_name", "level", "bpp", "bpp_payload", "bpp_lossless",
            "lossless_codec", "bits_per_second", "sample_rate", "arch", "params", "seed", "val_acc", "test_acc",
@@ -145,12 +146,12 @@ def write_sweep(directory, spec: Optional[SyntheticSweep] = None) -> pathlib.Pat
                 np.save(run_dir / layout.TEST_CORRECT_FILE, correct)
                 tau = 2.0 + 6.0 * (1.0 if level == RAW else min(1.0, level / 100.0))
                 val = target * (1 - np.exp(-np.arange(1, spec.epochs + 1) / tau)) + rng.normal(0, 0.002, spec.epochs)
-                with (run_dir / layout.METRICS_FILE).open("w") as f:
-                    for epoch, acc in enumerate(val, 1):
-                        f.write(json.dumps({"epoch": epoch, "step": 100 * epoch, "train_loss": 1.0 / epoch,
-                                            "train_acc": float(acc) + 0.05, "val_loss": 1.2 / epoch,
-                                            "val_acc": float(acc), "epoch_seconds": 0.05, "lr": 0.01}) + "\n")
-                row.update(val_acc=float(val.max()), test_acc=k / spec.num_test, best_epoch=int(np.argmax(val)) + 1,
+                history = [{"epoch": epoch, "step": 100 * epoch, "train_loss": 1.0 / epoch,
+                            "train_acc": float(acc) + 0.05, "val_loss": 1.2 / epoch, "val_acc": float(acc),
+                            "epoch_seconds": 0.05, "lr": 0.01} for epoch, acc in enumerate(val, 1)]
+                (run_dir / layout.METRICS_FILE).write_text("".join(json.dumps(h) + "\n" for h in history))
+                best = best_epoch_row(history)
+                row.update(val_acc=best["val_acc"], test_acc=k / spec.num_test, best_epoch=best["epoch"],
                            status="done", error=None)
                 rows.append(row)
     with (directory / layout.RESULTS_JSONL).open("w") as f:

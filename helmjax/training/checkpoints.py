@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run: `latest` (resume point, every epoch), `best` (by validation accuracy) and, with
+"""Orbax checkpoints of a run: `latest` (resume point, every epoch), `best` (`run_files.best_epoch_key`) and, with
 `train.checkpoint_every_steps`, `mid_epoch` (resume points within an epoch, named by the step count).
 
 Each checkpoint holds three items: the train state, a small JSON of run metadata (completed epochs, train seconds;

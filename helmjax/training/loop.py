@@ -4,10 +4,11 @@ Per epoch each member's metrics row is written, then its best checkpoint (when v
 latest checkpoint, so a kill at any moment leaves a resume point that an uninterrupted run passes through. With
 `train.checkpoint_every_steps`, a checkpoint every that many steps within an epoch too, holding the epoch's metric
 sums so far; every checkpoint holds the input pipeline's position, so a resumed run goes on at the next batch and is
-bit for bit the uninterrupted one. The best epoch is chosen on validation accuracy, never on test; test accuracy is
-measured once, with the best-validation parameters. Members restart from their furthest checkpoints; members whose
-checkpoints disagree (one was lost to a kill) are trained as separate stacks, one per resume position. A member whose
-loss becomes NaN or infinite fails alone: its files stop at its last good epoch and the others go on.
+bit for bit the uninterrupted one. The best epoch is chosen on validation, never on test (`run_files.best_epoch_key`:
+accuracy, then loss on ties); test accuracy is measured once, with the best-validation parameters. Members restart
+from their furthest checkpoints; members whose checkpoints disagree (one was lost to a kill) are trained as separate
+stacks, one per resume position. A member whose loss becomes NaN or infinite fails alone: its files stop at its last
+good epoch and the others go on.
 """
 
 import dataclasses
@@ -152,7 +153,7 @@ def _train_stack(run_dirs, checkpoints, trainer: Trainer, inputs: StackInput, tr
                                       restored[0].state)
     states = trainer.stack_states([c.state for c in restored])
     del restored
-    best_val = [run_files.rewind_metrics(d, start_epoch) for d in run_dirs]
+    bests = [run_files.rewind_metrics(d, start_epoch) for d in run_dirs]
     failures = [None] * members
 
     for run_dir in run_dirs:
@@ -191,8 +192,8 @@ def _train_stack(run_dirs, checkpoints, trainer: Trainer, inputs: StackInput, tr
                        "train_acc": float(train_accs[m]), "val_loss": val_loss, "val_acc": val_acc,
                        "epoch_seconds": epoch_base_seconds + seconds,
                        "lr": float(trainer.learning_rate(int(member_steps[m])))}
-                best_val[m] = _record_epoch(run_dir, checkpoints[m], trainer.member_state(states, m), row,
-                                            best_val[m], train_seconds[m])
+                bests[m] = _record_epoch(run_dir, checkpoints[m], trainer.member_state(states, m), row, bests[m],
+                                         train_seconds[m])
                 if on_epoch is not None:
                     on_epoch(m, row)
             epoch_base_seconds = 0.0
@@ -235,20 +236,20 @@ def _stopping_step_hook(stop: Optional[StopFlag], on_step: Optional[Callable[[in
     return hook
 
 
-def _record_epoch(run_dir: pathlib.Path, checkpoints: RunCheckpoints, state, row: dict, best_val: float,
-                  train_seconds: float) -> float:
-    """Writes an epoch's metrics row, its best checkpoint when validation improved, and its latest checkpoint, in
-    that order; returns the best validation accuracy so far."""
+def _record_epoch(run_dir: pathlib.Path, checkpoints: RunCheckpoints, state, row: dict, best: Optional[dict],
+                  train_seconds: float) -> Optional[dict]:
+    """Writes an epoch's metrics row, its best checkpoint when it beats `best` (the best row so far, None when none)
+    by `run_files.best_epoch_key`, and its latest checkpoint, in that order; returns the best row so far."""
     epoch = row["epoch"]
     run_files.append_metrics(run_dir, row)
     meta = {"epoch": epoch, "train_seconds": train_seconds}
-    if row["val_acc"] > best_val:
-        best_val = row["val_acc"]
+    if best is None or run_files.best_epoch_key(row) > run_files.best_epoch_key(best):
+        best = row
         checkpoints.drop_best_from(epoch)  # a stale "future" best from before a kill
         checkpoints.save_best(epoch, state, meta)
     checkpoints.save_latest(epoch, state, meta)
     checkpoints.drop_mid_epoch()  # behind the checkpoint just written
-    return best_val
+    return best
 
 
 def _finish(trainer: Trainer, run_dirs, checkpoints, template, inputs: StackInput, train_seconds, failures,
@@ -263,7 +264,7 @@ def _finish(trainer: Trainer, run_dirs, checkpoints, template, inputs: StackInpu
         history = read_metrics(run_dir)
         if not history:
             raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
-        best = max(history, key=lambda r: (r["val_acc"], -r["epoch"]))  # ties go to the earliest
+        best = run_files.best_epoch_row(history)
         restored = checkpoints[m].restore_best(template)
         if restored is None or restored.epoch != best["epoch"]:
             raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")

@@ -3,11 +3,14 @@
 `config.json` (the run, its config and the performance settings it trained with), `metrics.jsonl` (one row per
 epoch, appended), `test_correct.npy` (per test example, with the best-validation parameters) and, once finished,
 `result.json` (the done marker, written last); checkpoints are `checkpoints`'. Only the primary process writes
-these (orbax checkpoints excepted: every process takes part in those).
+these (orbax checkpoints excepted: every process takes part in those). `best_epoch_key` is the one rule that picks
+a run's best epoch from its metrics rows.
 """
 
 import json
+import math
 import pathlib
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -16,13 +19,26 @@ from helmjax.distributed import is_primary
 from helmjax.layout import METRICS_FILE, RESULT_FILE, RUN_CONFIG_FILE, TEST_CORRECT_FILE, read_metrics
 
 
-def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> float:
-    """Drops rows past the resume point (those epochs are trained again); returns the best validation accuracy so
-    far (-1 when none)."""
+def best_epoch_key(row: dict) -> tuple:
+    """A metrics row's rank as the run's best epoch (the greatest wins): the highest validation accuracy; on a tie
+    (a small validation split saturates: many epochs at 100%) the lower validation loss; then the earliest epoch. A
+    non-finite loss ranks below every finite one."""
+    loss = row["val_loss"]
+    return row["val_acc"], -loss if math.isfinite(loss) else -math.inf, -row["epoch"]
+
+
+def best_epoch_row(history: Sequence[dict]) -> Optional[dict]:
+    """The best epoch's metrics row by `best_epoch_key` (None when there are no rows)."""
+    return max(history, key=best_epoch_key, default=None)
+
+
+def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> Optional[dict]:
+    """Drops rows past the resume point (those epochs are trained again); returns the best epoch's row so far (None
+    when none)."""
     history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     if is_primary():
         atomic_io.write_text(pathlib.Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
-    return max((r["val_acc"] for r in history), default=-1.0)
+    return best_epoch_row(history)
 
 
 def append_metrics(run_dir: pathlib.Path, row: dict):
