@@ -41,6 +41,7 @@ NOISE_FILE = "noise.json"  # the data's noise measured without a classifier (`sw
 FITTED_DIR = "fitted"  # in a sweep's cache: states of quantizers fitted on the training split
 DATASETS_DIR = "datasets"  # in the workdir's cache: decoded data sets
 LOSSLESS_DIR = "lossless"  # in the workdir's cache: lossless rates of data sets
+STORES_DIR = "stores"  # in the workdir's cache: every level's files (`data.level_store`), one folder per level+split
 LOCK_FILE = ".lock"
 CLAIM_FILE = ".claim"  # in a run directory: `.claim.<generation>`, a worker's claim on the run (`distributed`)
 REPORT_FILE = "report.md"

@@ -80,6 +80,9 @@ def test_stored_files_decode_to_the_in_memory_quantizer_and_rates_come_from_thei
             assert store.rates["payload_bits_per_item"] == np.mean(expected.payload_bits)
     if quantizer not in level_store.OWN_FILES or expected.payload_bits is None:
         assert np.isnan(store.meta["payload_bits"]).all() and store.rates["payload_bits_per_item"] is None
+    # what the level costs: the file for a codec's own file and for raw, else what the quantizer counts
+    charged = file_bits if quantizer in level_store.OWN_FILES or level == RAW else expected.bits_per_item
+    assert np.array_equal(store.level_bits[0], np.full(40, np.nan) if charged is None else charged, equal_nan=True)
     assert store.rates["file_bits_per_item"] == np.mean(file_bits)
     assert store.rates["bits_per_pixel"] == np.mean(file_bits) / (32 * 32)
     assert index["record_bytes"] == sum(map(len, records))
@@ -203,7 +206,9 @@ def test_mp3_and_raw_audio_stores_decode_to_the_in_memory_output(tmp_path):
     assert raw["format"] == "flac" and decoded.dtype == np.float32 and np.array_equal(decoded, x)
 
 
-def test_audio_off_the_16_bit_grid_is_refused_for_flac(tmp_path):
-    x = np.full((2, 100), 0.1, np.float32)  # 0.1 * 32768 is not a whole number: FLAC would change it
-    with pytest.raises(UserError, match="16-bit PCM"):
-        level_store.build(tmp_path, x, np.zeros(2), None, RAW, sample_rate=8000, workers=1)
+def test_audio_off_the_16_bit_grid_is_kept_exactly_as_float_wav(tmp_path):
+    x = np.full((2, 100), 0.1, np.float32)  # 0.1 * 32768 is not a whole number: 16-bit FLAC would change it
+    index = level_store.build(tmp_path, x, np.zeros(2), None, RAW, sample_rate=8000, workers=1)
+    store = LevelStore(tmp_path)
+    assert index["format"] == "wav" and "32-bit float WAV" in index["version"]
+    assert np.array_equal(np.stack([store.decode(i) for i in range(2)]), x)

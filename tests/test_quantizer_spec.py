@@ -8,11 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from helmjax.sweeps import quantized_data
+from helmjax.data import level_store
 from helmjax.analysis import RAW, analyze, findings, per_arch
 from helmjax.analysis.levels import LevelScale
 from helmjax.testing.synthetic_sweep import SyntheticSweep, bit_depth_rates, jpeg_like_rates, write_sweep
-from helmjax.data.dataset import ArrayDataset
 from helmjax.errors import UserError
 from helmjax.quantizers import Quantized, registry
 from helmjax.reporting.report import summary_text
@@ -158,23 +157,29 @@ def test_levels_that_compress_more_when_higher_are_tested_from_the_least_compres
         registry._REGISTRY.pop("test_step", None)
 
 
-def test_the_cache_key_follows_the_quantizer_version(tmp_path):
+def test_a_new_quantizer_version_gets_a_new_level_store(tmp_path):
     calls = []
 
     def halve(images, level):
-        calls.append(level)
+        calls.append(len(images))
         return Quantized(images // 2, None)
 
     x = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
-    ds = ArrayDataset("tiny", x, np.array([0, 1]), x, np.array([0, 1]), ("a", "b"))
-    for version, expected_calls in (("1", 2), ("1", 2), ("2", 4)):  # train + test per computation
-        spec = registry.register("test_halve", halve, level_range=(1, 10), version=version, overwrite=True)
-        quantized_data.quantize(ds, 3, spec, {}, cache_dir=tmp_path)
-        assert len(calls) == expected_calls, version
-    registry._REGISTRY.pop("test_halve")
-    key = quantized_data.cache_key({"dataset": "d"}, spec, 3, {}, "train")
-    assert key["quantizer"] == "test_halve" and key["version"] == "2"
-    assert len(list(tmp_path.glob("test_halve-3-*.npz"))) == 4
+    y = np.array([0, 1])
+    digests = {}
+    try:
+        for version, expected_calls in (("1", 1), ("1", 1), ("2", 2)):  # built once per version, then read
+            spec = registry.register("test_halve", halve, level_range=(1, 10), version=version, overwrite=True)
+            digests[version] = level_store.build(tmp_path / f"v{version}", x, y, spec.name, 3)["digest"]
+            assert len(calls) == expected_calls, version
+        with pytest.raises(UserError, match="holds another level store"):  # never served the old version's output
+            level_store.build(tmp_path / "v1", x, y, "test_halve", 3)
+    finally:
+        registry._REGISTRY.pop("test_halve")
+    assert digests["1"] != digests["2"]
+    store = level_store.LevelStore(tmp_path / "v2")
+    np.testing.assert_array_equal(np.stack([store.decode(i) for i in range(2)]), x // 2)
+    assert np.isnan(store.level_bits).all()  # the quantizer counts no bits; the PNG copy's size is not its rate
 
 
 def test_weights_digest_changes_with_any_weight():

@@ -4,16 +4,12 @@ import errno
 import json
 import pathlib
 
-import numpy as np
 import pytest
 
 from helmjax import atomic_io
-from helmjax.quantizers import registry
 from helmjax.testing import crash_harness
 from helmjax.sweeps import sweep
 from helmjax.errors import UserError
-from helmjax.sweeps.quantized_data import quantize
-from tests.conftest import make_stripes
 from tests.test_sweep import tiny_config
 
 QUIET = dict(progress=False, log=lambda *_: None)
@@ -61,15 +57,20 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
         assert resumed[key] == straight[key], key
 
 
-def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, caplog):
-    ds = make_stripes()
-    first = quantize(ds, 20, registry.get("pillow_jpeg"), {"subsampling": "4:2:0"}, "both", tmp_path)
-    for path in tmp_path.glob("*.npz"):
-        path.write_bytes(b"PK\x03\x04 not really a zip")
-    again = quantize(ds, 20, registry.get("pillow_jpeg"), {"subsampling": "4:2:0"}, "both", tmp_path)
-    assert "unreadable" in caplog.text
-    assert np.array_equal(first.x_train, again.x_train) and first.info == again.info
-    assert all(np.load(p)["data"].dtype == np.uint8 for p in tmp_path.glob("*.npz"))  # rebuilt on disk
+@pytest.mark.slow
+def test_a_corrupt_level_store_shard_is_detected_and_rebuilt(tmp_path, caplog):
+    c = tiny_config("grid.level=20", "train.epochs=1")
+    first = sweep.run_sweep(c, tmp_path, **QUIET).rows[0]
+    [shard] = (tmp_path / "cache" / "stores").glob("pillow_jpeg-20-train-*/*.array_record")
+    intact = shard.read_bytes()
+    shard.write_bytes(intact[:100] + bytes(len(intact) - 100))  # same size, other bytes: a foreign file
+    run_dir = tmp_path / c.name / "runs" / "q20-A-s0"
+    for path in sorted(run_dir.rglob("*"), reverse=True):  # the run trains again, reading the store
+        path.unlink() if path.is_file() else path.rmdir()
+    again = sweep.run_sweep(c, tmp_path, **QUIET).rows[0]
+    assert "SHA-256 differs" in caplog.text and "rebuilding it" in caplog.text
+    assert shard.read_bytes() == intact  # rebuilt byte for byte
+    assert again["test_acc"] == first["test_acc"] and again["bpp"] == first["bpp"]
 
 
 @pytest.mark.slow

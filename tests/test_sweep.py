@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from helmjax import config as config_lib
+from helmjax.data import level_store
 from helmjax.sweeps import sweep
 from helmjax.distributed import RunClaim
 from helmjax.errors import UserError
@@ -122,11 +123,26 @@ def test_stacks_are_runs_of_one_architecture_resuming_from_one_epoch_in_grid_ord
 
 
 @pytest.mark.slow
-def test_quantized_data_is_cached(tmp_path):
-    c = tiny_config("grid.level=10")
+def test_levels_are_stored_once_as_files_whose_size_is_the_rate(tmp_path):
+    c = tiny_config("grid.level=raw,10")
     sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
-    cached = sorted(p.name for p in (tmp_path / c.name / "cache").iterdir())
-    assert len(cached) == 2 and all(n.startswith("pillow_jpeg-10-") for n in cached)
+    root = tmp_path / "cache" / "stores"
+    stores = sorted(p.name.rsplit("-", 1)[0] for p in root.iterdir())
+    assert stores == ["pillow_jpeg-10-test", "pillow_jpeg-10-train", "raw-test", "raw-train"]
+    built = {p: p.stat().st_mtime_ns for p in root.rglob("*.array_record")}
+    # the level's rate is the stored files' size, exactly (train then test)
+    jpeg = [level_store.LevelStore(next(root.glob(f"pillow_jpeg-10-{split}-*"))) for split in ("train", "test")]
+    with np.load(tmp_path / c.name / "rates" / "q10.npz") as f:
+        assert np.array_equal(f["file"], np.concatenate([8.0 * np.array([len(s[i][0]) for i in range(len(s))])
+                                                         for s in jpeg]))
+    rows = [json.loads(line) for line in (tmp_path / c.name / "results.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["quality"] == 10)
+    pixels = jpeg[0].plan.item_shape[0] * jpeg[0].plan.item_shape[1]
+    assert float(row["bpp"]) == pytest.approx(sum(s.index["record_bytes"] * 8 for s in jpeg)
+                                              / sum(len(s) for s in jpeg) / pixels)
+    # another seed reads the same stores: nothing is encoded again
+    sweep.run_sweep(tiny_config("grid.level=raw,10", "grid.seed=1"), tmp_path, progress=False, log=lambda *_: None)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.array_record")} == built
 
 
 @pytest.mark.parametrize("override, message", [

@@ -2,14 +2,16 @@
 
 Why: the in-memory cache (`sweeps.quantized_data`) keeps decoded pixels and throws the coded bytes away, so a level
 takes as much room as raw and its rate is a number kept beside it. Here each record is one item's file exactly (a
-JPEG, WebP, AVIF, JPEG XL, JPEG 2000 or MP3 file; PNG or 16-bit FLAC for a quantizer with no file format and for
+JPEG, WebP, AVIF, JPEG XL, JPEG 2000 or MP3 file; PNG or 16-bit FLAC (32-bit float WAV for audio that is not 16-bit
+PCM, e.g. synthesised) for a quantizer with no file format and for
 the raw level), so the store's size is the level's rate, a data set larger than memory is read item by item, and
 anyone reads it with array_record and Pillow alone (README, "The level store").
 
 A level's folder:
 
     shard-00000-of-00004.array_record   the items' files, in data set order (one record = one file)
-    shard-00000-of-00004.npy            per record: label, file_bits (= 8 * bytes of the record), payload_bits
+    shard-00000-of-00004.npy            per record: label, file_bits (= 8 * bytes of the record), payload_bits,
+                                        level_bits and level_payload_bits (what the level costs: see META_DTYPE)
     shard-00000-of-00004.json           the shard's pending entry: the level's digest, items, bytes, SHA-256
     index.json                          written once every shard is there: digest, format, shards, rates
 
@@ -42,7 +44,7 @@ from helmjax.quantizers import registry
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT = 1  # of the files and of index.json; a change makes every digest new
+STORE_FORMAT = 2  # of the files and of index.json; a change makes every digest new
 INDEX_FILE = "index.json"
 # One record per chunk, so a record is read alone; no zstd: the records are already coded files (it would cost a
 # decompression per read for nothing), and the shard's size stays the sum of its files plus framing.
@@ -54,8 +56,12 @@ SHARD_SIZE = 4096
 PNG_LEVEL = 6  # zlib level of the PNG files (Pillow's default)
 # Quantizers whose own file is kept -> its format (also the usual file suffix).
 OWN_FILES = {"pillow_jpeg": "jpeg", "webp": "webp", "avif": "avif", "jpegxl": "jxl", "jpeg2000": "j2k", "mp3": "mp3"}
-# Per record, beside the records: NaN payload where the file's headers are not separable.
-META_DTYPE = np.dtype([("label", "<i8"), ("file_bits", "<i8"), ("payload_bits", "<f8")])
+# Per record, beside the records: NaN payload where the file's headers are not separable. level_bits and
+# level_payload_bits are what the level costs: the file's own bits for a codec's file, the quantizer's own count
+# where the file is a lossless copy of its output (the JAX JPEG codec's coded size; NaN where it counts none), the
+# PNG or FLAC file's bits at the raw level.
+META_DTYPE = np.dtype([("label", "<i8"), ("file_bits", "<i8"), ("payload_bits", "<f8"), ("level_bits", "<f8"),
+                       ("level_payload_bits", "<f8")])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +72,10 @@ class Plan:
     level: Any  # validated by the quantizer's spec; "raw"
     options: dict  # the options the quantizer takes
     modality: str  # "image" or "audio"
-    format: str  # "jpeg", "webp", "avif", "jxl", "j2k", "mp3"; "png" / "flac": pixels or samples kept losslessly
+    format: str  # "jpeg", "webp", "avif", "jxl", "j2k", "mp3"; "png" / "flac" / "wav": kept losslessly
     item_shape: Tuple[int, ...]
     sample_rate: Optional[int]  # audio
+    fitted: Optional[str] = None  # digest of a fitted quantizer's state (learned JPEG tables), passed to its apply
 
     @classmethod
     def from_index(cls, index: dict) -> "Plan":
@@ -76,12 +83,22 @@ class Plan:
         return cls(**dict(fields, item_shape=tuple(fields["item_shape"])))
 
 
-def _lossless_version(modality: str) -> str:
-    if modality == "image":
+def _lossless_version(fmt: str) -> str:
+    if fmt == "png":
         import PIL
         return f"PNG through Pillow {PIL.__version__} (zlib level {PNG_LEVEL})"
     import soundfile
-    return f"16-bit FLAC through libsndfile {soundfile.__libsndfile_version__}"
+    kind = "16-bit FLAC" if fmt == "flac" else "32-bit float WAV"
+    return f"{kind} through libsndfile {soundfile.__libsndfile_version__}"
+
+
+def _is_pcm16(x, chunk: int = 256) -> bool:
+    """Whether every sample is a 16-bit PCM value (x * 32768 whole, in range), as read from 16-bit files."""
+    for start in range(0, len(x), chunk):
+        pcm = np.asarray(x[start:start + chunk], np.float64) * 32768.0
+        if not (np.array_equal(np.round(pcm), pcm) and pcm.min(initial=0) >= -32768 and pcm.max(initial=0) < 32768):
+            return False
+    return True
 
 
 def _modality(x) -> str:
@@ -95,15 +112,16 @@ def _modality(x) -> str:
 
 
 def make_plan(x, quantizer: Optional[str], level, options: Optional[dict] = None,
-              sample_rate: Optional[int] = None) -> Plan:
-    """The plan of `x` at `level` of `quantizer` (level "raw": the data kept losslessly, quantizer ignored)."""
+              sample_rate: Optional[int] = None, fitted: Optional[dict] = None) -> Plan:
+    """The plan of `x` at `level` of `quantizer` (level "raw": the data kept losslessly, quantizer ignored);
+    `fitted`: the state of a quantizer fitted on training data (`quantized_data.fitted_state`)."""
     modality = _modality(x)
     if modality == "audio" and not sample_rate:
         raise UserError("an audio level store needs the clips' sample_rate (ArrayDataset.sample_rate)")
     sample_rate = int(sample_rate) if modality == "audio" else None
-    lossless = {"image": "png", "audio": "flac"}[modality]
+    lossless = "png" if modality == "image" else "flac" if _is_pcm16(x) else "wav"
     if level == RAW:
-        return Plan(RAW, _lossless_version(modality), RAW, {}, modality, lossless, tuple(x.shape[1:]), sample_rate)
+        return Plan(RAW, _lossless_version(lossless), RAW, {}, modality, lossless, tuple(x.shape[1:]), sample_rate)
     spec = registry.get(quantizer)
     if spec.modality != modality:
         raise UserError(f"quantizer {spec.name!r} codes {spec.modality}, but the data are {modality}")
@@ -112,16 +130,18 @@ def make_plan(x, quantizer: Optional[str], level, options: Optional[dict] = None
         options.setdefault("sample_rate", sample_rate)
     options = registry.accepted_options(spec, options)
     options.pop("workers", None)  # mp3.compress's process count: not part of the output
-    fmt = OWN_FILES.get(spec.name, lossless)
-    version = spec.version if spec.name in OWN_FILES else f"{spec.version}; {_lossless_version(modality)}"
-    return Plan(spec.name, version, spec.check(level), options, modality, fmt, tuple(x.shape[1:]), sample_rate)
+    # a quantizer's output is not 16-bit PCM in general: float WAV keeps any float32 output exactly
+    fmt = OWN_FILES.get(spec.name, "png" if modality == "image" else "wav")
+    version = spec.version if spec.name in OWN_FILES else f"{spec.version}; {_lossless_version(fmt)}"
+    return Plan(spec.name, version, spec.check(level), options, modality, fmt, tuple(x.shape[1:]), sample_rate,
+                None if fitted is None else registry.weights_digest(fitted))
 
 
 def level_key(plan: Plan, fingerprint: str) -> dict:
     """What a store's files depend on; its `key_digest` is the store's digest."""
     return {"store_format": STORE_FORMAT, "dataset": fingerprint, "quantizer": plan.quantizer,
             "version": plan.version, "level": plan.level, "options": plan.options, "format": plan.format,
-            "item_shape": list(plan.item_shape), "sample_rate": plan.sample_rate}
+            "item_shape": list(plan.item_shape), "sample_rate": plan.sample_rate, "fitted": plan.fitted}
 
 
 # ---- files of one item -------------------------------------------------------------------------------------------
@@ -145,7 +165,16 @@ def _flac(waveform: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
+def _wav(waveform: np.ndarray, sample_rate: int) -> bytes:
+    import soundfile
+    buf = io.BytesIO()
+    soundfile.write(buf, np.asarray(waveform, np.float32), sample_rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
 def _lossless_file(plan: Plan, item: np.ndarray) -> bytes:
+    if plan.format == "wav":
+        return _wav(item, plan.sample_rate)
     return _png(item) if plan.modality == "image" else _flac(item, plan.sample_rate)
 
 
@@ -165,14 +194,28 @@ def _own_file(plan: Plan, item: np.ndarray) -> Tuple[bytes, Optional[int]]:
     return data, None if payload is None else payload(data)
 
 
-def encode_items(plan: Plan, items: np.ndarray) -> Tuple[list, list]:
-    """(files, payload bytes or None each) of a batch of items at the plan's level."""
+def encode_items(plan: Plan, items: np.ndarray, fitted: Optional[dict] = None) -> Tuple[list, list, np.ndarray]:
+    """(files, payload bytes or None each, (2, N) level bits and payload bits) of a batch of items at the plan's
+    level; `fitted` the state whose digest the plan holds."""
     if plan.quantizer in OWN_FILES:
         pairs = [_own_file(plan, item) for item in items]
-        return [f for f, _ in pairs], [p for _, p in pairs]
-    if plan.level != RAW:  # a quantizer with no file format: its output, kept losslessly
-        items = registry.get(plan.quantizer).apply(np.asarray(items), plan.level, **plan.options).data
-    return [_lossless_file(plan, item) for item in items], [None] * len(items)
+        files, payloads = [f for f, _ in pairs], [p for _, p in pairs]
+        return files, payloads, np.array([[8.0 * len(f) for f in files],
+                                          [np.nan if p is None else 8.0 * p for p in payloads]]).reshape(2, -1)
+    if plan.level == RAW:
+        files = [_lossless_file(plan, item) for item in items]
+        bits = np.array([8.0 * len(f) for f in files])
+        return files, [None] * len(files), np.stack([bits, bits])
+    # a quantizer with no file format: its output kept losslessly, the level charged what the quantizer counts
+    if (fitted is None) != (plan.fitted is None) or (fitted is not None and registry.weights_digest(fitted)
+                                                       != plan.fitted):
+        raise ValueError(f"level store of {plan.quantizer}: the fitted state does not match the plan's")
+    result = registry.get(plan.quantizer).apply(np.asarray(items), plan.level, **plan.options,
+                                                **({} if fitted is None else {"fitted": fitted}))
+    n = len(items)
+    level_bits = np.stack([np.full(n, np.nan) if b is None else np.asarray(b, np.float64)
+                           for b in (result.bits_per_item, result.payload_bits)])
+    return [_lossless_file(plan, item) for item in result.data], [None] * n, level_bits
 
 
 def _pillow_decode(data: bytes, shape: tuple) -> np.ndarray:
@@ -192,8 +235,8 @@ def decode_file(plan: Plan, data: bytes) -> np.ndarray:
         audio, rate = mp3.decode(data)
         return mp3.align(audio, rate, plan.level, length=plan.item_shape[0], **plan.options)
     from helmjax import audio_decode
-    audio, _ = audio_decode.decode(data, undecodable=lambda why: f"a stored FLAC file is not readable: {why}",
-                                   no_frames="a stored FLAC file holds no samples")
+    audio, _ = audio_decode.decode(data, undecodable=lambda why: f"a stored {plan.format} file is not readable: "
+                                   f"{why}", no_frames=f"a stored {plan.format} file holds no samples")
     return audio[:, 0]
 
 
@@ -241,13 +284,14 @@ def _write_records(path: pathlib.Path, files: Sequence[bytes]):
 
 
 def build_shard(directory: pathlib.Path, plan: Plan, digest: str, i: int, count: int, start: int,
-                items: np.ndarray, labels: np.ndarray) -> dict:
+                items: np.ndarray, labels: np.ndarray, fitted: Optional[dict] = None) -> dict:
     """Encodes and writes shard `i`: records, then labels and bits, then its pending entry (which says it is done)."""
-    files, payloads = encode_items(plan, items)
+    files, payloads, level_bits = encode_items(plan, items, fitted)
     meta = np.zeros(len(files), META_DTYPE)
     meta["label"] = labels
     meta["file_bits"] = [8 * len(f) for f in files]
     meta["payload_bits"] = [np.nan if p is None else 8 * p for p in payloads]
+    meta["level_bits"], meta["level_payload_bits"] = level_bits
     paths = _paths(directory, i, count)
     for stale in directory.glob(f".{paths['records'].name}.*.tmp"):  # left by a killed build of this shard
         stale.unlink(missing_ok=True)
@@ -348,21 +392,24 @@ def finish(directory: pathlib.Path, plan: Plan, key: dict, bounds: list) -> Opti
 
 def build(directory, x, y, quantizer: Optional[str], level, options: Optional[dict] = None, *,
           sample_rate: Optional[int] = None, shard_size: int = SHARD_SIZE, workers: Optional[int] = None,
-          process_index: int = 0, process_count: int = 1, fingerprint: Optional[str] = None) -> Optional[dict]:
+          process_index: int = 0, process_count: int = 1, fingerprint: Optional[str] = None,
+          fitted: Optional[dict] = None) -> Optional[dict]:
     """Writes `x` (uint8 images or float waveforms; anything sliced as x[a:b], e.g. np.memmap) with labels `y` at
     `level` of `quantizer` ("raw": kept losslessly) into `directory`, one folder per level.
 
     This process builds shards i with i % process_count == process_index over `workers` local processes (default
     all cores), skipping those already there and whole, then writes the index if every shard is present. Returns
     the index, or None while other processes' shards are missing. `fingerprint`: the data's digest when known
-    (default: a hash of x and y).
+    (default: a hash of x and y); `fitted`: a fitted quantizer's state (learned JPEG tables), keyed by its digest.
+    A quantizer with no file format (the JAX JPEG codec, bit depth) runs in this process, batched by shard: its
+    compiled program is not rebuilt in every worker.
     """
     directory = pathlib.Path(directory)
     if len(x) != len(y):
         raise UserError(f"a level store needs one label per item; got {len(x)} items and {len(y)} labels")
     if not 0 <= process_index < process_count:
         raise UserError(f"process_index={process_index} must be in [0, process_count={process_count})")
-    plan = make_plan(x, quantizer, level, options, sample_rate)
+    plan = make_plan(x, quantizer, level, options, sample_rate, fitted)
     key = level_key(plan, fingerprint or content_digest((np.asarray(x), np.asarray(y))))
     digest = key_digest(key)
     index_path = directory / INDEX_FILE
@@ -382,8 +429,10 @@ def build(directory, x, y, quantizer: Optional[str], level, options: Optional[di
             start, stop = bounds[i]
             # deferred, so only the shards in flight are in memory
             tasks.append(lambda i=i, start=start, stop=stop: (
-                directory, plan, digest, i, count, start, np.asarray(x[start:stop]), np.asarray(y[start:stop])))
-    _build_all(tasks, workers or os.cpu_count() or 1)
+                directory, plan, digest, i, count, start, np.asarray(x[start:stop]), np.asarray(y[start:stop]),
+                fitted))
+    in_process = plan.level != RAW and plan.quantizer not in OWN_FILES
+    _build_all(tasks, 1 if in_process else workers or os.cpu_count() or 1)
     return finish(directory, plan, key, bounds)
 
 
@@ -451,6 +500,11 @@ class LevelStore:
     @property
     def labels(self) -> np.ndarray:
         return self.meta["label"]
+
+    @property
+    def level_bits(self) -> np.ndarray:
+        """(2, N) what each item costs at this level: bits, payload bits (NaN where not separable)."""
+        return np.stack([self.meta["level_bits"], self.meta["level_payload_bits"]])
 
     @property
     def rates(self) -> dict:

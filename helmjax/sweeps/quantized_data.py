@@ -1,8 +1,10 @@
-"""A dataset quantized at one level: the arrays to train on and what the level costs (bits per pixel / second).
+"""A dataset quantized at one level: what the level costs (bits per pixel / second), the state of a quantizer fitted
+on the training split, and the level in memory for library use.
 
-Quantized copies are cached in the workdir keyed by (dataset contents, quantizer name and version, level, options,
-split), written atomically, so a re-run or a resumed sweep never recompresses, a corrupt cache file is rebuilt, and
-a quantizer whose output changed (a new version, new weights) is never served its old output.
+A sweep keeps each level as files (`data.level_store`), keyed by the data, the quantizer and its version, the
+level, its options and a fitted state's digest, so a re-run never recompresses and a quantizer whose output changed
+(a new version, new weights) is never served its old output. Fitted states are kept in the sweep's cache as JSON
+(and .npz), written atomically; an unreadable one is fitted again.
 """
 
 import dataclasses
@@ -38,30 +40,6 @@ class LevelData:
 def fingerprint(ds: ArrayDataset) -> str:
     """Content hash of a dataset (its arrays), so the cache key changes whenever the data does."""
     return content_digest((ds.x_train, ds.y_train, ds.x_test, ds.y_test))
-
-
-def _cache_path(cache_dir: pathlib.Path, key: dict) -> pathlib.Path:
-    digest = key_digest(key)
-    return cache_dir / f"{key['quantizer']}-{registry.level_text(key['level'])}-{key['split']}-{digest}.npz"
-
-
-def _load_cached(path: pathlib.Path, like: np.ndarray):
-    try:
-        with np.load(path) as f:
-            data, bits = f["data"], f["bits"]
-        if data.shape != like.shape or data.dtype != like.dtype or bits.shape != (2, len(like)):
-            raise ValueError(f"shape {data.shape} {data.dtype} != {like.shape} {like.dtype}")
-        return data, bits
-    except Exception as e:  # truncated or corrupt (a kill during a write by an older version, a full disk)
-        logging.warning("quantized cache %s is unreadable (%s); recomputing it", path, e)
-        return None
-
-
-def cache_key(key_base: dict, spec: registry.QuantizerSpec, level, options: dict, split: str) -> dict:
-    """What a cached quantized split depends on: the data (`key_base`), the quantizer and its version, the level
-    (validated, so 5 and 5.0 of a float quantizer are one key), its options and the split."""
-    return dict(key_base, quantizer=spec.name, version=spec.version, level=spec.check(level), split=split,
-                options=options)
 
 
 def fitted_state(ds: ArrayDataset, spec: registry.QuantizerSpec, level, options: dict,
@@ -115,31 +93,17 @@ def _read_state(path: pathlib.Path) -> dict:
         return dict(header, **{name: f[name] for name in header["arrays"]})
 
 
-def quantize_split(x: np.ndarray, spec: QuantizerSpec, level, options: dict, cache_dir: Optional[pathlib.Path],
-                   key_base: dict, split: str, fitted: Optional[dict] = None):
-    """(quantized x, bits per item) for one split, through the cache when `cache_dir` is given; `fitted`: the
-    quantizer's fitted state (`fitted_state`), passed to it and keyed by its digest."""
-    path = None
+def quantize_split(x: np.ndarray, spec: QuantizerSpec, level, options: dict, fitted: Optional[dict] = None):
+    """(quantized x, (2, N) bits and payload bits per item) of one split; `fitted`: the quantizer's fitted state
+    (`fitted_state`), passed to it."""
     extra = {} if fitted is None else {"fitted": fitted}
-    if cache_dir is not None:
-        key = cache_key(key_base, spec, level, options, split)
-        if fitted is not None:
-            key["fitted"] = registry.weights_digest(fitted)
-        path = _cache_path(pathlib.Path(cache_dir), key)
-        if path.exists():
-            cached = _load_cached(path, x)
-            if cached is not None:
-                return cached
     result = spec.apply(x, level, **options, **extra)
     if result.data.shape != x.shape or result.data.dtype != x.dtype:
         raise UserError(f"quantizer {spec.name!r} returned {result.data.shape} {result.data.dtype} for input "
                         f"{x.shape} {x.dtype}; a quantizer must keep shape and dtype")
     bits = result.bits_per_item if result.bits_per_item is not None else np.full(len(x), np.nan)
     payload = result.payload_bits if result.payload_bits is not None else np.full(len(x), np.nan)
-    bits = np.stack([np.asarray(bits, np.float64), np.asarray(payload, np.float64)])
-    if path is not None:
-        atomic_io.write_npz(path, data=result.data, bits=bits)
-    return result.data, bits
+    return result.data, np.stack([np.asarray(bits, np.float64), np.asarray(payload, np.float64)])
 
 
 def raw_info(ds: ArrayDataset) -> dict:
@@ -178,10 +142,10 @@ def level_info(ds: ArrayDataset, bits: np.ndarray, spec: registry.QuantizerSpec,
 
 
 def quantize(ds: ArrayDataset, level: Union[int, float, str], spec: QuantizerSpec, options: dict,
-             apply_to: str = "both", cache_dir: Optional[pathlib.Path] = None,
-             dataset_key: Optional[str] = None) -> LevelData:
-    """The dataset at `level` ("raw" = as is) with quantizer `spec` (`registry.get(name)`); `apply_to` says which
-    splits are compressed."""
+             apply_to: str = "both", cache_dir: Optional[pathlib.Path] = None) -> LevelData:
+    """The dataset at `level` ("raw" = as is) with quantizer `spec` (`registry.get(name)`) in memory, for library
+    use; `apply_to` says which splits are compressed, `cache_dir` keeps a fitted quantizer's state. Sweeps keep
+    their levels as files instead (`data.level_store`)."""
     if level == RAW:
         return LevelData(RAW, ds.x_train, ds.x_test, raw_info(ds))
     if apply_to not in APPLY_TO:
@@ -189,12 +153,11 @@ def quantize(ds: ArrayDataset, level: Union[int, float, str], spec: QuantizerSpe
     options = dict(options)
     if spec.modality == "audio":
         options.setdefault("sample_rate", ds.sample_rate)
-    key_base = {"dataset": dataset_key or fingerprint(ds)}
     x_train, x_test, bits = ds.x_train, ds.x_test, None
     fitted = fitted_state(ds, spec, level, options, cache_dir)  # learned on train only, reused for test
     if apply_to in ("both", "train"):
-        x_train, bits = quantize_split(ds.x_train, spec, level, options, cache_dir, key_base, "train", fitted)
+        x_train, bits = quantize_split(ds.x_train, spec, level, options, fitted)
     if apply_to in ("both", "test"):
-        x_test, test_bits = quantize_split(ds.x_test, spec, level, options, cache_dir, key_base, "test", fitted)
+        x_test, test_bits = quantize_split(ds.x_test, spec, level, options, fitted)
         bits = test_bits if bits is None else np.concatenate([bits, test_bits], axis=1)
     return LevelData(level, x_train, x_test, level_info(ds, bits, spec, level, options), bits)

@@ -19,6 +19,8 @@ import pathlib
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from helmjax import atomic_io, layout
 from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
@@ -30,6 +32,7 @@ from helmjax.sweeps.quantized_data import fingerprint
 from helmjax.training import run_files
 from helmjax.training.checkpoints import latest_epoch_on_disk
 from helmjax.training.loop import StopFlag, StopRequested, train_runs
+from helmjax.training.pipeline import Split
 from helmjax.training.trainer import Trainer
 
 __all__ = ["StopFlag", "StopRequested", "RunSpec", "run_sweep", "run_plan", "collect_results", "write_results"]
@@ -223,7 +226,8 @@ def _train_runs(setting: SettingPlan, todo: List[RunSpec], stop, progress, log):
         if noise_record.read(sweep_dir) is None:  # the raw data's noise, measured once per sweep without a classifier
             camera = setting.data.options if setting.data.name == "camera" else None
             noise_record.write(sweep_dir, noise_record.measure(ds, quantizer.subsampling, camera, setting.confidence))
-    levels = Levels(quantizer, setting.data, setting.features, ds, sweep_dir, key, log, reference.fields(ds))
+    levels = Levels(quantizer, setting.data, setting.features, ds, sweep_dir, key, log, reference.fields(ds),
+                    setting.train)
     is_image = setting.data.modality == "image"
     trainers = {}
     for arch in dict.fromkeys(run.arch for run in todo):  # compiled once per architecture, reused by its stacks
@@ -268,7 +272,7 @@ def _claim_and_train(setting: SettingPlan, runs: List[RunSpec], levels: Levels, 
             return
         run_dirs = [setting.run_dir(run) for run in members]
         datas = [levels.get(run.level)[0] for run in members]
-        sample = datas[0].x_train[:1]
+        sample = Split.of(datas[0]).train.read(np.arange(1))[0]
         stack = {"size": len(members), "mode": trainer.profile.stack_mode, "members": [m.name for m in members]}
         record = trainer.performance_record(sample)
         for run, run_dir in zip(members, run_dirs):
