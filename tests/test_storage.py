@@ -142,6 +142,7 @@ def test_storage_and_mismatch_sections_on_a_real_tiny_sweep(tmp_path):
 
     mixed = ml_collections.ConfigDict(dict(tree, name="mismatch"))
     mixed.grid.axes = [["quantizer.apply_to", ["both", "train", "test"]]]
+    mixed.train.epochs = 1  # the storage axis set the epochs per size; this axis does not
     out = sweep.run_sweep(mixed, tmp_path, progress=False, log=lambda *_: None)
     assert not out.failed
     path, _ = facets.write_facet_report(tmp_path / "mismatch")
