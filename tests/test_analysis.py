@@ -18,6 +18,7 @@ from helmjax.analysis.convergence import epochs_to_reach
 from helmjax.testing.synthetic_sweep import (CODEC, LOSSLESS_BPP, SyntheticSweep, bit_depth_rates, jpeg_like_rates,
                                         mp3_like_rates, write_sweep)
 from helmjax.errors import UserError
+from helmjax.reporting.report import summary_text
 from helmjax.quantizers import registry
 from helmjax.quantizers.jpeg_tables import LUMA_TABLE as LUMINANCE_TABLE, ijg_scale_factor, scaled_table
 from helmjax.quantizers.pillow_jpeg import quantization_step as jpeg_step
@@ -207,6 +208,17 @@ def test_one_seed_is_exploratory_and_reference_seeds_cover_training_noise(tmp_pa
     assert not more.exploratory and more.per_arch["A"].seeds_covered
     assert more.accuracy[-1]["level"] == RAW and more.accuracy[-1]["n"] == 4
     assert more.missing == []
+
+
+def test_a_reference_above_the_calibrated_ceiling_makes_the_answer_exploratory(tmp_path):
+    # 3 seeds everywhere (training noise covered): only the accuracy decides
+    high = _analyze(tmp_path / "high", plateau={"A": 0.999}, archs={"A": 701_386})
+    assert not high.per_arch["A"].calibrated and high.per_arch["A"].seeds_covered and high.exploratory
+    assert "reference above 99.5%" in high.exploratory_reason and "one seed" not in high.exploratory_reason
+    assert any("above 99.5% for A" in w and "exploratory" in w for w in high.warnings)
+    assert "EXPLORATORY: reference above 99.5%" in summary_text(high)
+    usual = _analyze(tmp_path / "usual", plateau={"A": 0.99}, archs={"A": 701_386})
+    assert usual.per_arch["A"].calibrated and not usual.exploratory and usual.exploratory_reason == ""
 
 
 def test_a_failed_reference_run_is_flagged(tmp_path):

@@ -122,8 +122,19 @@ class Analysis:
 
     @property
     def exploratory(self) -> bool:
-        """Some comparison covers test-example noise only (one seed and nothing to borrow)."""
-        return any(not r.seeds_covered for r in self.per_arch.values())
+        """Some comparison covers test-example noise only (one seed and nothing to borrow), or some reference is
+        above the accuracy where the calibration showed the 5% (`per_arch.CALIBRATED_CEILING`)."""
+        return any(not r.seeds_covered or not r.calibrated for r in self.per_arch.values())
+
+    @property
+    def exploratory_reason(self) -> str:
+        """Why the report is exploratory, in a few words ("" when it is not)."""
+        reasons = []
+        if any(not r.seeds_covered for r in self.per_arch.values()):
+            reasons.append("one seed, training noise not covered")
+        if any(not r.calibrated for r in self.per_arch.values()):
+            reasons.append(f"reference above {100 * arch_findings.CALIBRATED_CEILING:g}%, where the 5% is not shown")
+        return "; ".join(reasons)
 
     @property
     def scale(self) -> LevelScale:
@@ -383,6 +394,13 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     if single:
         warnings.append(f"one seed per level for {', '.join(single)}: intervals cover test-example noise only, not "
                         f"training noise, so the result is exploratory; run 2+ seeds (grid.seed) for a measurement")
+    ceiling = sorted(arch for arch, result in per_arch.items() if not result.calibrated)
+    if ceiling:
+        warnings.append(
+            f"reference accuracy above {100 * arch_findings.CALIBRATED_CEILING:g}% for {', '.join(ceiling)}: "
+            f"there the calibration of the analysis (VALIDATION.md, section 1) found 5-12% false passes instead of "
+            f"5% (too few test errors per run to measure the seed spread), so q* is exploratory; a larger test set "
+            f"or a harder task keeps the errors countable")
 
     convergence, convergence_by_group = arch_findings.run_convergence(sweep_dir, runs, warnings)
     for row in accuracy:

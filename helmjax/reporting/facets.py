@@ -82,7 +82,7 @@ def facet_rows(facets: List[Facet]) -> List[dict]:
                 "sigma_estimate": noise.get("sigma"), "sigma_estimate_ci": noise.get("sigma_ci"),
                 "q_n": noise.get("q_n"), "true_sigma": true.get("sigma"),
                 "true_entropy_bits_per_pixel": true.get("entropy_bits_per_pixel"),
-                "exploratory": not result.seeds_covered,
+                "exploratory": not result.seeds_covered or not result.calibrated,
                 "not_learned": [r for r in a.at_chance if r["arch"] == arch],
                 "accuracy": [{"level": r["level"], "mean": r["mean"], "ci": r["ci"], "n": r["n"]}
                              for r in a.accuracy if r["arch"] == arch],

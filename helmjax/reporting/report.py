@@ -242,7 +242,7 @@ def summary_text(analysis: Analysis, family: bool = True) -> str:
     if a.per_arch:
         lines.append(f"  sweet spot = most compressed level not worse than the reference by more than {_margin(a)} "
                      f"(one-sided {_sequence_confidence(a)}, fixed sequence)"
-                     + ("; EXPLORATORY: one seed, training noise not covered" if a.exploratory else ""))
+                     + (f"; EXPLORATORY: {a.exploratory_reason}" if a.exploratory else ""))
         if family:
             lines.append(f"  {family_sentence(a)}")
     for arch in a.archs:
@@ -347,7 +347,10 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
              f"architectures: {', '.join(a.archs) or 'none'}. Runs: {a.runs['done']} done, {a.runs['failed']} failed, "
              f"{a.runs['missing']} missing. Accuracy is the test accuracy of the best-validation parameters. "
              f"Margin {_margin(a)}; intervals are {a.settings['confidence']:.0%} and cover test-example noise"
-             + (" only (one seed: exploratory)." if a.exploratory else " and training-seed noise."), "",
+             + (" only (one seed: exploratory)." if any(not r.seeds_covered for r in a.per_arch.values())
+                else " and training-seed noise.")
+             + (f" EXPLORATORY: {a.exploratory_reason}." if any(not r.calibrated for r in a.per_arch.values())
+                else ""), "",
              family_sentence(a), "",
              "## Findings", ""]
     if not a.per_arch:
