@@ -69,7 +69,8 @@ def sweep(folder: pathlib.Path, workdir: pathlib.Path, sets) -> dict:
         sys.exit(f"the sweep failed ({status}):\n{out[-3000:]}")
     rows = [json.loads(line) for line in (workdir / "image_folder_q_sweep" / "results.jsonl").read_text().splitlines()]
     images = sum(r["n_train"] * r["epochs"] for r in rows)
-    return {"peak": usage.ru_maxrss * 1024, "wall": wall, "images_per_s": images / sum(r["train_seconds"] for r in rows)}
+    seconds = sum(r["train_seconds"] for r in rows)
+    return {"peak": usage.ru_maxrss * 1024, "wall": wall, "images_per_s": images / seconds}
 
 
 def main():

@@ -70,8 +70,9 @@ def bench(experiment: str, level, rounds: int, workdir: pathlib.Path):
     (_, _), t_warm = _timed(lambda: _levels(setting, ds, workdir).get(level))
     print(f"  preparing the level: in memory {t_old:.2f} s; stores built and decoded {t_cold:.2f} s "
           f"({t_cold / t_old:.2f}x); stores there, decoded {t_warm:.2f} s ({t_warm / t_old:.2f}x)")
-    streamed = Split(StoreSource(levels.store(level, "train"), levels.train_idx),
-                     StoreSource(levels.store(level, "train"), levels.val_idx), StoreSource(levels.store(level, "test")))
+    train_store, test_store = levels.store(level, "train"), levels.store(level, "test")
+    streamed = Split(StoreSource(train_store, levels.train_idx), StoreSource(train_store, levels.val_idx),
+                     StoreSource(test_store))
     arch = setting.runs[0].arch
     one_epoch = dataclasses.replace(setting.train, epochs=1)
     ways = {"arrays (old)": (arrays, one_epoch), "store, in memory": (in_memory, one_epoch),

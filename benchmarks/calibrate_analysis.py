@@ -407,7 +407,7 @@ def format_table(rows: List[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         knee = "none" if row["knee"] is None else f"{row['knee']:.1f}"
-        bracket = "—" if row["bracket"] is None else f"{row['bracket'][0]}-{row['bracket'][1]} ({100 * row['bracket'][1]:.0f}%)"
+        bracket = "—"
         if row["bracket"] is not None:
             (low, high), share = row["bracket"]
             bracket = f"({'≤' if low is None else low}, {high}) ({100 * share:.0f}%)"
