@@ -141,7 +141,7 @@ def test_run_py_plan_prints_the_plan_and_trains_nothing(tmp_path):
 # population accuracy = truth + training noise, quasi-binomial), 9 JPEG levels and raw at 95%; the top level (100,
 # tested first) is `drop` below raw, the others at raw's accuracy. Given to the planner: the simulation's own
 # training sd and κ (the latent model's own luck of a run over p(1 - p), what a pilot would measure).
-SWEEPS = 200
+SWEEPS = 600
 RESAMPLES = 100
 MODEL_ALLOWANCE = 0.02  # the planner's approximations: the Wilson skew at the expected accuracies, the measured
 # shared test-set part taken as 0, the quadrature grid (1500-3000-sweep runs agreed within 0.01)

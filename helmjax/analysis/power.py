@@ -113,7 +113,18 @@ def _chi2_nodes(df: int) -> Tuple[np.ndarray, np.ndarray]:
     return stats.chi2.ppf((np.arange(NODES) + 0.5) / NODES, df), np.full(NODES, 1.0 / NODES)
 
 
-def bound_offsets(design: Design, noise: Noise, drop: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+def _boundary_scale(design: Design, noise: Noise, drop: float, margin: Optional[float]) -> float:
+    """The analysis' scale of the level's seed variance, p(1 - p) at the null boundary p - δ where that is larger
+    than at the level's accuracy (`contrasts.Group.seed_scale`), relative to the reference's."""
+    if margin is None:
+        return _level_scale(design, noise, drop)
+    at_level = binomial_scale(noise.accuracy - drop, design.num_test)
+    at_boundary = binomial_scale(noise.accuracy - margin, design.num_test)
+    return max(at_level, at_boundary) / binomial_scale(noise.accuracy, design.num_test)
+
+
+def bound_offsets(design: Design, noise: Noise, drop: float = 0.0,
+                  margin: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
     """(offsets, weights): the distribution of how far the analysis' lower bound lies below D, over the variance
     estimates the design's seeds give.
 
@@ -122,9 +133,13 @@ def bound_offsets(design: Design, noise: Noise, drop: float = 0.0) -> Tuple[np.n
     group with 2+ seeds whose own variance is larger uses its own (df S - 1), as `Group.seed_variance` does. The
     bound is `bounded.Difference.lower`: the square-and-add of the two accuracies' Wilson limits at the t quantile
     of the Welch df (each accuracy's interval also holds the test set as a sample, (1 - κ) p(1 - p) / n, which
-    the pairing cancels in D), at the expected accuracies."""
+    the pairing cancels in D), at the expected accuracies. With `margin`, the level's seed variance in the
+    contrast (D's standard error, its df) is scaled at the null boundary where that is larger, as the analysis
+    does; its Wilson interval, a score interval, keeps its own accuracy's p(1 - p) (`bounded.Accuracy`); and the
+    pooled dispersion is at least 1/(R n) for the R runs pooled (`contrasts.Pooled.floor`)."""
     p_ref, p_level, n = noise.accuracy, noise.accuracy - drop, design.num_test
     level_scale = _level_scale(design, noise, drop)
+    contrast_scale = _boundary_scale(design, noise, drop, margin)
     s_l, s_r = design.level_seeds, design.reference_seeds
     if design.seeds_covered:
         run_var = noise.run_var(n)
@@ -135,10 +150,19 @@ def bound_offsets(design: Design, noise: Noise, drop: float = 0.0) -> Tuple[np.n
         q_l, q_r, q_x = (a.ravel() for a in np.meshgrid(q_l, q_r, q_x, indexing="ij"))
         nu = float(design.pooled_df)
         pooled = (q_l + q_r + q_x) / nu  # the pooled estimate over its truth
+        if margin is not None:  # the floor, in units of the true dispersion run_var / p(1 - p)
+            runs = (design.levels * s_l if s_l > 1 else 0) + (s_r if s_r > 1 else 0)
+            dispersion = run_var / binomial_scale(p_ref, n)
+            pooled = np.maximum(pooled, 1.0 / (runs * n) / dispersion) if runs else pooled
         own_l = q_l / df_l if df_l else np.zeros_like(q_l)
         own_r = q_r / df_r if df_r else np.zeros_like(q_r)
-        use_own_l, use_own_r = own_l > pooled * (1 + 1e-9), own_r > pooled * (1 + 1e-9)
-        v_l = run_var * level_scale / s_l * np.where(use_own_l, own_l, pooled)
+        # The level's own spread is as it is; the pooled estimate comes scaled to the boundary: it wins the max
+        # rule more often (more df), and the level's Wilson interval takes p(1 - p) / seed scale of the variance
+        # used (`bounded.Accuracy.effective_n`).
+        own_scaled_l, pooled_scaled_l = own_l * level_scale, pooled * contrast_scale
+        use_own_l, use_own_r = own_scaled_l > pooled_scaled_l * (1 + 1e-9), own_r > pooled * (1 + 1e-9)
+        v_l = run_var / s_l * np.where(use_own_l, own_scaled_l, pooled_scaled_l)  # D's standard error and df
+        wilson_l = v_l * level_scale / contrast_scale  # the level's own Wilson interval
         v_r = run_var / s_r * np.where(use_own_r, own_r, pooled)
         # Welch-Satterthwaite over the estimates used: terms from the pooled one share its df.
         v_pool = np.where(use_own_l, 0.0, v_l) + np.where(use_own_r, 0.0, v_r)
@@ -153,10 +177,11 @@ def bound_offsets(design: Design, noise: Noise, drop: float = 0.0) -> Tuple[np.n
         # holds each run's own luck on the examples and no training noise (normal quantile).
         weights = np.ones(1)
         v_l = np.array([noise.own_var(n, p_level) / s_l])
+        wilson_l = v_l
         v_r = np.array([noise.own_var(n, p_ref) / s_r])
         critical = np.array([stats.norm.ppf(design.confidence)])
     test_set = lambda p: (1.0 - noise.example_share) * binomial_scale(p, n) / n
-    return _mover_offset(p_level, v_l + test_set(p_level), p_ref, v_r + test_set(p_ref), v_l + v_r,
+    return _mover_offset(p_level, wilson_l + test_set(p_level), p_ref, v_r + test_set(p_ref), v_l + v_r,
                          critical, n), weights
 
 
@@ -189,7 +214,7 @@ def power(design: Design, noise: Noise, margin: float, drop: float = 0.0) -> flo
     sd = difference_sd(design, noise, drop)
     if sd == 0.0:  # no noise at all: D is the drop
         return float(margin > drop)
-    offsets, weights = bound_offsets(design, noise, drop)
+    offsets, weights = bound_offsets(design, noise, drop, margin)
     return float(np.sum(weights * stats.norm.cdf((margin - drop - offsets) / sd)))
 
 
