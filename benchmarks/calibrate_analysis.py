@@ -278,8 +278,10 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
         knee_called, knee_covered, brackets, noise_covered, exploratory = [], [], [], [], []
         for _ in range(sweeps):
             groups = simulate_groups(rng, config, resamples)
+            q_stars = {}
             for rule in RULES:
                 q_star, tests = sequence_under(rule, groups, scale, settings)
+                q_stars[rule] = q_star
                 if bad_levels:
                     false_pass[rule].append(any(t.passed and t.level in bad_levels for t in tests))
                 if boundary is not None:
@@ -289,7 +291,7 @@ def calibrate(configs: Sequence[Config], sweeps: int, resamples: int, seed: int,
             if not full:
                 continue
             result = per_arch.analyze_arch("A", None, groups, scale, [], None, settings, rng, [])
-            assert result.q_star == q_star  # the analysis' own q* is ANALYSIS_RULE's (the last one)
+            assert result.q_star == q_stars[ANALYSIS_RULE]  # the analysis' own q* is ANALYSIS_RULE's
             called = result.knee is not None and result.knee["shape"] == "knee"
             knee_called.append(called)
             if knee is not None and result.knee is not None:
