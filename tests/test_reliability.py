@@ -3,6 +3,7 @@
 import errno
 import json
 import pathlib
+import shutil
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_a_kill_in_the_middle_of_an_epoch_resumes_at_the_next_batch():
 
 
 @pytest.mark.slow
-def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     c = tiny_config("grid.level=raw", "train.epochs=3")
     straight = sweep.run_sweep(c, tmp_path / "a", **QUIET).rows[0]
     c2 = tiny_config("grid.level=raw", "train.epochs=2")
@@ -56,6 +57,15 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     resumed = sweep.run_sweep(c, tmp_path / "b", **QUIET).rows[0]
     for key in ("val_acc", "test_acc", "best_epoch", "epochs"):
         assert resumed[key] == straight[key], key
+    # epoch 2's checkpoint was written again over the torn one (orbax skips a step that exists): killed after it,
+    # the run resumes from it, not from epoch 1
+    (run_dir / "result.json").unlink()
+    shutil.rmtree(run_dir / "ckpt" / "latest" / "3")
+    caplog.clear()
+    again = sweep.run_sweep(c, tmp_path / "b", **QUIET).rows[0]
+    assert "unreadable" not in caplog.text
+    assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert again["test_acc"] == straight["test_acc"]
 
 
 @pytest.mark.slow

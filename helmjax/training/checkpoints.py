@@ -58,6 +58,7 @@ class RunCheckpoints:
         return self._mid_epoch
 
     def save_latest(self, epoch: int, state: Any, meta: dict):
+        _drop_from(self.latest, epoch)
         _save(self.latest, "latest", epoch, state, meta, epoch_end(epoch))
 
     def save_best(self, epoch: int, state: Any, meta: dict):
@@ -67,10 +68,7 @@ class RunCheckpoints:
         """A resume point within an epoch, after `step_count` steps in all; `meta["epoch"]` is the completed
         epochs."""
         manager = self._mid_epoch_manager(create=True)
-        manager.reload()
-        for step in manager.all_steps():
-            if step >= step_count:  # unreadable (else the run would have resumed from it): orbax would skip the save
-                manager.delete(step)
+        _drop_from(manager, step_count)
         _save(manager, "mid_epoch", step_count, state, meta, position)
 
     def drop_mid_epoch(self):
@@ -104,6 +102,15 @@ class RunCheckpoints:
         for manager in (self.latest, self.best, self._mid_epoch):
             if manager is not None:
                 manager.close()
+
+
+def _drop_from(manager: ocp.CheckpointManager, step: int):
+    """Deletes checkpoints at `step` or later before `step` is saved: a run that is about to save them resumed from
+    an earlier one, so they are unreadable (torn by a kill), and orbax would skip saving over an existing step."""
+    manager.reload()
+    for existing in manager.all_steps():
+        if existing >= step:
+            manager.delete(existing)
 
 
 def _save(manager: ocp.CheckpointManager, which: str, step: int, state: Any, meta: dict, position: dict,
