@@ -124,7 +124,8 @@ def test_stacks_are_runs_of_one_architecture_resuming_from_one_epoch_in_grid_ord
 
 @pytest.mark.slow
 def test_levels_are_stored_once_as_files_whose_size_is_the_rate(tmp_path):
-    c = tiny_config("grid.level=raw,10")
+    fast = ("train.epochs=1", "train.max_steps_per_epoch=2")
+    c = tiny_config("grid.level=raw,10", *fast)
     sweep.run_sweep(c, tmp_path, progress=False, log=lambda *_: None)
     root = tmp_path / "cache" / "stores"
     stores = sorted(p.name.rsplit("-", 1)[0] for p in root.iterdir())
@@ -140,8 +141,10 @@ def test_levels_are_stored_once_as_files_whose_size_is_the_rate(tmp_path):
     pixels = jpeg[0].plan.item_shape[0] * jpeg[0].plan.item_shape[1]
     assert float(row["bpp"]) == pytest.approx(sum(s.index["record_bytes"] * 8 for s in jpeg)
                                               / sum(len(s) for s in jpeg) / pixels)
-    # another seed reads the same stores: nothing is encoded again
-    sweep.run_sweep(tiny_config("grid.level=raw,10", "grid.seed=1"), tmp_path, progress=False, log=lambda *_: None)
+    # another sweep of the workdir on the same data reads the same stores: nothing is encoded again
+    other = tiny_config("grid.level=raw,10", "grid.seed=1", "name=other_sweep", *fast)
+    sweep.run_sweep(other, tmp_path, progress=False, log=lambda *_: None)
+    assert (tmp_path / "other_sweep" / "results.jsonl").is_file()
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.array_record")} == built
 
 
