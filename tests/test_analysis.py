@@ -217,6 +217,7 @@ def test_a_reference_above_the_calibrated_ceiling_makes_the_answer_exploratory(t
     assert "reference above 99.5%" in high.exploratory_reason and "one seed" not in high.exploratory_reason
     assert any("above 99.5% for A" in w and "exploratory" in w for w in high.warnings)
     assert "EXPLORATORY: reference above 99.5%" in summary_text(high)
+    assert "That rate is not shown for A" in summary_text(high)
     usual = _analyze(tmp_path / "usual", plateau={"A": 0.99}, archs={"A": 701_386})
     assert usual.per_arch["A"].calibrated and not usual.exploratory and usual.exploratory_reason == ""
 

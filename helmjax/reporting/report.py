@@ -14,6 +14,7 @@ from typing import List, Optional
 from helmjax import layout
 from helmjax.analysis import RAW, Analysis, analyze, families
 from helmjax.analysis.sweep_files import read_examples
+from helmjax.analysis.per_arch import CALIBRATED_CEILING
 from helmjax.reporting.number_format import bound, number, parts
 
 
@@ -69,8 +70,15 @@ def _sequence_confidence(analysis: Analysis) -> str:
 
 
 def family_sentence(analysis: Analysis) -> str:
-    """Which family the report's α covers, in one sentence (`analysis.families`)."""
-    return analysis.family["sentence"]
+    """Which family the report's α covers, in one sentence (`analysis.families`), and that the α is not shown
+    where a reference lies above the calibrated ceiling (`per_arch.CALIBRATED_CEILING`)."""
+    sentence = analysis.family["sentence"]
+    uncalibrated = sorted(arch for arch, r in analysis.per_arch.items() if not r.calibrated)
+    if uncalibrated:
+        sentence += (f" That rate is not shown for {', '.join(uncalibrated)}: a reference above "
+                     f"{100 * CALIBRATED_CEILING:g}% is where the calibration found up to 12.5% false passes "
+                     f"(VALIDATION.md, section 1), so that q* is exploratory.")
+    return sentence
 
 
 def _sweet_spot_sentences(analysis: Analysis, arch: str) -> List[str]:
