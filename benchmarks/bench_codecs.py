@@ -13,26 +13,23 @@ Pillow JPEG is the median of the per-repetition ratios.
 """
 
 import argparse
-import subprocess
+import pathlib
+import sys
 import time
 
 import numpy as np
 from PIL import Image
 
-from helmjax.paths import data_file
-from helmjax.quantizers import codecs, pillow_jpeg, registry
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # run as a script: the repo's packages
+
+from benchmarks.machine import cpu_model  # noqa: E402
+from helmjax.paths import data_file  # noqa: E402
+from helmjax.quantizers import codecs, pillow_jpeg, registry  # noqa: E402
 
 LEVELS = {"webp": (50, 75, 90), "avif": (40, 60, 80), "jpegxl": (4.0, 2.0, 1.0), "jpeg2000": (30.0, 35.0, 40.0)}
 REFERENCE = ("pillow_jpeg", 75)
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                "unknown")
 
 
 def cifar(n: int) -> np.ndarray:

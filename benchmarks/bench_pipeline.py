@@ -16,13 +16,13 @@ import argparse
 import dataclasses
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from benchmarks.machine import cpu_model  # noqa: E402
 from helmjax import config as config_lib  # noqa: E402
 from helmjax.sweeps.level_data import Levels  # noqa: E402
 from helmjax.sweeps.plan import make_plan  # noqa: E402
@@ -32,13 +32,6 @@ from helmjax.training.pipeline import Split, SplitData, StoreSource  # noqa: E40
 from helmjax.training.trainer import Trainer  # noqa: E402
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                "unknown")
 
 
 def _levels(setting, ds, workdir: pathlib.Path, train=None) -> Levels:

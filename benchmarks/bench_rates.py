@@ -8,25 +8,22 @@ JPEG XL effort scan that chose `lossless.JPEGXL_EFFORT`, lossless encode speed, 
 """
 
 import argparse
-import subprocess
+import pathlib
+import sys
 import time
 
 import numpy as np
 
-from helmjax.data import catalog
-from helmjax.quantizers import lossless, mp3, pillow_jpeg
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # run as a script: the repo's packages
+
+from benchmarks.machine import cpu_model  # noqa: E402
+from helmjax.data import catalog  # noqa: E402
+from helmjax.quantizers import lossless, mp3, pillow_jpeg  # noqa: E402
 
 QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 100)
 RESAMPLES = 2000
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                "unknown")
 
 
 def mean_ci(values: np.ndarray, seed: int = 0) -> str:

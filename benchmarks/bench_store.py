@@ -10,7 +10,6 @@ import argparse
 import math
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,19 +17,13 @@ import time
 import numpy as np
 from PIL import Image
 
+from benchmarks.machine import cpu_model
 from helmjax.data import level_store
 from helmjax.paths import data_dir
 
 LEVELS = (("pillow_jpeg", 50), ("webp", 60), ("avif", 50))
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                "unknown")
 
 
 def kodak_crops(n: int, size: int) -> np.ndarray:

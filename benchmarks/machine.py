@@ -1,0 +1,13 @@
+"""The machine a benchmark ran on, for the line every benchmark prints first (figures are compared only on one)."""
+
+import subprocess
+
+
+def cpu_model() -> str:
+    """lscpu's "Model name" ("unknown" where lscpu is missing or silent)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no lscpu)"
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+                "unknown")
