@@ -124,15 +124,25 @@ class Analysis:
     def exploratory(self) -> bool:
         """Some comparison covers test-example noise only (one seed and nothing to borrow), or some reference is
         above the accuracy where the calibration showed the 5% (`per_arch.CALIBRATED_CEILING`)."""
-        return any(not r.seeds_covered or not r.calibrated for r in self.per_arch.values())
+        return bool(self.one_seed or self.uncalibrated)
+
+    @property
+    def one_seed(self) -> List[str]:
+        """Archs whose comparisons cover test-example noise only."""
+        return sorted(arch for arch, r in self.per_arch.items() if not r.seeds_covered)
+
+    @property
+    def uncalibrated(self) -> List[str]:
+        """Archs whose reference lies above `per_arch.CALIBRATED_CEILING`."""
+        return sorted(arch for arch, r in self.per_arch.items() if not r.calibrated)
 
     @property
     def exploratory_reason(self) -> str:
         """Why the report is exploratory, in a few words ("" when it is not)."""
         reasons = []
-        if any(not r.seeds_covered for r in self.per_arch.values()):
+        if self.one_seed:
             reasons.append("one seed, training noise not covered")
-        if any(not r.calibrated for r in self.per_arch.values()):
+        if self.uncalibrated:
             reasons.append(f"reference above {100 * arch_findings.CALIBRATED_CEILING:g}%, where the 5% is not shown")
         return "; ".join(reasons)
 

@@ -73,9 +73,8 @@ def family_sentence(analysis: Analysis) -> str:
     """Which family the report's α covers, in one sentence (`analysis.families`), and that the α is not shown
     where a reference lies above the calibrated ceiling (`per_arch.CALIBRATED_CEILING`)."""
     sentence = analysis.family["sentence"]
-    uncalibrated = sorted(arch for arch, r in analysis.per_arch.items() if not r.calibrated)
-    if uncalibrated:
-        sentence += (f" That rate is not shown for {', '.join(uncalibrated)}: a reference above "
+    if analysis.uncalibrated:
+        sentence += (f" That rate is not shown for {', '.join(analysis.uncalibrated)}: a reference above "
                      f"{100 * CALIBRATED_CEILING:g}% is where the calibration found up to 12.5% false passes "
                      f"(VALIDATION.md, section 1), so that q* is exploratory.")
     return sentence
@@ -355,10 +354,8 @@ def report_markdown(analysis: Analysis, plots: dict) -> str:
              f"architectures: {', '.join(a.archs) or 'none'}. Runs: {a.runs['done']} done, {a.runs['failed']} failed, "
              f"{a.runs['missing']} missing. Accuracy is the test accuracy of the best-validation parameters. "
              f"Margin {_margin(a)}; intervals are {a.settings['confidence']:.0%} and cover test-example noise"
-             + (" only (one seed: exploratory)." if any(not r.seeds_covered for r in a.per_arch.values())
-                else " and training-seed noise.")
-             + (f" EXPLORATORY: {a.exploratory_reason}." if any(not r.calibrated for r in a.per_arch.values())
-                else ""), "",
+             + (" only (one seed: exploratory)." if a.one_seed else " and training-seed noise.")
+             + (f" EXPLORATORY: {a.exploratory_reason}." if a.uncalibrated else ""), "",
              family_sentence(a), "",
              "## Findings", ""]
     if not a.per_arch:
