@@ -408,8 +408,9 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
     if ceiling:
         warnings.append(
             f"reference accuracy above {100 * arch_findings.CALIBRATED_CEILING:g}% for {', '.join(ceiling)}: "
-            f"there the calibration of the analysis (VALIDATION.md, section 1) found 5.1-12.5% false passes instead of "
-            f"5% (too few test errors per run to measure the seed spread), so q* is exploratory; a larger test set "
+            f"there the calibration of the analysis (VALIDATION.md, section 1) found "
+            f"{arch_findings.CEILING_FALSE_PASSES} instead of 5% (too few test errors per run to measure the seed "
+            f"spread), so q* is exploratory; a larger test set "
             f"or a harder task keeps the errors countable")
 
     convergence, convergence_by_group = arch_findings.run_convergence(sweep_dir, runs, warnings)

@@ -14,7 +14,7 @@ from typing import List, Optional
 from helmjax import layout
 from helmjax.analysis import RAW, Analysis, analyze, families
 from helmjax.analysis.sweep_files import read_examples
-from helmjax.analysis.per_arch import CALIBRATED_CEILING
+from helmjax.analysis.per_arch import CALIBRATED_CEILING, CEILING_FALSE_PASSES
 from helmjax.reporting.number_format import bound, number, parts
 
 
@@ -75,7 +75,7 @@ def family_sentence(analysis: Analysis) -> str:
     sentence = analysis.family["sentence"]
     if analysis.uncalibrated:
         sentence += (f" That rate is not shown for {', '.join(analysis.uncalibrated)}: a reference above "
-                     f"{100 * CALIBRATED_CEILING:g}% is where the calibration found up to 12.5% false passes "
+                     f"{100 * CALIBRATED_CEILING:g}% is where the calibration found {CEILING_FALSE_PASSES} "
                      f"(VALIDATION.md, section 1), so that q* is exploratory.")
     return sentence
 
