@@ -3,6 +3,7 @@ are hashed into cache file names and versions.
 
 A tree of dicts, lists, tuples and arrays is walked in a fixed order (dict keys sorted, their repr hashed); each leaf
 contributes its shape, dtype and bytes, so two trees have the same digest exactly when they hold the same arrays.
+Items read on demand (`data.items.LazyItems`) contribute their own digest instead of their decoded bytes.
 """
 
 import hashlib
@@ -13,10 +14,13 @@ import numpy as np
 
 def content_digest(tree, length: int = 20) -> str:
     """`length` hex digits of SHA-256 over the tree's arrays (see the module docstring)."""
+    from helmjax.data.items import LazyItems  # here: that module uses this one
     h = hashlib.sha256()
 
     def visit(node):
-        if isinstance(node, dict):
+        if isinstance(node, LazyItems):
+            h.update(f"lazy {node.shape} {np.dtype(node.dtype).str} {node.digest}".encode())
+        elif isinstance(node, dict):
             for key in sorted(node, key=str):
                 h.update(repr(key).encode())
                 visit(node[key])

@@ -111,7 +111,7 @@ def test_jpeg_tree_counts_class_order_and_canonical_numbering(shared_data, tmp_p
         assert np.abs(original.astype(np.int32) - copy).mean() < 12  # test_batch: cat 0, ship 0
     cached = cifar10.load(source="jpeg", data_dir=tmp_path / "data", cache_dir=cache)
     np.testing.assert_array_equal(cached.x_test, ds.x_test)
-    assert len(list(cache.glob("*.npz"))) == 1
+    assert len(list(cache.glob("*.json"))) == 1 and len(list(cache.glob("*.tar"))) == 1  # the check, the plain tar
     # auto with no prepared tfds copy falls back to the tree.
     auto = cifar10.load(data_dir=tmp_path / "data", tfds_data_dir=tmp_path / "no_tfds", cache_dir=cache)
     assert auto.name == "cifar10_jpeg75" and len(auto.x_train) == 40

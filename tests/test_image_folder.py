@@ -1,8 +1,10 @@
 """Image-folder loader: layouts (directory, tar, tar.gz), conversions, bad files, sizes, empty classes, the cache."""
 
 import io
+import json
 import logging
 import pathlib
+import pickle
 import shutil
 import tarfile
 
@@ -209,25 +211,68 @@ def test_missing_root_plain_file_and_damaged_archive_are_user_errors(tmp_path, c
         load_image_folder(tmp_path / "one")
 
 
-def test_cache_hit_rebuild_after_damage_and_after_a_change(clean_tree, tmp_path, caplog):
+def test_cache_hit_rebuild_after_damage_and_after_a_change(clean_tree, tmp_path, caplog, monkeypatch):
+    from helmjax.data import image_folder
     cache = tmp_path / "cache"
     ref = load_image_folder(clean_tree, cache_dir=cache)
-    (path,) = cache.glob("*.npz")
+    (path,) = cache.glob("*.json")
     assert not list(cache.glob(".*.tmp"))  # atomic write left no temp file
+    decoded = []
+    real = image_folder.decode_image
+    monkeypatch.setattr(image_folder, "decode_image", lambda *a: decoded.append(1) or real(*a))
     again = load_image_folder(clean_tree, cache_dir=cache)
+    assert decoded == []  # a cache hit checks nothing again: loading decodes no file
     np.testing.assert_array_equal(again.x_train, ref.x_train)
     assert again.classes == ref.classes and again.name == ref.name
-    for damage in (lambda b: b[:len(b) // 2], lambda b: b[:200] + b"\0" * (len(b) - 200), lambda b: b""):
+    for damage in (lambda b: b[:len(b) // 2], lambda b: b[:20] + b"\0" * (len(b) - 20), lambda b: b""):
         path.write_bytes(damage(path.read_bytes()) if path.stat().st_size else b"junk")
         with caplog.at_level(logging.WARNING, logger="helmjax.data.image_folder"):
             rebuilt = load_image_folder(clean_tree, cache_dir=cache)
         assert "rebuilding" in caplog.text
         caplog.clear()
         np.testing.assert_array_equal(rebuilt.x_test, ref.x_test)
-        np.testing.assert_array_equal(np.load(path)["x_test"], ref.x_test)  # rewritten whole
+        assert json.loads(path.read_text())["verdicts"] == [None] * 10  # rewritten whole
     _write(clean_tree, {"dog/99.png": _png(_rgb(99))})
     changed = load_image_folder(clean_tree, cache_dir=cache)
     assert len(changed.x_train) + len(changed.x_test) == 11
+
+
+def test_images_are_read_on_demand_and_a_file_changed_after_listing_is_named(clean_tree):
+    from helmjax.data.items import LazyItems
+    ds = load_image_folder(clean_tree)
+    assert isinstance(ds.x_train, LazyItems) and ds.x_train.shape == (8, 8, 8, 3)
+    first = ds.x_train[0]
+    np.testing.assert_array_equal(ds.x_train[[0]][0], first)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds.x_train.take([0])))[:][0], first)  # workers' copy
+    name = next(f for f in ds.x_train.files[:1]).name
+    (clean_tree / name).write_bytes(b"")
+    with pytest.raises(UserError, match=f"{name} no longer decodes.*changed after it was listed"):
+        ds.x_train[0]
+
+
+def test_the_check_of_a_big_set_in_worker_processes_equals_the_check_here(clean_tree, monkeypatch, caplog):
+    from helmjax.data import image_folder
+    _write(clean_tree, {f"cat/{n}": d for n, d in _bad_files(_png(_rgb(0, (32, 32)))).items()})
+    here = load_image_folder(clean_tree, workers=1)
+    monkeypatch.setattr(image_folder, "_CHECK_IN_PROCESS", 1)
+    monkeypatch.setattr(image_folder, "_CHECK_CHUNK", 3)
+    with caplog.at_level(logging.WARNING, logger="helmjax.data.image_folder"):
+        spread = load_image_folder(clean_tree, workers=2)
+    assert spread.skipped == here.skipped == 6 and "skipping cat/zero.png" in caplog.text
+    np.testing.assert_array_equal(spread.x_train, here.x_train)
+    np.testing.assert_array_equal(spread.y_test, here.y_test)
+
+
+def test_a_tar_gz_is_unpacked_once_into_the_cache_and_read_by_offset(clean_tree, tmp_path):
+    archive = _tar(clean_tree, tmp_path / "pets.tar.gz")
+    cache = tmp_path / "cache"
+    ds = load_image_folder(archive, cache_dir=cache)
+    (plain,) = cache.glob("pets-*.tar")
+    assert ds.x_train.files[0].read.tar == str(plain)
+    stamp = plain.stat().st_mtime_ns
+    again = load_image_folder(archive, cache_dir=cache)
+    assert plain.stat().st_mtime_ns == stamp  # reused, not unpacked again
+    np.testing.assert_array_equal(again.x_test, load_image_folder(clean_tree).x_test)
 
 
 @settings(max_examples=150, deadline=None)

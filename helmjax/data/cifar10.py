@@ -92,7 +92,7 @@ def jpeg_tree_path(data_dir=None) -> pathlib.Path:
 
 
 def load_jpeg_tree(data_dir=None, cache_dir=None) -> ArrayDataset:
-    """All 60k images (JPEG quality 75) via the image-folder loader, decoded arrays cached in `cache_dir`.
+    """All 60k images (JPEG quality 75) via the image-folder loader (read on demand; its check cached in `cache_dir`).
 
     Order: class by class (airplane first), and within a class by file number, which follows the canonical
     batches; the interleaving of classes in the original batches is not recorded in the tree.

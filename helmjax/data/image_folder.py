@@ -13,20 +13,34 @@ is kept), palettes are expanded, 16-bit samples are rounded to v/257, EXIF orien
 with `image_size=(H, W)` (or an int for square) images of another size are resized to it with Pillow's bicubic
 filter, aspect ratio not preserved (nothing cropped); images already that size keep their exact pixels.
 
-Bad files (zero-byte, truncated, corrupt, not an image) are logged with the reason, skipped and counted in
+Nothing is held decoded: listing reads names (and a tar's member offsets) only, and the images are `ImageFiles`,
+decoded when read (a level store's build reads each one once more). A .tar.gz is unpacked once into a plain tar
+(in `cache_dir`, else a temporary folder) so members are read by offset.
+
+Bad files (zero-byte, truncated, corrupt, not an image) are found by one check that decodes every file and keeps only
+its verdict and size (parallel over the local cores for big sets): logged with the reason, skipped and counted in
 `ArrayDataset.skipped`; the load goes on. A class folder with no readable image in any split is an error (dropping
-it would shift every later label); a class missing from one split only is a warning.
-With `cache_dir`, decoded arrays are cached there (atomic write); a damaged cache file is detected and rebuilt.
+it would shift every later label); a class missing from one split only is a warning. The check runs before the
+split, since the `<class>/*` split is stratified over readable images.
+With `cache_dir`, the verdicts are cached there (a small JSON, atomic write), so a second load decodes nothing; a
+damaged cache file is detected and rebuilt.
 """
 
+import atexit
+import concurrent.futures
 import dataclasses
+import gzip
 import hashlib
 import io
+import json
 import logging
+import multiprocessing
 import os
 import pathlib
 import re
+import shutil
 import tarfile
+import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -35,13 +49,17 @@ from PIL import Image, ImageOps
 from helmjax import atomic_io
 from helmjax.data.audio_folder import stratified_split
 from helmjax.data.dataset import ArrayDataset
+from helmjax.data.items import LazyItems
+from helmjax.digests import key_digest
 from helmjax.errors import UserError
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 SPLITS = ("train", "test")
-_CACHE_VERSION = 1  # bump when decoding rules change, so old caches are not reused
+_CACHE_VERSION = 2  # bump when decoding rules change, so old caches are not reused
+_CHECK_CHUNK = 256  # files per task of the parallel check
+_CHECK_IN_PROCESS = 2048  # fewer files than this are checked here (starting worker processes costs more)
 _SHOW_BAD = 20  # bad files named in the summary warning (each one is also logged on its own)
 
 
@@ -50,9 +68,34 @@ class BadImage(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class _OnDisk:
+    """Reads a file of a folder (picklable, so worker processes read it)."""
+    path: str
+
+    def __call__(self) -> bytes:
+        return pathlib.Path(self.path).read_bytes()
+
+
+@dataclasses.dataclass(frozen=True)
+class _InTar:
+    """Reads a member of an uncompressed tar by its offset (picklable)."""
+    tar: str
+    offset: int
+    size: int
+
+    def __call__(self) -> bytes:
+        with open(self.tar, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(self.size)
+        if len(data) != self.size:
+            raise OSError(f"{self.tar} ends before the member at byte {self.offset} (changed since it was listed)")
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
 class _File:
     parts: Tuple[str, ...]  # path inside the root, split into components
-    read: Callable[[], bytes]
+    read: Callable[[], bytes]  # _OnDisk or _InTar
 
     @property
     def name(self) -> str:
@@ -134,15 +177,52 @@ def _list_directory(root: pathlib.Path):
         for n in names:
             p = pathlib.Path(folder) / n
             if not _ignored((n,)) and p.is_file():
-                files.append(_File(rel + (n,), p.read_bytes))
+                files.append(_File(rel + (n,), _OnDisk(str(p))))
     return files, dirs
 
 
-def _list_archive(root: pathlib.Path):
-    """One streaming pass over the archive (fast for .gz); file bytes are kept in memory until decoded."""
+_SPOOL_DIRS: List[str] = []
+
+
+@atexit.register
+def _remove_spools():
+    for folder in _SPOOL_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _plain_tar(root: pathlib.Path, fingerprint: str, cache_dir: Optional[pathlib.Path]) -> pathlib.Path:
+    """`root` itself when it is an uncompressed tar, else its gzip-unpacked copy (once, streamed: never in memory)
+    in `cache_dir` (kept, keyed by the archive's bytes) or a temporary folder removed at exit."""
+    with open(root, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return root
+    if cache_dir is None:
+        _SPOOL_DIRS.append(tempfile.mkdtemp(prefix="helmjax-tar-"))
+        folder = pathlib.Path(_SPOOL_DIRS[-1])
+    else:
+        folder = pathlib.Path(cache_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_dataset_name(root)}-{fingerprint[:16]}.tar"
+    if path.exists():
+        return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with gzip.open(root, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, path)
+    except (OSError, EOFError) as e:
+        raise UserError(f"cannot read archive {root} ({type(e).__name__}: {e}); it is damaged or not a tar, "
+                        "re-create it or point data.root at an unpacked folder") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _list_archive(root: pathlib.Path, tar_path: pathlib.Path):
+    """The members of `tar_path` (`root` unpacked when compressed) with their offsets; no file is read."""
     files, dirs, unsafe = [], set(), []
     try:
-        with tarfile.open(root, "r|*") as tar:
+        with tarfile.open(tar_path, "r:") as tar:
             for member in tar:
                 parts = tuple(p for p in pathlib.PurePosixPath(member.name).parts if p not in (".", "/"))
                 if not parts or _ignored(parts):
@@ -153,8 +233,9 @@ def _list_archive(root: pathlib.Path):
                 if member.isdir():
                     dirs.add(parts)
                 elif member.isfile():
-                    data = tar.extractfile(member).read()
-                    files.append(_File(parts, lambda data=data: data))
+                    if member.issparse():
+                        raise tarfile.TarError(f"member {member.name} is a sparse file; re-create the archive")
+                    files.append(_File(parts, _InTar(str(tar_path), member.offset_data, member.size)))
     except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read archive {root} ({type(e).__name__}: {e}); it is damaged or not a tar, "
                         "re-create it or point data.root at an unpacked folder") from None
@@ -232,33 +313,82 @@ def _layout(files: List[_File], dirs, root) -> Dict[Optional[str], Dict[str, Lis
     return layout
 
 
-def _decode_all(layout, classes, image_size, root):
-    """{split: (x, y)} plus the bad files [(name, reason)]; mixed sizes without image_size stop at the first mismatch."""
-    out, bad, first = {}, [], None
-    for split, by_class in layout.items():
-        images, labels = [], []
-        for label, name in enumerate(classes):
-            for f in by_class[name]:
-                try:
-                    a = decode_image(f.read(), image_size)
-                except (BadImage, OSError) as e:
-                    log.warning("skipping %s in %s: %s", f.name, root, e)
-                    bad.append((f.name, str(e)))
-                    continue
-                if first is None:
-                    first = (f.name, a.shape)
-                elif a.shape != first[1]:
-                    raise UserError(f"{root}: images differ in size ({first[0]} is {first[1][0]}x{first[1][1]}, "
-                                    f"{f.name} is {a.shape[0]}x{a.shape[1]}); pass image_size=(height, width) "
-                                    "(data.image_size) to resize them all to one size")
-                images.append(a)
-                labels.append(label)
-        x = np.stack(images) if images else np.zeros((0,) + (first[1] if first else (1, 1, 3)), np.uint8)
-        out[split] = (x, np.asarray(labels, np.int32))
-    return out, bad
+class ImageFiles(LazyItems):
+    """Image files decoded when read (by `decode_image`'s rules), uint8 (N, H, W, 3). Picklable: a worker
+    process decodes its own rows."""
+
+    def __init__(self, files: Sequence[_File], image_size: Optional[Tuple[int, int]], item_shape: Tuple[int, ...],
+                 digest: str):
+        self.files, self.image_size = list(files), image_size
+        self.shape, self.dtype, self.digest = (len(self.files), *item_shape), np.dtype(np.uint8), digest
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+        for k, r in enumerate(rows):
+            f = self.files[r]
+            try:
+                out[k] = decode_image(f.read(), self.image_size)
+            except (BadImage, OSError, ValueError) as e:
+                raise UserError(f"{f.name} no longer decodes to a {'x'.join(map(str, self.shape[1:]))} image "
+                                f"({e}): the data changed after it was listed; load it again") from None
+        return out
+
+    def take(self, rows: Sequence[int]) -> "ImageFiles":
+        rows = np.asarray(rows, np.int64)
+        return ImageFiles([self.files[r] for r in rows], self.image_size, self.shape[1:],
+                          key_digest({"of": self.digest, "rows": hashlib.sha256(rows.tobytes()).hexdigest()}))
 
 
-def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed) -> ArrayDataset:
+def _check(files: Sequence[_File], image_size) -> list:
+    """(reason or None, decoded shape or None) of each file: the file decoded and dropped."""
+    out = []
+    for f in files:
+        try:
+            out.append((None, decode_image(f.read(), image_size).shape))
+        except (BadImage, OSError) as e:
+            out.append((str(e), None))
+    return out
+
+
+def _check_all(files: List[_File], image_size, workers: Optional[int] = None) -> list:
+    """`_check` of every file, over `workers` processes (default the local cores) for big sets."""
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    if workers == 1 or len(files) < _CHECK_IN_PROCESS:
+        return _check(files, image_size)
+    chunks = [files[a:a + _CHECK_CHUNK] for a in range(0, len(files), _CHECK_CHUNK)]
+    # Spawned, not forked: safe beside JAX's threads (as the level store's builders).
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return [v for part in pool.map(_check, chunks, [image_size] * len(chunks)) for v in part]
+
+
+def _verdicts(ordered: List[_File], image_size, root, cache_path, key, workers) -> Tuple[list, Tuple[int, ...]]:
+    """([reason or None] of each file, the images' shape): cached, else checked; mixed sizes without image_size
+    stop at the first mismatch, naming it."""
+    if cache_path is not None and cache_path.is_file():
+        cached = _read_cache(cache_path, key, len(ordered))
+        if cached is not None:
+            log.info("loaded the check of %s from cache %s", root, cache_path)
+            return cached
+    checked = _check_all(ordered, image_size, workers)
+    first = None
+    for f, (reason, shape) in zip(ordered, checked):
+        if reason is not None:
+            log.warning("skipping %s in %s: %s", f.name, root, reason)
+        elif first is None:
+            first = (f.name, shape)
+        elif shape != first[1]:
+            raise UserError(f"{root}: images differ in size ({first[0]} is {first[1][0]}x{first[1][1]}, "
+                            f"{f.name} is {shape[0]}x{shape[1]}); pass image_size=(height, width) "
+                            "(data.image_size) to resize them all to one size")
+    verdicts = [reason for reason, _ in checked]
+    shape = tuple(first[1]) if first else (1, 1, 3)
+    if cache_path is not None:
+        _write_cache(cache_path, key, verdicts, shape)
+    return verdicts, shape
+
+
+def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed, fingerprint: str,
+           cache_path=None, key=None, workers=None) -> ArrayDataset:
     layout = _layout(files, dirs, root)
     classes = sorted(set().union(*(by_class.keys() for by_class in layout.values())))
     if not classes:
@@ -268,12 +398,18 @@ def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed) -> 
     if no_files:  # before decoding anything: this is cheap to find and fatal
         raise UserError(f"{root}: class folder(s) {', '.join(no_files)} are empty; add images or remove the folder "
                         "(labels come from the sorted class folders, so an empty class cannot be dropped silently)")
-    decoded, bad = _decode_all(layout, classes, image_size, root)
+    ordered = [(split, label, f) for split, by_class in layout.items() for label, name in enumerate(classes)
+               for f in by_class[name]]
+    verdicts, shape = _verdicts([f for _, _, f in ordered], image_size, root, cache_path, key, workers)
+    bad = [(f.name, reason) for (_, _, f), reason in zip(ordered, verdicts) if reason is not None]
     if bad:
         shown = "; ".join(f"{n}: {r}" for n, r in bad[:_SHOW_BAD])
         more = f"; and {len(bad) - _SHOW_BAD} more" if len(bad) > _SHOW_BAD else ""
         log.warning("skipped %d unreadable file(s) in %s: %s%s", len(bad), root, shown, more)
-    counts = {s: np.bincount(y, minlength=len(classes)) for s, (_, y) in decoded.items()}
+    kept = {split: [(label, f) for (s, label, f), reason in zip(ordered, verdicts) if s == split and reason is None]
+            for split in layout}
+    labels = {split: np.asarray([label for label, _ in pairs], np.int32) for split, pairs in kept.items()}
+    counts = {s: np.bincount(y, minlength=len(classes)) for s, y in labels.items()}
     total = sum(counts.values())
     empty = [c for c, n in zip(classes, total) if n == 0]
     if empty:
@@ -281,12 +417,15 @@ def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed) -> 
                         "folder (labels come from the sorted class folders, so an empty class cannot be dropped silently)")
     if len(classes) < 2:
         raise UserError(f"{root} has one class folder ({classes[0]}); a classifier needs at least two")
-    if None in decoded:
-        x, y = decoded[None]
+    digest = key_digest({"source": fingerprint, "image_size": image_size, "version": _CACHE_VERSION})
+    items = {split: ImageFiles([f for _, f in pairs], image_size, shape, f"{digest}/{split}")
+             for split, pairs in kept.items()}
+    if None in items:
+        x, y = items[None], labels[None]
         train, test = stratified_split(y, test_fraction, seed)
-        x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
+        x_train, y_train, x_test, y_test = x.take(train), y[train], x.take(test), y[test]
     else:
-        (x_train, y_train), (x_test, y_test) = decoded["train"], decoded["test"]
+        (x_train, y_train), (x_test, y_test) = (items["train"], labels["train"]), (items["test"], labels["test"])
         for split, n in counts.items():
             missing = [c for c, k in zip(classes, n) if k == 0]
             if missing:
@@ -297,38 +436,33 @@ def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed) -> 
     return ArrayDataset(_dataset_name(root), x_train, y_train, x_test, y_test, tuple(classes), skipped=len(bad))
 
 
-def _read_cache(path: pathlib.Path, key: str) -> Optional[ArrayDataset]:
+def _read_cache(path: pathlib.Path, key: str, count: int) -> Optional[Tuple[list, Tuple[int, ...]]]:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if str(f["key"]) != key:
-                raise ValueError("key mismatch")
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-            ds = ArrayDataset(str(f["name"]), classes=tuple(str(c) for c in f["classes"]),
-                              skipped=int(f["skipped"]), **arrays)
-        if ds.x_train.dtype != np.uint8 or ds.x_train.ndim != 4 or ds.x_test.shape[1:] != ds.x_train.shape[1:] \
-                or not ds.y_train.dtype == ds.y_test.dtype == np.int32:
-            raise ValueError("unexpected arrays")
-        for y in (ds.y_train, ds.y_test):
-            if len(y) and (y.min() < 0 or y.max() >= len(ds.classes)):
-                raise ValueError("labels out of range")
-        return ds
-    except Exception as e:  # truncated zip, bad CRC, missing keys...: rebuild rather than fail
+        cached = json.loads(path.read_text())
+        if cached["key"] != key:
+            raise ValueError("key mismatch")
+        verdicts, shape = cached["verdicts"], tuple(int(v) for v in cached["shape"])
+        if len(verdicts) != count or not all(v is None or isinstance(v, str) for v in verdicts) \
+                or len(shape) != 3 or shape[2] != 3:
+            raise ValueError("unexpected contents")
+        return verdicts, shape
+    except Exception as e:  # truncated, not JSON, missing keys...: check again rather than fail
         log.warning("dataset cache %s is unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
         return None
 
 
-def _write_cache(path: pathlib.Path, key: str, ds: ArrayDataset):
+def _write_cache(path: pathlib.Path, key: str, verdicts: list, shape: Tuple[int, ...]):
     try:
-        atomic_io.write_npz(path, key=np.array(key), name=np.array(ds.name), classes=np.array(ds.classes),
-                            skipped=np.array(ds.skipped), x_train=ds.x_train, y_train=ds.y_train,
-                            x_test=ds.x_test, y_test=ds.y_test)
+        atomic_io.write_text(path, json.dumps({"key": key, "shape": list(shape), "verdicts": verdicts}))
     except OSError as e:  # a cache that cannot be written costs time, not correctness
         log.warning("could not write dataset cache %s (%s); continuing without it", path, e)
 
 
 def load_image_folder(root: Union[str, os.PathLike], *, image_size=None, test_fraction: float = 0.2, seed: int = 0,
-                      cache_dir: Optional[Union[str, os.PathLike]] = None) -> ArrayDataset:
-    """A directory or .tar/.tar.gz/.tgz of class folders -> ArrayDataset (uint8 NHWC RGB, int32 labels).
+                      cache_dir: Optional[Union[str, os.PathLike]] = None,
+                      workers: Optional[int] = None) -> ArrayDataset:
+    """A directory or .tar/.tar.gz/.tgz of class folders -> ArrayDataset of `ImageFiles` (uint8 NHWC RGB, decoded
+    when read) and int32 labels. `workers`: processes of the check of a big set (default the local cores).
 
     See the module docstring for layouts, conversions, sizes and bad files.
     """
@@ -340,21 +474,15 @@ def load_image_folder(root: Union[str, os.PathLike], *, image_size=None, test_fr
     if root.is_file() and not is_archive(root):
         raise UserError(f"{root} is a file but not a .tar/.tar.gz/.tgz archive; point data.root at a folder of "
                         "class subfolders or an archive of one")
-    # Archives are fingerprinted by their bytes before the (slow) listing, so a cache hit skips reading them.
-    files, dirs = (None, None) if root.is_file() else _list_directory(root)
+    if root.is_file():
+        fingerprint = _source_fingerprint(root, [])
+        files, dirs = _list_archive(root, _plain_tar(root, fingerprint, cache_dir))
+    else:
+        files, dirs = _list_directory(root)
+        fingerprint = _source_fingerprint(root, files)
     cache_path, key = None, None
     if cache_dir is not None:
-        key = hashlib.sha256(repr((_CACHE_VERSION, _source_fingerprint(root, files), size,
-                                   float(test_fraction), int(seed))).encode()).hexdigest()
-        cache_path = pathlib.Path(cache_dir).expanduser() / f"image_folder-{_dataset_name(root)}-{key[:16]}.npz"
-        if cache_path.is_file():
-            cached = _read_cache(cache_path, key)
-            if cached is not None:
-                log.info("loaded %s from cache %s", root, cache_path)
-                return cached
-    if files is None:
-        files, dirs = _list_archive(root)
-    ds = _build(root, files, dirs, size, test_fraction, seed)
-    if cache_path is not None:
-        _write_cache(cache_path, key, ds)
-    return ds
+        key = hashlib.sha256(repr((_CACHE_VERSION, fingerprint, size, float(test_fraction), int(seed))).encode()
+                             ).hexdigest()
+        cache_path = pathlib.Path(cache_dir).expanduser() / f"image_folder-{_dataset_name(root)}-{key[:16]}.json"
+    return _build(root, files, dirs, size, test_fraction, seed, fingerprint, cache_path, key, workers)

@@ -37,6 +37,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from helmjax import atomic_io
+from helmjax.data.items import is_lazy
 from helmjax.digests import content_digest, key_digest
 from helmjax.errors import UserError
 from helmjax.layout import RAW
@@ -285,8 +286,9 @@ def _write_records(path: pathlib.Path, files: Sequence[bytes]):
 
 def build_shard(directory: pathlib.Path, plan: Plan, digest: str, i: int, count: int, start: int,
                 items: np.ndarray, labels: np.ndarray, fitted: Optional[dict] = None) -> dict:
-    """Encodes and writes shard `i`: records, then labels and bits, then its pending entry (which says it is done)."""
-    files, payloads, level_bits = encode_items(plan, items, fitted)
+    """Encodes and writes shard `i`: records, then labels and bits, then its pending entry (which says it is done).
+    `items`: an array or lazy items (`data.items`), decoded here."""
+    files, payloads, level_bits = encode_items(plan, np.asarray(items), fitted)
     meta = np.zeros(len(files), META_DTYPE)
     meta["label"] = labels
     meta["file_bits"] = [8 * len(f) for f in files]
@@ -394,7 +396,8 @@ def build(directory, x, y, quantizer: Optional[str], level, options: Optional[di
           sample_rate: Optional[int] = None, shard_size: int = SHARD_SIZE, workers: Optional[int] = None,
           process_index: int = 0, process_count: int = 1, fingerprint: Optional[str] = None,
           fitted: Optional[dict] = None) -> Optional[dict]:
-    """Writes `x` (uint8 images or float waveforms; anything sliced as x[a:b], e.g. np.memmap) with labels `y` at
+    """Writes `x` (uint8 images or float waveforms; anything sliced as x[a:b], e.g. np.memmap, or lazy items
+    (`data.items.LazyItems`), each shard decoded by its builder) with labels `y` at
     `level` of `quantizer` ("raw": kept losslessly) into `directory`, one folder per level.
 
     This process builds shards i with i % process_count == process_index over `workers` local processes (default
@@ -427,10 +430,11 @@ def build(directory, x, y, quantizer: Optional[str], level, options: Optional[di
             if why != "missing":
                 log.warning("level store %s: shard %d %s; rebuilding it", directory, i, why)
             start, stop = bounds[i]
-            # deferred, so only the shards in flight are in memory
+            # deferred, so only the shards in flight are in memory; lazy items are decoded by the shard's builder
             tasks.append(lambda i=i, start=start, stop=stop: (
-                directory, plan, digest, i, count, start, np.asarray(x[start:stop]), np.asarray(y[start:stop]),
-                fitted))
+                directory, plan, digest, i, count, start,
+                x.take(np.arange(start, stop)) if is_lazy(x) else np.asarray(x[start:stop]),
+                np.asarray(y[start:stop]), fitted))
     in_process = plan.level != RAW and plan.quantizer not in OWN_FILES
     _build_all(tasks, 1 if in_process else workers or os.cpu_count() or 1)
     return finish(directory, plan, key, bounds)

@@ -13,6 +13,7 @@ import numpy as np
 from helmjax import atomic_io, layout
 from helmjax.data import level_store
 from helmjax.data.dataset import ArrayDataset
+from helmjax.data.items import StoreItems, is_lazy
 from helmjax.digests import key_digest
 from helmjax.distributed import is_primary
 from helmjax.quantizers import registry
@@ -94,6 +95,8 @@ class Levels:
         each process builds its share of the shards, then every process opens the whole store."""
         ds, spec, options = self.ds, self.quantizer.spec, dict(self.quantizer.options)
         x, y = (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
+        if is_lazy(x) and level != RAW:  # read back from the raw level's store: cheaper than the source's files
+            x = StoreItems(self.store(RAW, split))
         fitted = None if level == RAW else fitted_state(ds, spec, level, options, self.cache_dir)
         name = RAW if level == RAW else f"{spec.name}-{registry.level_text(spec.check(level))}"
         where = key_digest({"dataset": self.key, "split": split, "level": name, "version": spec.version,

@@ -56,16 +56,17 @@ def measure(ds: ArrayDataset, subsampling: str = "4:2:0", camera_options: Option
     simulation (`camera_options`: the options it was made with), its true noise; None for data that is not 8-bit
     RGB or grey images."""
     from helmjax.data import noise
-    images = np.asarray(ds.x_train)
-    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+    x = ds.x_train  # an array or lazy items: only the sampled images are read
+    if np.dtype(x.dtype) != np.uint8 or x.ndim not in (3, 4):
         return None
-    per_image = _per_image_sigma(images)
+    sample = lambda count: np.asarray(noise._sample(x, count))
+    per_image = _per_image_sigma(sample(SAMPLE))
     sigma, ci = _rms_interval(per_image, confidence)
     record = {"estimator": "skimage.restoration.estimate_sigma (wavelet MAD), RMS over images and channels",
               "images": int(len(per_image)), "sigma": sigma, "sigma_ci": ci, "confidence": confidence,
               "q_n": []}
     for mode in dict.fromkeys([subsampling, "4:4:4"]):
-        record["q_n"].append(_matched(noise.jpeg_mse(images, mode, MSE_SAMPLE), sigma, ci, mode))
+        record["q_n"].append(_matched(noise.jpeg_mse(sample(MSE_SAMPLE), mode, MSE_SAMPLE), sigma, ci, mode))
     if camera_options is not None:
         from helmjax.data import camera
         accepted = inspect.signature(camera.true_noise).parameters

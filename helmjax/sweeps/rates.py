@@ -31,6 +31,7 @@ RAW_ARRAYS = ("lossless", "codec", "index")
 # under a minute with JPEG XL effort 5 on 2 cores; beyond this a fixed subset of the items is coded (and its
 # `index` stored). FLAC codes ~40M samples/s, so audio sets up to this size take seconds.
 LOSSLESS_BUDGET = 60_000 * 32 * 32 * 3
+_CHUNK = 1024  # items coded per call of the lossless codec
 
 
 def write_level_bits(sweep_dir, level_tag_str: str, **arrays) -> pathlib.Path:
@@ -116,12 +117,12 @@ def lossless_rate(ds: ArrayDataset, apply_to: str = "both", cache_dir=None, data
         cached = _load_cached(path, count if index is None else len(index))
         if cached is not None:
             return LosslessRate(cached, codec.description, index)
-    if index is None:
-        bits = np.concatenate([lossless.item_bits(x, codec) for x in splits]) if splits else np.zeros(0)
-    else:
-        offsets = np.cumsum([0] + [len(x) for x in splits])
-        picks = [x[index[(index >= lo) & (index < hi)] - lo] for x, lo, hi in zip(splits, offsets, offsets[1:])]
-        bits = np.concatenate([lossless.item_bits(p, codec) for p in picks])
+    offsets = np.cumsum([0] + [len(x) for x in splits])
+    rows = [np.arange(len(x)) if index is None else index[(index >= lo) & (index < hi)] - lo
+            for x, lo, hi in zip(splits, offsets, offsets[1:])]
+    # chunk by chunk: the items may be read on demand (`data.items`), and a chunk is all that is held decoded
+    bits = np.concatenate([np.zeros(0)] + [lossless.item_bits(x[r[a:a + _CHUNK]], codec)
+                                           for x, r in zip(splits, rows) for a in range(0, len(r), _CHUNK)])
     if path is not None:
         atomic_io.write_npz(path, bits=bits)
     return LosslessRate(bits, codec.description, index)
