@@ -2,6 +2,7 @@
 
 import json
 import logging
+import pickle
 import shutil
 
 import numpy as np
@@ -47,6 +48,12 @@ def test_prepared_subset_reads_back_pixel_equal_in_canonical_order(prepared):
         np.testing.assert_array_equal(got, want)
     auto = cifar10.load(tfds_data_dir=tfds_dir)  # auto prefers a prepared tfds copy
     np.testing.assert_array_equal(auto.x_test, ref.x_test)
+    # read on demand: rows come from the data source, and a worker's pickled share reads the same pixels
+    assert isinstance(ds.x_train, cifar10.TfdsImages)
+    rows = np.array([5169, 0, 1102])
+    share = pickle.loads(pickle.dumps(ds.x_train.take(rows)))
+    np.testing.assert_array_equal(share[:], ref.x_train[rows])
+    assert share.digest != ds.x_train.digest
 
 
 def test_records_carry_genuine_tfds_ids(prepared):

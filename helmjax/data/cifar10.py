@@ -5,13 +5,15 @@ Sources (all give uint8 NHWC RGB images, int32 labels, classes airplane=0 ... tr
   1017 test images. The reference when the compression itself is measured.
 - `load_jpeg_tree`: `$HELMJAX_DATA_DIR/cifar10/cifar10_jpeg75.tar.gz`, all 60k images as JPEG-75 files in class
   folders, read by the general image-folder loader (already lossy: fine for training, not a lossless reference).
-- `load_tfds`: a prepared tfds `cifar10` read without TensorFlow (array_record via `tfds.data_source`);
+- `load_tfds`: a prepared tfds `cifar10` read without TensorFlow (array_record via `tfds.data_source`, images
+  read on demand);
   `python -m helmjax.data.tfds_cifar10` prepares one from the local files.
 `load(source="auto")` picks tfds if prepared, else the JPEG tree; when nothing is there the error says where it
 looked and how to get each source.
 """
 
 import dataclasses
+import hashlib
 import logging
 import os
 import pathlib
@@ -21,6 +23,8 @@ import numpy as np
 
 from helmjax import paths
 from helmjax.data.dataset import ArrayDataset
+from helmjax.data.items import LazyItems
+from helmjax.digests import content_digest, key_digest
 from helmjax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -129,16 +133,53 @@ def _records(source, n: int):
         yield from source.__getitems__(list(range(start, min(n, start + step))))
 
 
-def _split_arrays(builder, split: str, where) -> Tuple[np.ndarray, np.ndarray]:
-    source = builder.as_data_source(split=split)
-    ids, images, labels = [], [], []
+class TfdsImages(LazyItems):
+    """A split of a prepared tfds cifar10 read record by record through tfds' data source (array_record, no
+    TensorFlow), in canonical id order (`order`: the records' positions). Picklable: each process opens its own
+    data source on first read."""
+
+    def __init__(self, data_dir: str, split: str, order: np.ndarray, digest: str):
+        self.data_dir, self.split, self.order = str(data_dir), split, np.asarray(order, np.int64)
+        self.shape, self.dtype, self.digest = (len(self.order), *_IMAGE_SHAPE), np.dtype(np.uint8), digest
+        self._source = None
+
+    def __getstate__(self):
+        return dict(self.__dict__, _source=None)
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        if self._source is None:
+            import tensorflow_datasets as tfds
+            self._source = tfds.builder_from_directory(self.data_dir).as_data_source(split=self.split)
+        records = self._source.__getitems__([int(r) for r in self.order[rows]])
+        return np.stack([np.asarray(r["image"], np.uint8) for r in records])
+
+    def take(self, rows) -> "TfdsImages":
+        rows = np.asarray(rows, np.int64)
+        return TfdsImages(self.data_dir, self.split, self.order[rows],
+                          key_digest({"of": self.digest, "rows": content_digest(rows)}))
+
+
+def _files_fingerprint(folder: pathlib.Path) -> str:
+    """Every file's name, size and mtime under `folder`: changes whenever the prepared copy does."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _split_arrays(builder, split: str, where) -> Tuple[TfdsImages, np.ndarray]:
+    """(images read on demand, labels) of `split`: one pass reads ids and labels, the images left coded."""
+    import tensorflow_datasets as tfds
+    source = builder.as_data_source(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    ids, labels = [], []
     for record in _records(source, len(source)):
         example_id = record["id"]
         ids.append(example_id.decode() if isinstance(example_id, bytes) else str(example_id))
-        images.append(np.asarray(record["image"], np.uint8))
         labels.append(int(np.asarray(record["label"])))
     order = np.argsort(np.asarray(ids), kind="stable")  # tfds stores records hash-shuffled; ids give the canonical order
-    x = np.stack(images)[order] if images else np.zeros((0, 32, 32, 3), np.uint8)
+    digest = key_digest({"tfds": _files_fingerprint(pathlib.Path(builder.data_dir)), "split": split})
+    x = TfdsImages(builder.data_dir, split, order, digest)
     y = np.asarray(labels, np.int64)[order]
     check_arrays(split, x, y, len(CLASSES), where)
     return x, y.astype(np.int32)
