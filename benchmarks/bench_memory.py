@@ -5,7 +5,8 @@ the Kodak photos (10 classes: photo index mod 10), each through `run.py --experi
 Prints per size: peak RSS, its growth per extra image against the previous size, wall time, and training images/s
 (from the runs' own train_seconds). Run-to-run noise of the peak is about 50 MB: `--repeats 2` runs each size twice.
 
-    python benchmarks/bench_memory.py [--sizes 2000,8000,32000] [--repeats 2] [--set train.in_memory_bytes=0]
+    python benchmarks/bench_memory.py [--sizes 2000,8000,32000] [--repeats 2] [--steps 30]
+                                      [--set train.in_memory_bytes=0]
 """
 
 import argparse
@@ -29,6 +30,7 @@ from helmjax.paths import data_dir  # noqa: E402
 
 SIZE = 96
 CLASSES = 10
+BATCH = 64  # image_folder_q_sweep's train.batch_size
 
 
 
@@ -49,10 +51,13 @@ def write_folder(root: pathlib.Path, n: int, seed: int = 0):
                                                             compress_level=1)
 
 
-def sweep(folder: pathlib.Path, workdir: pathlib.Path, sets) -> dict:
-    """One sweep in a child process: its peak RSS (bytes), wall time and the runs' training images/s."""
+def sweep(folder: pathlib.Path, workdir: pathlib.Path, sets, steps: int = 0) -> dict:
+    """One sweep in a child process: its peak RSS (bytes), wall time and the runs' training images/s; `steps` > 0
+    caps the training steps of the epoch (everything else still reads the whole set)."""
+    batch = int(next((s.split("=", 1)[1] for s in sets if s.startswith("train.batch_size=")), BATCH))
     command = [sys.executable, "run.py", "--experiment=image_folder_q_sweep", f"--set=data.root={folder}",
-               "--set=grid.level=raw,50", "--set=train.epochs=1", *[f"--set={s}" for s in sets],
+               "--set=grid.level=raw,50", "--set=train.epochs=1", f"--set=train.max_steps_per_epoch={steps}",
+               *[f"--set={s}" for s in sets],
                f"--workdir={workdir}", "--noprogress"]
     t0 = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -62,7 +67,8 @@ def sweep(folder: pathlib.Path, workdir: pathlib.Path, sets) -> dict:
     if status:
         sys.exit(f"the sweep failed ({status}):\n{out[-3000:]}")
     rows = [json.loads(line) for line in (workdir / "image_folder_q_sweep" / "results.jsonl").read_text().splitlines()]
-    images = sum(r["n_train"] * r["epochs"] for r in rows)
+    per_epoch = lambda r: (min(r["n_train"] // batch, steps) if steps else r["n_train"] // batch) * batch
+    images = sum(per_epoch(r) * r["epochs"] for r in rows)
     seconds = sum(r["train_seconds"] for r in rows)
     return {"peak": usage.ru_maxrss * 1024, "wall": wall, "images_per_s": images / seconds}
 
@@ -71,17 +77,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,8000,32000")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=0, help="cap the training steps of the epoch (0: all); "
+                        "listing, checking, level stores and evaluation still cover the whole set")
     parser.add_argument("--set", action="append", default=[], help="more config overrides, e.g. "
                         "train.in_memory_bytes=0 (stream every level)")
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {SIZE}x{SIZE} crops, raw + JPEG q=50, 1 epoch of "
-          f"image_folder_q_sweep; overrides: {args.set or 'none'}")
+          f"image_folder_q_sweep; training steps: {args.steps or 'all'}; overrides: {args.set or 'none'}")
     previous = None
     for n in map(int, args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             folder = pathlib.Path(tmp) / "images"
             write_folder(folder, n)
-            results = [sweep(folder, pathlib.Path(tmp) / f"work{r}", args.set) for r in range(args.repeats)]
+            results = [sweep(folder, pathlib.Path(tmp) / f"work{r}", args.set, args.steps)
+                       for r in range(args.repeats)]
         peak = statistics.median(r["peak"] for r in results)
         growth = "" if previous is None else \
             f", +{(peak - previous[1]) / (n - previous[0]) / 1e3:.1f} kB per extra image"

@@ -92,3 +92,16 @@ def test_worker_processes_read_the_same_batches_and_resume_at_a_position(stored)
     workers = StackInput([files], dataclasses.replace(SETTINGS, in_memory_bytes=0, data_workers=2), mesh)
     assert _same(_epoch(workers), reference)
     assert _same(_epoch(workers, step=4), reference[4:])  # resumed mid-epoch: the rest, then the next epoch
+
+
+def test_evaluation_batches_of_big_items_hold_at_most_eval_values():
+    from helmjax.training import pipeline
+    mesh = data_mesh()
+    devices = mesh.devices.size
+    settings = TrainSettings(batch_size=devices, eval_batch_size=1000)
+    for side, want in ((32, 1000), (96, pipeline.EVAL_VALUES // (96 * 96 * 3))):
+        x = np.zeros((2 * devices, side, side, 3), np.uint8)
+        data = SplitData(x, np.zeros(len(x), np.int32), x, np.zeros(len(x), np.int32), x, np.zeros(len(x), np.int32))
+        inputs = StackInput([data], settings, mesh)
+        assert inputs.eval_batch_size == want - want % devices
+    assert pipeline.EVAL_VALUES // (96 * 96 * 3) == 303

@@ -28,6 +28,9 @@ from helmjax.training.recipe import TrainSettings
 
 # Rows per read when a store is decoded into memory: big enough to amortise a worker's round trip.
 DECODE_CHUNK = 256
+# Input values of an evaluation batch at most: the default train.eval_batch_size of 1000 stands for RGB images up
+# to 52x52 (CIFAR's 32x32 included); bigger ones get fewer (96x96: 303).
+EVAL_VALUES = 2 ** 23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,8 +240,11 @@ class StackInput:
             raise UserError(f"train.batch_size={self.batch_size} is larger than the {n} training examples; lower it")
         if settings.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, settings.max_steps_per_epoch)
-        # Rounded down to a multiple of the devices: at least one row per device.
-        self.eval_batch_size = max(devices, settings.eval_batch_size - settings.eval_batch_size % devices)
+        # At most EVAL_VALUES input values (a batch's activations grow with its items' size: 1000 images of 96x96
+        # peaked at 4.4 GB, 100 at 1.8 GB), rounded down to a multiple of the devices: at least one row per device.
+        values = int(np.prod(self.splits[0].train.item_spec[0]))
+        eval_batch = min(settings.eval_batch_size, max(1, EVAL_VALUES // max(1, values)))
+        self.eval_batch_size = max(devices, eval_batch - eval_batch % devices)
         self.member_batch, self.batch = batch_shardings(mesh)
         self._train_rows = _local_rows(self.batch, self.batch_size)
         self._eval_rows = _local_rows(self.batch, self.eval_batch_size)

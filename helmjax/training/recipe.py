@@ -29,7 +29,7 @@ class TrainSettings:
     lr_decay: float = 1e-6  # Keras-style per-step decay: lr / (1 + decay * step)
     rho: float = 0.95  # adadelta
     batch_size: int = 128
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 1000  # at most; fewer for big items (pipeline.EVAL_VALUES)
     epochs: int = 200
     augment: bool = True  # random shift up to `shift_fraction` of H and W, and a horizontal flip
     shift_fraction: float = 0.1
