@@ -1,6 +1,7 @@
 """CIFAR-10 loaders: the lossless subset against the shared data, and clear errors for missing or bad files."""
 
 import hashlib
+import pickle
 import tarfile
 
 import numpy as np
@@ -143,3 +144,18 @@ def test_load_with_no_source_lists_where_it_looked_and_how_to_get_each(tmp_path)
         cifar10.load(source="jpeg", data_dir=tmp_path / "data")
     with pytest.raises(UserError, match="unknown CIFAR-10 source 'tfrecords'"):
         cifar10.load(source="tfrecords")
+
+
+def test_an_uncompressed_subset_file_is_read_on_demand_with_the_same_pixels(shared_data, tmp_path):
+    from helmjax.data.items import NpzRows
+    ref = cifar10.load_subset(shared_data)
+    assert isinstance(ref.x_train, np.ndarray)  # the shipped file is deflated: loaded
+    (tmp_path / "cifar10").mkdir()
+    np.savez(tmp_path / cifar10.SUBSET_FILE, x_train=ref.x_train, y_train=ref.y_train, x_test=ref.x_test,
+             y_test=ref.y_test, classes=np.array(cifar10.CLASSES))
+    ds = cifar10.load_subset(tmp_path)
+    assert isinstance(ds.x_train, NpzRows) and isinstance(ds.y_train, np.ndarray)
+    rows = np.array([5169, 3, 0])
+    np.testing.assert_array_equal(ds.x_train[rows], ref.x_train[rows])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds.x_test.take(rows % 1017)))[:], ref.x_test[rows % 1017])
+    np.testing.assert_array_equal(ds.x_test, ref.x_test)

@@ -23,7 +23,7 @@ import numpy as np
 
 from helmjax import paths
 from helmjax.data.dataset import ArrayDataset
-from helmjax.data.items import LazyItems
+from helmjax.data.items import LazyItems, npz_arrays
 from helmjax.digests import content_digest, key_digest
 from helmjax.errors import UserError
 
@@ -63,7 +63,8 @@ def check_arrays(name: str, x: np.ndarray, y: np.ndarray, num_classes: int, wher
 
 
 def load_subset(data_dir=None) -> ArrayDataset:
-    """The lossless subset (5170 train / 1017 test, exact original pixels), checked for shape and label range."""
+    """The lossless subset (5170 train / 1017 test, exact original pixels), checked for shape and label range; its
+    images are read on demand when the file stores them uncompressed (np.savez), else loaded."""
     path = _find(data_dir, SUBSET_FILE)
     if not path.is_file():
         raise _missing("CIFAR-10 lossless subset", path)
@@ -73,8 +74,8 @@ def load_subset(data_dir=None) -> ArrayDataset:
             if missing:
                 raise UserError(f"{path} lacks the array(s) {', '.join(sorted(missing))}; it is not the CIFAR-10 "
                                 "subset file, replace it")
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
             classes = tuple(str(c) for c in f["classes"]) if "classes" in f.files else CLASSES
+        arrays = npz_arrays(path, ("x_train", "y_train", "x_test", "y_test"))  # images read on demand if stored
     except UserError:
         raise
     except Exception as e:  # zipfile/numpy raise many types for a damaged file
