@@ -218,3 +218,29 @@ def test_cli_list_names_every_experiment_and_its_grid(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "cifar_q_sweep " in out.stdout and "180 runs (10 levels x 6 archs x 3 seeds)" in out.stdout
     assert "cifar_q_sweep_small" in out.stdout and "demo_q_sweep" in out.stdout
+
+
+def test_a_data_set_read_on_demand_sweeps_as_the_same_arrays_in_memory(tmp_path):
+    """Items read on demand (here arrays in an uncompressed .npz) go through the same stores and pipeline: the same
+    accuracies as the arrays held in memory (same program), their levels built from the raw level's store."""
+    from tests.conftest import make_stripes
+    from helmjax.data import catalog
+    from helmjax.data.items import LazyItems, npz_arrays
+    ref = make_stripes()
+    path = tmp_path / "stripes.npz"
+    np.savez(path, x_train=ref.x_train, x_test=ref.x_test)
+
+    def lazy_stripes():
+        arrays = npz_arrays(path, ("x_train", "x_test"))
+        assert all(isinstance(a, LazyItems) for a in arrays.values())
+        return type(ref)("lazy_stripes", arrays["x_train"], ref.y_train, arrays["x_test"], ref.y_test, ref.classes)
+
+    catalog.register("lazy_stripes", lazy_stripes, modality="image", needs="nothing (test fixture)")
+    fast = ("grid.level=raw,10", "train.epochs=1", "train.max_steps_per_epoch=3")
+    held = sweep.run_sweep(tiny_config(*fast), tmp_path / "held", **QUIET).rows
+    read = sweep.run_sweep(tiny_config("data.name=lazy_stripes", *fast), tmp_path / "read", **QUIET).rows
+    fields = ("level", "val_acc", "test_acc", "bpp")
+    assert [{k: r[k] for k in fields} for r in read] == [{k: r[k] for k in fields} for r in held]
+    stores = tmp_path / "read" / "cache" / "stores"
+    assert sorted(p.name.rsplit("-", 1)[0] for p in stores.iterdir()) == [
+        "pillow_jpeg-10-test", "pillow_jpeg-10-train", "raw-test", "raw-train"]
