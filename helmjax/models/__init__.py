@@ -1,4 +1,5 @@
-"""Model families (flax.linen): the paper's CIFAR-10 and audio architectures A-F, built by name."""
+"""Model families (flax.linen): the paper's CIFAR-10 and audio architectures A-F and its large-scale networks
+(ImageNet, Places, COWC: `imagenet`), built by name."""
 
 import importlib
 from typing import Callable
@@ -9,7 +10,7 @@ import numpy as np
 from helmjax.errors import UserError
 
 # family -> module that defines `ARCHS` (arch name -> factory(num_classes, **knobs) -> nn.Module).
-FAMILIES = {"image": "helmjax.models.cifar", "audio": "helmjax.models.audio"}
+FAMILIES = {"image": "helmjax.models.cifar", "audio": "helmjax.models.audio", "imagenet": "helmjax.models.imagenet"}
 
 
 def archs(family: str) -> dict:
