@@ -73,3 +73,15 @@ def test_a_store_built_from_lazy_items_in_workers_equals_the_store_of_the_array(
                             fingerprint="d")
     assert [s["sha256"] for s in got["shards"]] == [s["sha256"] for s in ref["shards"]]
     assert got["digest"] == ref["digest"]
+
+
+def test_coding_a_shard_chunk_by_chunk_changes_no_file(tmp_path, monkeypatch):
+    x = np.random.default_rng(2).integers(0, 256, (7, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(7) % 2
+    whole = {q: level_store.build(tmp_path / f"{q}-whole", x, y, q, 50, workers=1, fingerprint="d")
+             for q in ("jax_jpeg", "pillow_jpeg")}
+    monkeypatch.setattr(level_store, "ENCODE_CHUNK", 3)
+    for q, ref in whole.items():
+        got = level_store.build(tmp_path / f"{q}-chunks", Counted(x), y, q, 50, workers=1, fingerprint="d")
+        assert [s["sha256"] for s in got["shards"]] == [s["sha256"] for s in ref["shards"]]
+        assert [s["meta_sha256"] for s in got["shards"]] == [s["meta_sha256"] for s in ref["shards"]]

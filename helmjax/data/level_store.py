@@ -55,6 +55,8 @@ READER_OPTIONS = "readahead_buffer_size:0"  # random access: no read-ahead
 # ~128 KiB of framing besides ~50 bytes per record: big shards keep the store's size near the files' sum.
 SHARD_SIZE = 4096
 PNG_LEVEL = 6  # zlib level of the PNG files (Pillow's default)
+# Items decoded and coded at once in a shard's build (a quantizer's output is per item, so this changes no file).
+ENCODE_CHUNK = 256
 # Quantizers whose own file is kept -> its format (also the usual file suffix).
 OWN_FILES = {"pillow_jpeg": "jpeg", "webp": "webp", "avif": "avif", "jpegxl": "jxl", "jpeg2000": "j2k", "mp3": "mp3"}
 # Per record, beside the records: NaN payload where the file's headers are not separable. level_bits and
@@ -195,9 +197,17 @@ def _own_file(plan: Plan, item: np.ndarray) -> Tuple[bytes, Optional[int]]:
     return data, None if payload is None else payload(data)
 
 
-def encode_items(plan: Plan, items: np.ndarray, fitted: Optional[dict] = None) -> Tuple[list, list, np.ndarray]:
-    """(files, payload bytes or None each, (2, N) level bits and payload bits) of a batch of items at the plan's
-    level; `fitted` the state whose digest the plan holds."""
+def encode_items(plan: Plan, items, fitted: Optional[dict] = None) -> Tuple[list, list, np.ndarray]:
+    """(files, payload bytes or None each, (2, N) level bits and payload bits) of items (an array or lazy items,
+    `data.items`) at the plan's level; `fitted` the state whose digest the plan holds. Decoded and coded
+    ENCODE_CHUNK items at a time: a shard's build holds a chunk decoded, not the shard."""
+    parts = [_encode_chunk(plan, np.asarray(items[a:a + ENCODE_CHUNK]), fitted)
+             for a in range(0, len(items), ENCODE_CHUNK)]
+    return ([f for files, _, _ in parts for f in files], [p for _, payloads, _ in parts for p in payloads],
+            np.concatenate([bits for _, _, bits in parts], axis=1) if parts else np.zeros((2, 0)))
+
+
+def _encode_chunk(plan: Plan, items: np.ndarray, fitted: Optional[dict]) -> Tuple[list, list, np.ndarray]:
     if plan.quantizer in OWN_FILES:
         pairs = [_own_file(plan, item) for item in items]
         files, payloads = [f for f, _ in pairs], [p for _, p in pairs]
@@ -288,7 +298,7 @@ def build_shard(directory: pathlib.Path, plan: Plan, digest: str, i: int, count:
                 items: np.ndarray, labels: np.ndarray, fitted: Optional[dict] = None) -> dict:
     """Encodes and writes shard `i`: records, then labels and bits, then its pending entry (which says it is done).
     `items`: an array or lazy items (`data.items`), decoded here."""
-    files, payloads, level_bits = encode_items(plan, np.asarray(items), fitted)
+    files, payloads, level_bits = encode_items(plan, items, fitted)
     meta = np.zeros(len(files), META_DTYPE)
     meta["label"] = labels
     meta["file_bits"] = [8 * len(f) for f in files]
