@@ -29,7 +29,8 @@ BUDGET = flags.DEFINE_multi_string("budget", [], "Storage budgets for the report
 LIST = flags.DEFINE_bool("list", False, "List the experiments, their grid sizes and the data they need.")
 ANALYZE = flags.DEFINE_bool("analyze", False, "Rebuild the report from existing results without training.")
 PLAN = flags.DEFINE_bool("plan", False, "Print the power plan (smallest margin the design shows, seeds or test "
-                         "examples needed) without training or writing anything.")
+                         "examples needed) and the cost (runs, level stores, compute hours) without training or writing "
+                         "anything.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 NEW_SWEEP = flags.DEFINE_bool("new_sweep", False, "When the sweep directory holds runs of another config, put this "
                                 "config's sweep beside it (<name>-<digest>) instead of refusing.")
@@ -82,7 +83,8 @@ def main(argv):
     config = axes.parse_axis_flags(config, AXIS.value)
     if PLAN.value:  # before anything is trained or written
         from helmjax.reporting import plan_text
-        print(plan_text.format_sections(plan_text.plan_sections(config, pathlib.Path(WORKDIR.value))))
+        print(plan_text.format_sections(plan_text.plan_sections(config, pathlib.Path(WORKDIR.value))), flush=True)
+        print("\n" + plan_text.format_sections(plan_text.cost_sections(config, pathlib.Path(WORKDIR.value))))
         return 0
     from helmjax.reporting.storage import parse_bytes
     budgets = [parse_bytes(b) for part in BUDGET.value for b in part.split(",") if b.strip()] or None

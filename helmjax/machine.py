@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, for the line every benchmark prints first (figures are compared only on one)."""
+"""The machine a figure came from: its CPU model, for benchmarks and `--plan` (speed is only comparable on one CPU)."""
 
 import subprocess
 

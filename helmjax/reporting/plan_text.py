@@ -212,3 +212,67 @@ def power_sections(inputs: Inputs, prefix: str = "") -> List[Section]:
     sections.append(Section(f"{prefix}Needed for δ = {in_points(margin)} with {power.TARGET_POWER:.0%} power "
                             f"(a level that loses nothing)", (seed_line, example_line)))
     return sections
+
+
+def _size(interval) -> str:
+    """Bytes with two significant digits, as the sample's interval supports at best."""
+    def text(value):
+        for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)):
+            if abs(value) >= scale or unit == "B":
+                return f"{float(f'{value / scale:.2g}'):g} {unit}"
+    if not math.isfinite(interval.low):
+        return text(interval.value)
+    return f"{text(interval.value)} ({text(interval.low)} to {text(interval.high)})"
+
+
+def _hours(value: float) -> str:
+    return f"{value:.2g} h" if value >= 0.1 else f"{value * 60:.2g} min"
+
+
+def cost_sections(config, workdir: pathlib.Path, measure_cpu: bool = True) -> List[Section]:
+    """What running the sweep costs: runs, images, each level's stores (from a sample of the training set really
+    encoded), and compute hours (CPU measured here; an accelerator at a cited ResNet-50 rate)."""
+    from helmjax.machine import cpu_model
+    from helmjax.sweeps import cost as cost_lib
+    from helmjax.sweeps.plan import make_plan
+    plan = make_plan(config, None, workdir=pathlib.Path(workdir))
+    sections, costs = [], []
+    for setting in plan.settings:
+        prefix = f"[{setting.label}] " if len(plan.settings) > 1 else ""
+        try:
+            cost = cost_lib.setting_cost(setting, measure_cpu)
+        except UserError as e:
+            sections.append(Section(f"{prefix}Cost", (f"not estimated: {e}",)))
+            continue
+        costs.append((setting, cost))
+        shape = "x".join(map(str, cost.item_shape))
+        lines = [f"{cost.runs} runs ({', '.join(f'{a}: {n}' for a, n in cost.runs_per_arch.items())}), "
+                 f"{cost.epochs} epochs each: {cost.images_per_run:,} training images and {cost.evaluated_per_run:,} "
+                 f"evaluated per run ({cost.n_train:,} train / {cost.n_val:,} validation / {cost.n_test:,} test items "
+                 f"of {shape})"]
+        for level in cost.levels:
+            name = "raw" if level.level == RAW else setting.quantizer.spec.tag(level.level)
+            if level.store_bytes is None:
+                lines.append(f"store of {name}: not estimated ({level.why_not})")
+            else:
+                lines.append(f"store of {name}: {_size(level.bytes_per_item)} per item, {_size(level.store_bytes)} "
+                             f"for train and test (mean of {cost_lib.SAMPLE} training items encoded, 95% t interval)")
+        for arch, runs in cost.runs_per_arch.items():
+            rate = cost.cpu_images_per_s.get(arch)
+            if rate is not None:
+                lines.append(f"{arch} on this CPU ({cpu_model()}): {rate:.3g} training images/s measured "
+                             f"(batch {setting.train.batch_size}) -> {_hours(cost_lib.hours(cost, rate, runs))} for its "
+                             f"{runs} runs, evaluation at {cost_lib.EVAL_COST:.2g} of a training image's cost")
+            published = cost_lib.PUBLISHED
+            if arch == published["arch"] and cost.item_shape[:2] == (published["size"],) * 2:
+                lines += [f"{arch} on one {gpu} at the published {rate:.0f} images/s: "
+                          f"{_hours(cost_lib.hours(cost, rate, runs))} ({published['source']})"
+                          for gpu, rate in published["rates"].items()]
+            else:
+                lines.append(f"{arch} on an accelerator: no figure here; `benchmarks/gpu_check.py` on one measures it")
+        sections.append(Section(f"{prefix}Cost: runs, level stores, compute", tuple(lines)))
+    total = cost_lib.store_total(costs)
+    if costs and len(plan.settings) > 1 and total is not None:
+        sections.append(Section("Cost of the whole sweep", (
+            f"level stores: {_size(total)} (a store shared by settings counted once)",)))
+    return sections

@@ -1,0 +1,3 @@
+"""The CPU model, for benchmark output (one home: `helmjax.machine`)."""
+
+from helmjax.machine import cpu_model  # noqa: F401
