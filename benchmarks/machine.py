@@ -1,3 +1,5 @@
 """The CPU model, for benchmark output (one home: `helmjax.machine`)."""
 
-from helmjax.machine import cpu_model  # noqa: F401
+from helmjax.machine import cpu_model
+
+__all__ = ["cpu_model"]

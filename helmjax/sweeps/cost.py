@@ -137,7 +137,6 @@ def setting_cost(setting, measure_cpu: bool = True, sample: int = SAMPLE) -> Set
     loaded (the message says why)."""
     import tempfile
     from helmjax import layout
-    from helmjax.sweeps.level_data import nested_subset, split_validation
     # --plan writes nothing: a file set's check is read from the workdir's cache if a run made one, else kept aside
     with tempfile.TemporaryDirectory(prefix="helmjax-plan-") as aside:
         cached = layout.shared_cache(setting.sweep_dir) / layout.DATASETS_DIR
