@@ -14,11 +14,10 @@ import numpy as np
 
 def content_digest(tree, length: int = 20) -> str:
     """`length` hex digits of SHA-256 over the tree's arrays (see the module docstring)."""
-    from helmjax.data.items import LazyItems  # here: that module uses this one
     h = hashlib.sha256()
 
     def visit(node):
-        if isinstance(node, LazyItems):
+        if getattr(node, "read_on_demand", False):  # `data.items.LazyItems` (a higher layer: not imported here)
             h.update(f"lazy {node.shape} {np.dtype(node.dtype).str} {node.digest}".encode())
         elif isinstance(node, dict):
             for key in sorted(node, key=str):
