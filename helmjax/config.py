@@ -16,6 +16,11 @@ import ml_collections
 
 from helmjax.errors import UserError
 
+# Train keys added with the ImageNet-style recipe, and the defaults that keep the recipe as it was; left out of
+# sweep digests at these values (`sweeps.identity.DEFAULT_NOT_SHAPING`).
+RECIPE_DEFAULTS = {"lr_schedule": "", "warmup_epochs": 0.0, "lr_steps": (), "weight_decay": 0.0,
+                   "label_smoothing": 0.0, "augment_mode": "", "crop_size": 0}
+
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments"
 
 
@@ -42,7 +47,8 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
     """The keys every experiment has, filled in where its file leaves them out: the analysis settings (margin δ
     in accuracy points, confidence, storage budgets, the family its α covers), `data.train_fraction`, `grid.reference_seed` (extra seeds of the lossless reference level) and the
     speed seam's `train.performance` (auto | cpu | accelerator | plain) and `train.stack_mode` ("" | unroll | vmap),
-    the input pipeline's `train.data_workers` and `train.in_memory_bytes`, and `train.checkpoint_every_steps`."""
+    the input pipeline's `train.data_workers` and `train.in_memory_bytes`, `train.checkpoint_every_steps`, and the
+    recipe's `RECIPE_DEFAULTS` (schedule, warm-up, weight decay, label smoothing, crop)."""
     if "analysis" not in config:
         config.analysis = ml_collections.ConfigDict(dict(margin=1.0, confidence=0.95))
     if "reference_seed" not in config.grid:
@@ -70,6 +76,10 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
     for key, default in (("data_workers", 0), ("in_memory_bytes", 4 * 2 ** 30), ("checkpoint_every_steps", 0)):
         if key not in config.train:
             config.train[key] = default
+    # The ImageNet-style recipe (helmjax.training.recipe); at these defaults a run trains as before they existed.
+    for key, default in RECIPE_DEFAULTS.items():
+        if key not in config.train:
+            config.train[key] = list(default) if isinstance(default, tuple) else default
     return config
 
 

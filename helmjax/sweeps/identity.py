@@ -20,8 +20,13 @@ SHAPING_SECTIONS = ("data", "features", "quantizer", "model", "train")
 NOT_SHAPING = frozenset({"data.tfds_data_dir", "train.stack", "train.stack_mode", "train.micro_batches",
                          "train.eval_batch_size", "train.performance", "train.data_workers", "train.in_memory_bytes",
                          "train.checkpoint_every_steps"})
-# Keys added after sweeps existed, left out at their default so the digests of those sweeps stay what they were.
-DEFAULT_NOT_SHAPING = {"data.train_fraction": 1.0}
+# Keys added after sweeps existed, left out at their default so the digests of those sweeps stay what they were
+# (compared as JSON: a list and a tuple of the same values are one value).
+DEFAULT_NOT_SHAPING = {"data.train_fraction": 1.0,
+                       # the ImageNet-style recipe (`config.RECIPE_DEFAULTS`)
+                       "train.lr_schedule": "", "train.warmup_epochs": 0.0, "train.lr_steps": [],
+                       "train.weight_decay": 0.0, "train.label_smoothing": 0.0, "train.augment_mode": "",
+                       "train.crop_size": 0}
 
 
 class ConfigMismatch(UserError):
@@ -56,9 +61,14 @@ def shaping(config) -> Dict[str, Any]:
     for section in SHAPING_SECTIONS:
         if isinstance(tree.get(section), Mapping):
             flat.update(_flatten(tree[section], section))
-    flat = {k: v for k, v in flat.items()
+    flat = _as_read_back(flat)
+    return {k: v for k, v in flat.items()
             if k not in NOT_SHAPING and not (k in DEFAULT_NOT_SHAPING and v == DEFAULT_NOT_SHAPING[k])}
-    return json.loads(json.dumps(flat, sort_keys=True, default=str))  # tuples -> lists, as read back from disk
+
+
+def _as_read_back(value):
+    """JSON-normalised, as read back from disk: tuples -> lists, keys sorted."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def digest(shaping_keys: Mapping[str, Any]) -> str:

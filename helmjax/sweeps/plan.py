@@ -23,7 +23,7 @@ from helmjax.sweeps import axes, identity
 from helmjax.sweeps.quantized_data import APPLY_TO
 from helmjax.sweeps.run_names import run_name
 from helmjax.training import performance
-from helmjax.training.recipe import OPTIMIZERS, TrainSettings
+from helmjax.training.recipe import TrainSettings, check_settings as check_recipe
 
 # Quantizer options the sweep itself reads, whichever quantizer runs: the noise record measures q_N at the
 # sweep's JPEG subsampling.
@@ -227,8 +227,10 @@ def _validate(config, quantizer: QuantizerPlan, data: DataPlan, model: ModelPlan
     if config.grid.get("reference_seed") and RAW not in config.grid.level:
         raise UserError("grid.reference_seed adds seeds to the lossless level, but grid.level has no 'raw'; add it "
                         "or drop grid.reference_seed")
-    if train.optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {train.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    check_recipe(train)  # the optimizer, schedule, regularisation and crop
+    if data.modality != "image" and (train.augment_mode or train.crop_size):
+        raise UserError(f"train.augment_mode and train.crop_size are for images; dataset {data.name!r} is "
+                        f"{data.modality}: leave them unset")
     if train.epochs < 1 or train.batch_size < 1:
         raise UserError("train.epochs and train.batch_size must be >= 1")
     performance.check_settings(train)  # per device again when the trainer is built

@@ -32,7 +32,7 @@ from helmjax.sweeps.quantized_data import fingerprint
 from helmjax.training import run_files
 from helmjax.training.checkpoints import latest_epoch_on_disk
 from helmjax.training.loop import StopFlag, StopRequested, train_runs
-from helmjax.training.pipeline import Split
+from helmjax.training.pipeline import Split, train_steps_per_epoch
 from helmjax.training.trainer import Trainer
 
 __all__ = ["StopFlag", "StopRequested", "RunSpec", "run_sweep", "run_plan", "collect_results", "write_results"]
@@ -42,8 +42,8 @@ RESULT_COLUMNS = ["run", "experiment", "setting", "dataset", "quantizer", "level
                   "bpp_header", "bpp_lossless", "bits_per_second", "bits_per_second_payload",
                   "bits_per_second_lossless", "lossless_codec", "sample_rate", "sample_rate_actual", "kbps_actual",
                   "bytes_per_item", "n_train", "arch",
-                  "params", "num_classes", "seed", "val_acc", "test_acc", "best_epoch", "epochs", "train_seconds", "num_test",
-                  "status", "error"]
+                  "params", "num_classes", "seed", "val_acc", "test_acc", "val_top5_acc", "test_top5_acc",
+                  "best_epoch", "epochs", "train_seconds", "num_test", "status", "error"]
 
 
 class SweepLock:
@@ -229,9 +229,11 @@ def _train_runs(setting: SettingPlan, todo: List[RunSpec], stop, progress, log):
     levels = Levels(quantizer, setting.data, setting.features, ds, sweep_dir, key, log, reference.fields(ds),
                     setting.train)
     is_image = setting.data.modality == "image"
+    steps_per_epoch = train_steps_per_epoch(len(levels.train_idx), setting.train)  # every level's, for the schedule
     trainers = {}
     for arch in dict.fromkeys(run.arch for run in todo):  # compiled once per architecture, reused by its stacks
-        trainers[arch] = Trainer(setting.model.build(arch, ds.num_classes), setting.train, is_image)
+        trainers[arch] = Trainer(setting.model.build(arch, ds.num_classes), setting.train, is_image,
+                                 steps_per_epoch=steps_per_epoch)
     stacks = plan_stacks(todo, [setting.run_dir(run) for run in todo], trainers[todo[0].arch].profile.stack_size)
     outcome = ([], [], [])  # trained, failed, busy
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress, position=0)
@@ -328,5 +330,6 @@ class _ClaimLost(Exception):
 def _result_line(name: str, row: dict) -> str:
     if row["status"] != "done":
         return f"  {name}: failed: {row['error']}"
-    return (f"  {name}: test acc {row['test_acc']:.4f} (best epoch {row['best_epoch']}, val {row['val_acc']:.4f}, "
-            f"{row['train_seconds']:.1f} s)")
+    top5 = f", top-5 {row['test_top5_acc']:.4f}" if row.get("test_top5_acc") is not None else ""
+    return (f"  {name}: test acc {row['test_acc']:.4f}{top5} (best epoch {row['best_epoch']}, val "
+            f"{row['val_acc']:.4f}, {row['train_seconds']:.1f} s)")

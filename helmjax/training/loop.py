@@ -56,8 +56,8 @@ def check_finite(loss: float, epoch: int):
 
 
 def failed_result(error: str) -> dict:
-    return {"val_acc": None, "test_acc": None, "best_epoch": None, "epochs": None, "train_seconds": None,
-            "num_test": None, "status": "failed", "error": error}
+    return {"val_acc": None, "test_acc": None, "val_top5_acc": None, "test_top5_acc": None, "best_epoch": None,
+            "epochs": None, "train_seconds": None, "num_test": None, "status": "failed", "error": error}
 
 
 def train_run(run_dir: pathlib.Path, trainer: Trainer, data: Union[Split, SplitData], *, seed: int, epochs: int,
@@ -90,6 +90,9 @@ def train_runs(run_dirs: Sequence[pathlib.Path], trainer: Trainer, datas: Sequen
     checkpoints = [RunCheckpoints(d) for d in run_dirs]
     try:
         inputs = StackInput(datas, trainer.settings, trainer.mesh)
+        if trainer.steps_per_epoch and trainer.steps_per_epoch != inputs.steps_per_epoch:
+            raise ValueError(f"the trainer's schedule counts {trainer.steps_per_epoch} steps per epoch, the input has "
+                             f"{inputs.steps_per_epoch}")
         keys = [jax.random.split(jax.random.key(seed)) for seed in seeds]
         restored = [_restore_start(checkpoints[m], trainer.init(inputs.sample(m), init_key))
                     for m, (init_key, _) in enumerate(keys)]
@@ -175,7 +178,7 @@ def _train_stack(run_dirs, checkpoints, trainer: Trainer, inputs: StackInput, tr
                                     [t + seconds for t in train_seconds], epoch_base_seconds + seconds)
             train_losses, train_accs = trainer.mean_metrics(sums, members)
             sums = None
-            evaluations = trainer.evaluate(states, inputs.evaluation("val"), inputs.data_of_member)
+            evaluations = trainer.evaluate(states, inputs.evaluation("val"), inputs.data_of_member, top5=True)
             seconds = (time.perf_counter() - t0) / members
             member_steps = trainer.member_steps(states)
             for m, run_dir in enumerate(run_dirs):
@@ -186,12 +189,14 @@ def _train_stack(run_dirs, checkpoints, trainer: Trainer, inputs: StackInput, tr
                 except TrainingDiverged as e:
                     failures[m] = str(e)
                     continue
-                val_loss, val_acc, _ = evaluations[m]
+                val_loss, val_acc, _, val_top5 = evaluations[m]
                 train_seconds[m] += seconds
                 row = {"epoch": epoch, "step": int(member_steps[m]), "train_loss": float(train_losses[m]),
                        "train_acc": float(train_accs[m]), "val_loss": val_loss, "val_acc": val_acc,
                        "epoch_seconds": epoch_base_seconds + seconds,
                        "lr": float(trainer.learning_rate(int(member_steps[m])))}
+                if val_top5 is not None:  # models of more than 5 classes
+                    row["val_top5_acc"] = val_top5
                 bests[m] = _record_epoch(run_dir, checkpoints[m], trainer.member_state(states, m), row, bests[m],
                                          train_seconds[m])
                 if on_epoch is not None:
@@ -275,15 +280,17 @@ def _finish(trainer: Trainer, run_dirs, checkpoints, template, inputs: StackInpu
         return [failed_result(f) for f in failures]
     # A failed member's slot is filled with a good member's state: evaluated along, never reported.
     tests = trainer.evaluate(trainer.stack_states([good if s is None else s for s in best_states]),
-                             inputs.evaluation("test"), inputs.data_of_member)
+                             inputs.evaluation("test"), inputs.data_of_member, top5=True)
     results = []
     for m, run_dir in enumerate(run_dirs):
         if failures[m] is not None:
             results.append(failed_result(failures[m]))
             continue
-        (history, best), (_, test_acc, test_correct) = bests[m], tests[m]
+        (history, best), (_, test_acc, test_correct, test_top5) = bests[m], tests[m]
         run_files.write_test_correct(run_dir, test_correct)
         results.append({"val_acc": best["val_acc"], "test_acc": test_acc, "best_epoch": best["epoch"],
+                        # top-5: None for 5 classes or fewer (and for validation, epochs from before it was kept)
+                        "val_top5_acc": best.get("val_top5_acc"), "test_top5_acc": test_top5,
                         "epochs": len(history), "train_seconds": train_seconds[m], "num_test": int(len(test_correct)),
                         "final_train_loss": history[-1]["train_loss"]})
     return results

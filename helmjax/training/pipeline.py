@@ -210,6 +210,15 @@ class EvalBatch:
     keep: np.ndarray
 
 
+def train_steps_per_epoch(n: int, settings: TrainSettings) -> int:
+    """Steps of an epoch over `n` training items: whole batches (the last partial one dropped), at most
+    `settings.max_steps_per_epoch` when that is set."""
+    steps = n // settings.batch_size
+    if steps == 0:
+        raise UserError(f"train.batch_size={settings.batch_size} is larger than the {n} training examples; lower it")
+    return min(steps, settings.max_steps_per_epoch) if settings.max_steps_per_epoch else steps
+
+
 class StackInput:
     """The input of a stack of runs on a mesh: member m reads `datas[m]` (a `Split`, or `SplitData` held in
     memory). A data object given to several members is evaluated once for them (`data_of_member`)."""
@@ -234,12 +243,7 @@ class StackInput:
         self.batch_size = settings.batch_size
         if self.batch_size % devices:
             raise UserError(f"train.batch_size={self.batch_size} must be a multiple of the {devices} devices")
-        n = len(self.splits[0].train)
-        self.steps_per_epoch = n // self.batch_size
-        if self.steps_per_epoch == 0:
-            raise UserError(f"train.batch_size={self.batch_size} is larger than the {n} training examples; lower it")
-        if settings.max_steps_per_epoch:
-            self.steps_per_epoch = min(self.steps_per_epoch, settings.max_steps_per_epoch)
+        self.steps_per_epoch = train_steps_per_epoch(len(self.splits[0].train), settings)
         # At most EVAL_VALUES input values (a batch's activations grow with its items' size: 1000 images of 96x96
         # peaked at 4.4 GB, 100 at 1.8 GB), rounded down to a multiple of the devices: at least one row per device.
         values = int(np.prod(self.splits[0].train.item_spec[0]))

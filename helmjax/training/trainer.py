@@ -23,7 +23,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from helmjax.training import performance
-from helmjax.training.inputs import to_model_input
+from helmjax.errors import UserError
+from helmjax.training.inputs import center_crop, to_model_input
 from helmjax.training.pipeline import batch_shardings
 from helmjax.training.recipe import (TrainSettings, TrainState, init_state, learning_rate_schedule,
                                      make_optimizer)
@@ -42,22 +43,28 @@ def _stack_trees(trees: Sequence):
 @dataclasses.dataclass
 class Trainer:
     """Compiled steps for one (model, settings, data shape); keep it to reuse the compilation across stacks of one
-    size. The model's layers are replaced by those of the performance profile of the mesh's platform."""
+    size. The model's layers are replaced by those of the performance profile of the mesh's platform.
+    `steps_per_epoch` (`pipeline.train_steps_per_epoch`) is needed by schedules counted in epochs (cosine, step,
+    warm-up), and must then be the input's."""
     model: nn.Module
     settings: TrainSettings
     is_image: bool
     mesh: jax.sharding.Mesh = dataclasses.field(default_factory=data_mesh)
+    steps_per_epoch: int = 0
 
     def __post_init__(self):
+        if not self.is_image and (self.settings.augment_mode or self.settings.crop_size):
+            raise UserError("train.augment_mode and train.crop_size are for images; leave them unset ('' and 0) "
+                            "for other data")
         self.profile = performance.choose(self.settings, self.mesh.devices.flat[0].platform, self.num_devices)
         self.model = self.profile.fill(self.model)
-        self.tx = make_optimizer(self.settings)
-        self.learning_rate = learning_rate_schedule(self.settings)
+        self.tx = make_optimizer(self.settings, self.steps_per_epoch)
+        self.learning_rate = learning_rate_schedule(self.settings, self.steps_per_epoch)
         self._replicated = NamedSharding(self.mesh, P())
         self._member_batch, self._batch = batch_shardings(self.mesh)
         train_one = make_train_step(self.model, self.tx, self.settings, self.is_image,
                                     functools.partial(self.profile.slices, self.model))
-        eval_one = make_eval_step(self.model, self.settings)
+        eval_one = make_eval_step(self.model, self.settings, top5=True)
         vmapped = self.profile.stack_mode == "vmap"
 
         def train_step(states, x, y, step_key_data, step):
@@ -80,7 +87,7 @@ class Trainer:
                                   compiler_options=options)
         self.eval_step = jax.jit(eval_step, in_shardings=(replicated, self._member_batch, self._member_batch,
                                                           replicated, self._batch),
-                                 out_shardings=(replicated, replicated), compiler_options=options)
+                                 out_shardings=replicated, compiler_options=options)
         self._member = jax.jit(lambda tree, m: jax.tree_util.tree_map(lambda a: a[m], tree),
                                out_shardings=replicated)
         self._stack = jax.jit(_stack_trees, out_shardings=replicated)
@@ -95,7 +102,11 @@ class Trainer:
         return jax.make_array_from_callback(array.shape, self._replicated, lambda index: array[index])
 
     def model_input(self, sample_input: np.ndarray) -> jax.Array:
-        return to_model_input(jnp.asarray(sample_input[:1]), self.settings.standardize)
+        """The model's input for the first of `sample_input` (stored items): center-cropped as evaluated."""
+        x = jnp.asarray(sample_input[:1])
+        if self.is_image:
+            x = center_crop(x, self.settings.crop_size)
+        return to_model_input(x, self.settings.standardize)
 
     def init(self, sample_input: np.ndarray, rng: jax.Array) -> TrainState:
         """A member's fresh state (replicated)."""
@@ -147,17 +158,26 @@ class Trainer:
         count = np.maximum(sums["count"], 1)
         return sums["loss_sum"] / count, sums["correct"] / count
 
-    def evaluate(self, states, batches: Iterable, data_of_member: Sequence[int]) -> list:
+    def evaluate(self, states, batches: Iterable, data_of_member: Sequence[int], top5: bool = False) -> list:
         """Per member: (mean loss, accuracy, per-example correctness) over the pipeline's evaluation `batches`
-        (member m reads data set `data_of_member[m]`)."""
+        (member m reads data set `data_of_member[m]`); with `top5`, a fourth element: the top-5 accuracy (None for
+        models of 5 classes or fewer)."""
         members = len(data_of_member)
         data_of_member = self.put(np.asarray(data_of_member, np.int32))
-        loss_sums, correct = [0.0] * members, []
+        loss_sums, correct, top5_counts, has_top5 = [0.0] * members, [], np.zeros(members, np.int64), False
         for batch in batches:
-            batch_loss, batch_correct = self.eval_step(states, batch.x, batch.y, data_of_member, batch.mask)
+            batch_loss, batch_correct, batch_top5 = self.eval_step(states, batch.x, batch.y, data_of_member,
+                                                                   batch.mask)
             loss_sums = [s + float(b) for s, b in zip(loss_sums, np.asarray(batch_loss))]
             correct.append(np.asarray(batch_correct)[:, batch.keep])
+            if batch_top5 is not None:
+                has_top5 = True
+                top5_counts += np.asarray(batch_top5)[:, batch.keep].sum(axis=1)
         correct = np.concatenate(correct, axis=1) if correct else np.zeros((members, 0), bool)
         n = correct.shape[1]
-        return [(loss_sums[m] / max(n, 1), float(correct[m].mean()) if n else float("nan"), correct[m])
-                for m in range(members)]
+        results = [(loss_sums[m] / max(n, 1), float(correct[m].mean()) if n else float("nan"), correct[m])
+                   for m in range(members)]
+        if not top5:
+            return results
+        return [r + ((float(top5_counts[m] / n) if n else float("nan")) if has_top5 else None,)
+                for m, r in enumerate(results)]
