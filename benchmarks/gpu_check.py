@@ -1,5 +1,6 @@
 """Every accelerator figure in one call: devices, the JAX JPEG against Pillow, training and stacking speed, one
-evaluation pass, and a short real CIFAR-10 sweep with its report.
+evaluation pass, a short real CIFAR-10 sweep with its report, and the 64x64 ResNet trained through the streamed
+level-store pipeline (what an ImageNet-64 sweep costs per image).
 
 Each part runs in its own subprocess with its own time limit (a hung compile costs that part, not the check), so
 the whole check ends within `--budget` seconds (8 minutes by default, for one H200 lent for 15 minutes). Figures
@@ -23,13 +24,17 @@ from typing import Optional
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKDIR = pathlib.Path("runs", "gpu_check")  # where the JSON and report go without $OUT or --out
 # Part -> (seconds allowed at full size, seconds allowed in --smoke).
-PARTS = {"devices": (60, 30), "jpeg": (90, 40), "train": (120, 60), "stack": (120, 60), "sweep": (240, 120)}
+PARTS = {"devices": (60, 30), "jpeg": (90, 40), "train": (120, 60), "stack": (120, 60), "sweep": (240, 120),
+         "imagenet": (150, 60)}
 SIZES = {  # full size, smoke size
     "jpeg": ({"small": (32, 4096), "large": (256, 256), "repeats": 5}, {"small": (32, 64), "large": (64, 8),
                                                                          "repeats": 2}),
     "train": ({"archs": ("A", "F"), "batch": 128, "steps": 30}, {"archs": ("A",), "batch": 16, "steps": 3}),
     "stack": ({"arch": "A", "members": (1, 4, 8, 16), "batch": 128, "steps": 10},
               {"arch": "A", "members": (1, 2), "batch": 8, "steps": 1}),
+    # The 64x64 ResNet through the streamed pipeline: 300 steps of batch 128 at full size.
+    "imagenet": ({"items": 4096, "size": 64, "batch": 128, "steps": 300, "width": 1.0, "workers": 4},
+                 {"items": 64, "size": 32, "batch": 8, "steps": 2, "width": 0.125, "workers": 0}),
     # Full CIFAR-10 (the JPEG-75 tree of the shared data); the smoke run takes the camera demo's code path at a
     # fraction of its data, since only the script is being checked.
     "sweep": ({"experiment": "cifar_q_sweep", "levels": "raw,10,20,50", "archs": "A", "epochs": 3,
@@ -150,6 +155,9 @@ def run_part(name: str, smoke: bool, data_dir: Optional[str]) -> dict:
         return gpu_check_training.part_stack(SIZES["stack"][smoke])
     if name == "sweep":
         return part_sweep(smoke, data_dir)
+    if name == "imagenet":
+        from benchmarks import gpu_check_training
+        return gpu_check_training.part_imagenet(SIZES["imagenet"][smoke])
     raise ValueError(name)
 
 

@@ -18,7 +18,8 @@ def test_gpu_check_smoke_runs_every_part_and_writes_its_figures(tmp_path, shared
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     parts = json.loads(out.read_text())["parts"]
-    assert set(parts) == {"devices", "jpeg", "train", "stack", "sweep"}
+    assert set(parts) == {"devices", "jpeg", "train", "stack", "sweep", "imagenet"}
+    assert parts["imagenet"]["images_per_s"] > 0 and parts["imagenet"]["store_items_per_s"] > 0
     assert parts["devices"]["backend"] == "cpu" and parts["devices"]["versions"]["jax"]
     for size in parts["jpeg"].values():
         if isinstance(size, dict):
