@@ -38,3 +38,15 @@ def log_mel(**overrides) -> ml_collections.ConfigDict:
     """The paper's features: 96 mels, n_fft 2048, hop 512, power in dB (96 x 173 for 2 s at 44.1 kHz)."""
     return ml_collections.ConfigDict(dict(dict(name="log_mel", n_mels=96, n_fft=2048, hop_length=512, top_db=80.0),
                                           **overrides))
+
+
+def imagenet_train(batch_size: int = 256, epochs: int = 90, crop_size: int = 224) -> ml_collections.ConfigDict:
+    """The standard large-scale recipe (Goyal et al. 2017; flax's ImageNet example): SGD momentum 0.9, lr 0.1 per
+    256 images, 5 warm-up epochs then cosine decay to 0, weight decay 1e-4 on kernels, label smoothing 0.1,
+    random-resized crop to `crop_size` and flip for training, the centre crop for evaluation."""
+    train = paper_train()
+    train.update(optimizer="sgd", lr=0.1 * batch_size / 256, momentum=0.9, nesterov=False, lr_decay=0.0,
+                 batch_size=batch_size, eval_batch_size=1000, epochs=epochs, augment=True,
+                 lr_schedule="cosine", warmup_epochs=5.0, lr_steps=[], weight_decay=1e-4, label_smoothing=0.1,
+                 augment_mode="random_resized_crop", crop_size=crop_size, val_fraction=0.01)
+    return train
