@@ -72,7 +72,6 @@ class TfdsItems(LazyItems):
 
 def _labels_and_order(source) -> tuple:
     """(labels, positions in canonical order) of every record: names sort the records where the set has them."""
-    import tensorflow_datasets as tfds  # noqa: F401  (the source's decoders come from it)
     n, labels, names = len(source), [], []
     for start in range(0, n, LABEL_CHUNK):
         keys = list(range(start, min(n, start + LABEL_CHUNK)))
