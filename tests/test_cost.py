@@ -64,3 +64,18 @@ def test_resnet50_at_224_gets_the_published_accelerator_rate():
     cost = cost_lib.SettingCost("", 2, {"resnet50": 2}, 1, 1000, 0, 0, 1000, 0, (), {}, (224, 224, 3))
     assert cost_lib.hours(cost, 938.0) == pytest.approx(2 * 1000 / 938.0 / 3600)
     assert np.isfinite(cost_lib.hours(cost, cost_lib.PUBLISHED["rates"]["A100 80GB, TF32"]))
+
+
+def test_a_large_set_not_on_this_machine_is_costed_from_its_published_sizes(tmp_path, shared_data):
+    config = config_lib.apply_overrides(config_lib.load_experiment("imagenet64_q_sweep"), [
+        f"data.tfds_data_dir={tmp_path / 'no_tfds'}", "grid.level=raw,50"])
+    setting = make_plan(config, None, workdir=tmp_path).settings[0]
+    cost = cost_lib.setting_cost(setting, measure_cpu=False)
+    train, test, size, classes = cost_lib.KNOWN_SETS["imagenet_resized/64x64"]
+    assert "published split sizes" in cost.stand_in and cost.item_shape == (size, size, 3)
+    assert cost.n_train + cost.n_val == train and cost.n_test == test and cost.sample_size == 24
+    for level in cost.levels:
+        assert level.store_bytes.value == pytest.approx(level.bytes_per_item.value * (train + test))
+    assert cost.levels[1].bytes_per_item.value < cost.levels[0].bytes_per_item.value
+    text = plan_text.format_sections(plan_text.cost_sections(config, tmp_path, measure_cpu=False))
+    assert "estimated with stand-ins" in text and "1,281,167" in text.replace("\n    ", " ")

@@ -226,7 +226,10 @@ def _size(interval) -> str:
 
 
 def _hours(value: float) -> str:
-    return f"{value:.2g} h" if value >= 0.1 else f"{value * 60:.2g} min"
+    """Two significant digits (a throughput measured on a few steps supports no more)."""
+    if value < 0.1:
+        return f"{float(f'{value * 60:.2g}'):g} min"
+    return f"{float(f'{value:.2g}'):,g} h"
 
 
 def cost_sections(config, workdir: pathlib.Path, measure_cpu: bool = True) -> List[Section]:
@@ -246,7 +249,8 @@ def cost_sections(config, workdir: pathlib.Path, measure_cpu: bool = True) -> Li
             continue
         costs.append((setting, cost))
         shape = "x".join(map(str, cost.item_shape))
-        lines = [f"{cost.runs} runs ({', '.join(f'{a}: {n}' for a, n in cost.runs_per_arch.items())}), "
+        lines = [f"estimated with stand-ins: {cost.stand_in}"] if cost.stand_in else []
+        lines += [f"{cost.runs} runs ({', '.join(f'{a}: {n}' for a, n in cost.runs_per_arch.items())}), "
                  f"{cost.epochs} epochs each: {cost.images_per_run:,} training images and {cost.evaluated_per_run:,} "
                  f"evaluated per run ({cost.n_train:,} train / {cost.n_val:,} validation / {cost.n_test:,} test items "
                  f"of {shape})"]
@@ -256,12 +260,13 @@ def cost_sections(config, workdir: pathlib.Path, measure_cpu: bool = True) -> Li
                 lines.append(f"store of {name}: not estimated ({level.why_not})")
             else:
                 lines.append(f"store of {name}: {_size(level.bytes_per_item)} per item, {_size(level.store_bytes)} "
-                             f"for train and test (mean of {cost_lib.SAMPLE} training items encoded, 95% t interval)")
+                             f"for train and test (mean of {cost.sample_size} training items encoded, 95% t interval)")
         for arch, runs in cost.runs_per_arch.items():
             rate = cost.cpu_images_per_s.get(arch)
             if rate is not None:
                 lines.append(f"{arch} on this CPU ({cpu_model()}): {rate:.3g} training images/s measured "
-                             f"(batch {setting.train.batch_size}) -> {_hours(cost_lib.hours(cost, rate, runs))} for its "
+                             f"(batch {min(setting.train.batch_size, cost_lib.MEASURE_BATCH)}) -> "
+                             f"{_hours(cost_lib.hours(cost, rate, runs))} for its "
                              f"{runs} runs, evaluation at {cost_lib.EVAL_COST:.2g} of a training image's cost")
             published = cost_lib.PUBLISHED
             if arch == published["arch"] and cost.item_shape[:2] == (published["size"],) * 2:

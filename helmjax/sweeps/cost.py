@@ -19,6 +19,11 @@ from helmjax.errors import UserError
 from helmjax.layout import RAW
 
 SAMPLE = 32  # training items encoded per level
+MEASURE_BATCH = 32  # the CPU throughput is measured at this batch at most (a step of 256 ResNet-50 images is minutes)
+# Published split sizes (train, test) of large sets, their stored resolution and classes: --plan costs them before
+# they are downloaded (data.name, or data.dataset of tfds_images).
+KNOWN_SETS = {"imagenet2012": (1_281_167, 50_000, 256, 1000), "ilsvrc": (1_281_167, 50_000, 256, 1000),
+              "imagenet_resized/64x64": (1_281_167, 50_000, 64, 1000), "places365_small": (1_803_460, 36_500, 256, 365)}
 TIMED_STEPS = 3  # training steps timed per architecture (after one compiling and one warm step)
 # An evaluation image costs about a third of a training image (forward only, against forward and backward).
 EVAL_COST = 1.0 / 3.0
@@ -61,6 +66,8 @@ class SettingCost:
     levels: Tuple[LevelCost, ...]
     cpu_images_per_s: Dict[str, float]  # per arch, measured here
     item_shape: Tuple[int, ...]
+    stand_in: str = ""  # when the data is not here: what the counts and the encoded sample stand in with
+    sample_size: int = SAMPLE  # training items encoded per level
 
 
 def _mean_interval(values: np.ndarray, confidence: float = 0.95) -> Interval:
@@ -76,14 +83,16 @@ def _scaled(interval: Interval, factor: float) -> Interval:
     return Interval(interval.value * factor, interval.low * factor, interval.high * factor)
 
 
-def level_costs(ds, quantizer, levels, sample: int = SAMPLE) -> Tuple[LevelCost, ...]:
+def level_costs(ds, quantizer, levels, sample: int = SAMPLE, counts: Optional[Dict[str, int]] = None
+                ) -> Tuple[LevelCost, ...]:
     """Each level's stored bytes per item, from `sample` evenly spaced training items really encoded, and its
-    stores' size (train and test; the split a quantizer leaves alone stored at the raw level)."""
+    stores' size (train and test, `counts` items each, default the data's; the split a quantizer leaves alone
+    stored at the raw level)."""
     from helmjax.data import level_store
     picks = np.unique(np.linspace(0, len(ds.x_train) - 1, min(sample, len(ds.x_train))).round().astype(np.int64))
     items = np.asarray(ds.x_train[picks])
     compressed = {"both": ("train", "test"), "train": ("train",), "test": ("test",)}[quantizer.apply_to]
-    counts = {"train": len(ds.x_train), "test": len(ds.x_test)}
+    counts = counts or {"train": len(ds.x_train), "test": len(ds.x_test)}
 
     def per_item(level):
         plan = level_store.make_plan(items, quantizer.spec.name, level, dict(quantizer.options), ds.sample_rate)
@@ -108,7 +117,7 @@ def cpu_images_per_second(model, settings, item_shape, is_image: bool, steps: in
     import jax
     from helmjax.training.pipeline import SplitData, StackInput
     from helmjax.training.trainer import Trainer
-    trainer = Trainer(model, settings, is_image)
+    trainer = Trainer(model, settings, is_image, steps_per_epoch=2)  # a schedule's length changes no step's cost
     rng = np.random.RandomState(0)
     batch, n = settings.batch_size, 2 * settings.batch_size
     x = (rng.randint(0, 256, (n, *item_shape)).astype(np.uint8) if is_image
@@ -140,16 +149,55 @@ def setting_cost(setting, measure_cpu: bool = True, sample: int = SAMPLE) -> Set
     # --plan writes nothing: a file set's check is read from the workdir's cache if a run made one, else kept aside
     with tempfile.TemporaryDirectory(prefix="helmjax-plan-") as aside:
         cached = layout.shared_cache(setting.sweep_dir) / layout.DATASETS_DIR
-        ds = setting.data.load(setting.sweep_dir if cached.is_dir() else pathlib.Path(aside) / "sweep")
+        try:
+            ds = setting.data.load(setting.sweep_dir if cached.is_dir() else pathlib.Path(aside) / "sweep")
+        except UserError as e:
+            known = KNOWN_SETS.get(setting.data.options.get("dataset") or setting.data.name)
+            if known is None:
+                raise
+            return _stand_in_cost(setting, known, str(e), measure_cpu)
         return _setting_cost(setting, ds, measure_cpu, sample)
 
 
-def _setting_cost(setting, ds, measure_cpu: bool, sample: int) -> SettingCost:
+def _kodak_stand_in(size: int):
+    """The 24 Kodak photos at the stored resolution (shorter side to `size`, centre square): natural photos whose
+    coded sizes stand in for a large set's that is not on this machine."""
+    from PIL import Image
+    from helmjax import paths
+    from helmjax.data.dataset import ArrayDataset
+    from helmjax.data.resize import shorter_side_center_crop
+    photos = sorted((paths.data_dir() / "kodak").glob("kodim*.png"))
+    if not photos:
+        raise UserError(f"no Kodak photos under {paths.data_dir() / 'kodak'} to stand in for the absent data set; "
+                        "set HELMJAX_DATA_DIR")
+    x = np.stack([shorter_side_center_crop(np.asarray(Image.open(p).convert("RGB")), size) for p in photos])
+    y = np.arange(len(x), dtype=np.int32) % 2
+    return ArrayDataset("kodak", x, y, x, y, ("a", "b"))
+
+
+def _stand_in_cost(setting, known: Tuple[int, int, int, int], why: str, measure_cpu: bool) -> SettingCost:
+    n_train, n_test, size, classes = known
+    size = int(setting.data.options.get("image_size") or size)
+    n_val = int(round(setting.data.val_fraction * n_train))
+    counts = {"train": n_train, "test": n_test}
+    ds = _kodak_stand_in(size)
+    n_fit = int(round((n_train - n_val) * setting.data.train_fraction))
+    stand_in = (f"the data is not here ({why.split(';')[0]}): its published split sizes ({n_train:,} train, "
+                f"{n_test:,} test, {classes} classes), and the 24 Kodak photos at {size}x{size} encoded for the stores")
+    return _setting_cost(setting, ds, measure_cpu, len(ds.x_train), counts=(n_fit, n_val, n_test), classes=classes,
+                         store_counts=counts, stand_in=stand_in)
+
+
+def _setting_cost(setting, ds, measure_cpu: bool, sample: int, counts=None, classes=None, store_counts=None,
+                  stand_in: str = "") -> SettingCost:
     from helmjax.sweeps.level_data import nested_subset, split_validation
-    train_idx, val_idx = split_validation(ds, setting.data.val_fraction, setting.data.split_seed)
-    train_idx = nested_subset(ds.y_train, train_idx, setting.data.train_fraction, setting.data.split_seed)
+    if counts is None:
+        train_idx, val_idx = split_validation(ds, setting.data.val_fraction, setting.data.split_seed)
+        train_idx = nested_subset(ds.y_train, train_idx, setting.data.train_fraction, setting.data.split_seed)
+        counts = (len(train_idx), len(val_idx), len(ds.y_test))
+    n_train, n_val, n_test = counts
     train = setting.train
-    steps = len(train_idx) // train.batch_size
+    steps = n_train // train.batch_size
     if train.max_steps_per_epoch:
         steps = min(steps, train.max_steps_per_epoch)
     archs: Dict[str, int] = {}
@@ -162,12 +210,13 @@ def _setting_cost(setting, ds, measure_cpu: bool, sample: int) -> SettingCost:
         if setting.features:
             raise UserError("--plan measures CPU throughput on image data only; this sweep computes audio features")
         for arch in archs:
-            rates[arch] = cpu_images_per_second(setting.model.build(arch, ds.num_classes), train, item_shape,
-                                                is_image)
-    return SettingCost(setting.label, len(setting.runs), archs, train.epochs, len(train_idx), len(val_idx),
-                       len(ds.y_test), train.epochs * steps * train.batch_size,
-                       train.epochs * len(val_idx) + len(ds.y_test),
-                       level_costs(ds, setting.quantizer, setting.levels, sample), rates, item_shape)
+            measured = dataclasses.replace(train, batch_size=min(train.batch_size, MEASURE_BATCH))
+            rates[arch] = cpu_images_per_second(setting.model.build(arch, classes or ds.num_classes), measured,
+                                                item_shape, is_image)
+    return SettingCost(setting.label, len(setting.runs), archs, train.epochs, n_train, n_val, n_test,
+                       train.epochs * steps * train.batch_size, train.epochs * n_val + n_test,
+                       level_costs(ds, setting.quantizer, setting.levels, sample, store_counts), rates, item_shape,
+                       stand_in, min(sample, len(ds.x_train)))
 
 
 def hours(cost: SettingCost, images_per_s: float, runs: Optional[int] = None) -> float:
