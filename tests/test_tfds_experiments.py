@@ -47,6 +47,7 @@ def test_a_tfds_set_is_read_on_demand_in_name_order_at_the_stored_resolution(tmp
 @pytest.mark.parametrize("experiment, size, sets", [
     ("imagenet64_q_sweep", 64, ["train.crop_size=48"]),
     ("places365_q_sweep", 72, ["data.image_size=72", "train.crop_size=64"]),
+    ("imagenet_tfds_q_sweep", None, ["data.image_size=40", "train.crop_size=32", "grid.arch=resnet64"]),
 ])
 def test_experiment_runs_end_to_end_on_a_mock(tmp_path, monkeypatch, experiment, size, sets):
     monkeypatch.setattr(os, "cpu_count", lambda: 1)  # level stores built here, where the mock is

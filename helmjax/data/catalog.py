@@ -27,6 +27,9 @@ DATASETS = {
                             "a prepared tfds cifar10, or $HELMJAX_DATA_DIR/cifar10/cifar10_jpeg75.tar.gz"),
     "image_folder": DatasetEntry("helmjax.data.image_folder", "load_image_folder", "image",
                                  "a folder or tar of class subfolders (data.root)"),
+    "ilsvrc": DatasetEntry("helmjax.data.ilsvrc", "load_ilsvrc", "image",
+                           "ILSVRC-2012 as distributed (data.root): train/<wnid>/*.JPEG, val/*.JPEG with "
+                           "LOC_val_solution.csv or val_labels.txt (or val/<wnid>/*.JPEG)"),
     "tfds_images": DatasetEntry("helmjax.data.tfds_images", "load_tfds_images", "image",
                                 "a tfds image set prepared as array_record (data.dataset, data.tfds_data_dir)"),
     "fsdd": DatasetEntry("helmjax.data.fsdd", "load_fsdd", "audio", "$HELMJAX_DATA_DIR/fsdd/recordings/*.wav"),

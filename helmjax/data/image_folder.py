@@ -11,7 +11,9 @@ Any format Pillow reads. Every image becomes 8-bit RGB: grayscale is repeated, a
 is kept), palettes are expanded, 16-bit samples are rounded to v/257, EXIF orientation is applied. Sizes: when
 `image_size` is None all images must share one size (the first mismatch is an error saying to pass image_size);
 with `image_size=(H, W)` (or an int for square) images of another size are resized to it with Pillow's bicubic
-filter, aspect ratio not preserved (nothing cropped); images already that size keep their exact pixels.
+filter, aspect ratio not preserved (nothing cropped); images already that size keep their exact pixels. With
+`resize="shorter_side"` and an int `image_size` S, each image's shorter side goes to S and the centre SxS is kept
+(`resize.shorter_side_center_crop`: the stored resolution of ImageNet-style sets); an SxS image keeps its pixels.
 
 Nothing is held decoded: listing reads names (and a tar's member offsets) only, and the images are `ImageFiles`,
 decoded when read (a level store's build reads each one once more). A .tar.gz is unpacked once into a plain tar
@@ -50,6 +52,7 @@ from helmjax import atomic_io
 from helmjax.data.audio_folder import stratified_split
 from helmjax.data.dataset import ArrayDataset
 from helmjax.data.items import LazyItems
+from helmjax.data.resize import shorter_side_center_crop
 from helmjax.digests import key_digest
 from helmjax.errors import UserError
 
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 SPLITS = ("train", "test")
+RESIZES = ("stretch", "shorter_side")  # how `image_size` is reached: both sides to it, or shorter side + centre crop
 _CACHE_VERSION = 2  # bump when decoding rules change, so old caches are not reused
 _CHECK_CHUNK = 256  # files per task of the parallel check
 _CHECK_IN_PROCESS = 2048  # fewer files than this are checked here (starting worker processes costs more)
@@ -124,8 +128,28 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes, image_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Encoded bytes -> uint8 (H, W, 3); resized to `image_size` (H, W) when given. Raises BadImage with the reason."""
+def _square_side(image_size) -> int:
+    """S of an int S or an (S, S) size: what `resize="shorter_side"` crops to."""
+    size = normalise_size(image_size)
+    if size is None or size[0] != size[1]:
+        raise UserError(f'resize="shorter_side" needs a square image_size: one positive int S (the stored SxS '
+                        f"resolution, e.g. 256); got {image_size!r}")
+    return size[0]
+
+
+def _check_resize(resize: str, image_size):
+    if resize not in RESIZES:
+        raise UserError(f"resize={resize!r}; use one of {', '.join(RESIZES)}")
+    if resize == "shorter_side":
+        _square_side(image_size)
+
+
+def decode_image(data: bytes, image_size: Optional[Tuple[int, int]] = None, resize: str = "stretch") -> np.ndarray:
+    """Encoded bytes -> uint8 (H, W, 3); with `image_size` ((H, W), or an int for square), resized to it by `resize`
+    ("stretch": both sides to it; "shorter_side": shorter side to S, then the centre SxS). Raises BadImage with the
+    reason."""
+    _check_resize(resize, image_size)  # before the try: a bad option is the caller's error, not the file's
+    image_size = normalise_size(image_size)
     if not data:
         raise BadImage("empty file (0 bytes)")
     try:
@@ -133,9 +157,13 @@ def decode_image(data: bytes, image_size: Optional[Tuple[int, int]] = None) -> n
             img.load()  # decodes now, so truncation and corruption surface here
             img = ImageOps.exif_transpose(img)
             img = to_rgb8(img)
-            if image_size is not None and img.size != (image_size[1], image_size[0]):
-                img = img.resize((image_size[1], image_size[0]), Image.Resampling.BICUBIC)
-            out = np.asarray(img, np.uint8)
+            if resize == "shorter_side":
+                out = np.ascontiguousarray(shorter_side_center_crop(np.asarray(img, np.uint8),
+                                                                    _square_side(image_size)))
+            else:
+                if image_size is not None and img.size != (image_size[1], image_size[0]):
+                    img = img.resize((image_size[1], image_size[0]), Image.Resampling.BICUBIC)
+                out = np.asarray(img, np.uint8)
     except Image.UnidentifiedImageError:
         raise BadImage("not an image format Pillow can read") from None
     except Image.DecompressionBombError as e:
@@ -147,7 +175,7 @@ def decode_image(data: bytes, image_size: Optional[Tuple[int, int]] = None) -> n
     return out
 
 
-def _natural_key(parts: Sequence[str]):
+def natural_key(parts: Sequence[str]):
     """Sort key: digit runs compare as numbers, so 2.png < 10.png."""
     return [tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p)) for p in parts]
 
@@ -168,12 +196,16 @@ def _dataset_name(root: pathlib.Path) -> str:
     return name
 
 
-def _list_directory(root: pathlib.Path):
+def list_directory(root: pathlib.Path, top: Optional[Sequence[str]] = None):
+    """(files, folders) under `root`, paths as parts relative to it, nothing read; `top`: walk only these top-level
+    folders (files directly in `root` then left out)."""
     files, dirs = [], set()
     for folder, subdirs, names in os.walk(root):
         rel = pathlib.Path(folder).relative_to(root).parts
-        subdirs[:] = sorted(d for d in subdirs if not _ignored((d,)))  # prunes the walk too
+        subdirs[:] = sorted(d for d in subdirs if not _ignored((d,)) and (top is None or rel or d in top))
         dirs.update(rel + (d,) for d in subdirs)
+        if top is not None and not rel:
+            continue
         for n in names:
             p = pathlib.Path(folder) / n
             if not _ignored((n,)) and p.is_file():
@@ -251,7 +283,7 @@ def _list_archive(root: pathlib.Path, tar_path: pathlib.Path):
     return files, dirs
 
 
-def _source_fingerprint(root: pathlib.Path, files: List[_File]) -> str:
+def source_fingerprint(root: pathlib.Path, files: List[_File]) -> str:
     """Changes whenever the input changes: archive bytes, or every file's path, size and mtime."""
     h = hashlib.sha256()
     if root.is_file():
@@ -265,7 +297,7 @@ def _source_fingerprint(root: pathlib.Path, files: List[_File]) -> str:
     return h.hexdigest()
 
 
-def _normalise_size(image_size) -> Optional[Tuple[int, int]]:
+def normalise_size(image_size) -> Optional[Tuple[int, int]]:
     if image_size is None:
         return None
     size = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(s) for s in image_size)
@@ -309,7 +341,7 @@ def _layout(files: List[_File], dirs, root) -> Dict[Optional[str], Dict[str, Lis
                         f"only in test: {only_test or 'none'}); give both splits the same class folders")
     for by_class in layout.values():
         for members in by_class.values():
-            members.sort(key=lambda f: _natural_key(f.parts))
+            members.sort(key=lambda f: natural_key(f.parts))
     return layout
 
 
@@ -318,8 +350,8 @@ class ImageFiles(LazyItems):
     process decodes its own rows."""
 
     def __init__(self, files: Sequence[_File], image_size: Optional[Tuple[int, int]], item_shape: Tuple[int, ...],
-                 digest: str):
-        self.files, self.image_size = list(files), image_size
+                 digest: str, resize: str = "stretch"):
+        self.files, self.image_size, self.resize = list(files), image_size, resize
         self.shape, self.dtype, self.digest = (len(self.files), *item_shape), np.dtype(np.uint8), digest
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
@@ -327,7 +359,7 @@ class ImageFiles(LazyItems):
         for k, r in enumerate(rows):
             f = self.files[r]
             try:
-                out[k] = decode_image(f.read(), self.image_size)
+                out[k] = decode_image(f.read(), self.image_size, self.resize)
             except (BadImage, OSError, ValueError) as e:
                 raise UserError(f"{f.name} no longer decodes to a {'x'.join(map(str, self.shape[1:]))} image "
                                 f"({e}): the data changed after it was listed; load it again") from None
@@ -336,32 +368,35 @@ class ImageFiles(LazyItems):
     def take(self, rows: Sequence[int]) -> "ImageFiles":
         rows = np.asarray(rows, np.int64)
         return ImageFiles([self.files[r] for r in rows], self.image_size, self.shape[1:],
-                          key_digest({"of": self.digest, "rows": hashlib.sha256(rows.tobytes()).hexdigest()}))
+                          key_digest({"of": self.digest, "rows": hashlib.sha256(rows.tobytes()).hexdigest()}),
+                          self.resize)
 
 
-def _check(files: Sequence[_File], image_size) -> list:
+def _check(files: Sequence[_File], image_size, resize: str = "stretch") -> list:
     """(reason or None, decoded shape or None) of each file: the file decoded and dropped."""
     out = []
     for f in files:
         try:
-            out.append((None, decode_image(f.read(), image_size).shape))
+            out.append((None, decode_image(f.read(), image_size, resize).shape))
         except (BadImage, OSError) as e:
             out.append((str(e), None))
     return out
 
 
-def _check_all(files: List[_File], image_size, workers: Optional[int] = None) -> list:
+def _check_all(files: List[_File], image_size, workers: Optional[int] = None, resize: str = "stretch") -> list:
     """`_check` of every file, over `workers` processes (default the local cores) for big sets."""
     workers = max(1, int(workers or os.cpu_count() or 1))
     if workers == 1 or len(files) < _CHECK_IN_PROCESS:
-        return _check(files, image_size)
+        return _check(files, image_size, resize)
     chunks = [files[a:a + _CHECK_CHUNK] for a in range(0, len(files), _CHECK_CHUNK)]
     # Spawned, not forked: safe beside JAX's threads (as the level store's builders).
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return [v for part in pool.map(_check, chunks, [image_size] * len(chunks)) for v in part]
+        return [v for part in pool.map(_check, chunks, [image_size] * len(chunks), [resize] * len(chunks))
+                for v in part]
 
 
-def _verdicts(ordered: List[_File], image_size, root, cache_path, key, workers) -> Tuple[list, Tuple[int, ...]]:
+def _verdicts(ordered: List[_File], image_size, root, cache_path, key, workers,
+              resize: str = "stretch") -> Tuple[list, Tuple[int, ...]]:
     """([reason or None] of each file, the images' shape): cached, else checked; mixed sizes without image_size
     stop at the first mismatch, naming it."""
     if cache_path is not None and cache_path.is_file():
@@ -369,7 +404,7 @@ def _verdicts(ordered: List[_File], image_size, root, cache_path, key, workers) 
         if cached is not None:
             log.info("loaded the check of %s from cache %s", root, cache_path)
             return cached
-    checked = _check_all(ordered, image_size, workers)
+    checked = _check_all(ordered, image_size, workers, resize)
     first = None
     for f, (reason, shape) in zip(ordered, checked):
         if reason is not None:
@@ -387,9 +422,23 @@ def _verdicts(ordered: List[_File], image_size, root, cache_path, key, workers) 
     return verdicts, shape
 
 
-def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed, fingerprint: str,
-           cache_path=None, key=None, workers=None) -> ArrayDataset:
-    layout = _layout(files, dirs, root)
+def cache_location(cache_dir, label: str, parts: tuple) -> Tuple[Optional[pathlib.Path], Optional[str]]:
+    """(file, key) of the cached check of a set identified by `parts` (its fingerprint and whatever changes the
+    verdicts or their order), or (None, None) without `cache_dir`."""
+    if cache_dir is None:
+        return None, None
+    key = hashlib.sha256(repr((_CACHE_VERSION, *parts)).encode()).hexdigest()
+    return pathlib.Path(cache_dir).expanduser() / f"{label}-{key[:16]}.json", key
+
+
+def dataset_from_layout(root: pathlib.Path, layout: Dict[Optional[str], Dict[str, List[_File]]], *, name: str,
+                        fingerprint: str, image_size=None, resize: str = "stretch", test_fraction: float = 0.2,
+                        seed: int = 0, cache_path=None, key=None, workers=None,
+                        split_folders: Optional[Dict[str, str]] = None) -> ArrayDataset:
+    """The data set of `layout` ({"train"/"test": {class: files}}, or {None: {class: files}} to split per class
+    with `test_fraction`): the check of every file (or its cache), bad files skipped, labels from the sorted
+    classes, `ImageFiles` read on demand. `split_folders` names each split's folder in messages (default its key)."""
+    split_folders = split_folders or {}
     classes = sorted(set().union(*(by_class.keys() for by_class in layout.values())))
     if not classes:
         raise UserError(f"no class folders in {root}; lay it out as <class>/<image> or train/<class>/<image> "
@@ -400,7 +449,7 @@ def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed, fin
                         "(labels come from the sorted class folders, so an empty class cannot be dropped silently)")
     ordered = [(split, label, f) for split, by_class in layout.items() for label, name in enumerate(classes)
                for f in by_class[name]]
-    verdicts, shape = _verdicts([f for _, _, f in ordered], image_size, root, cache_path, key, workers)
+    verdicts, shape = _verdicts([f for _, _, f in ordered], image_size, root, cache_path, key, workers, resize)
     bad = [(f.name, reason) for (_, _, f), reason in zip(ordered, verdicts) if reason is not None]
     if bad:
         shown = "; ".join(f"{n}: {r}" for n, r in bad[:_SHOW_BAD])
@@ -417,8 +466,10 @@ def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed, fin
                         "folder (labels come from the sorted class folders, so an empty class cannot be dropped silently)")
     if len(classes) < 2:
         raise UserError(f"{root} has one class folder ({classes[0]}); a classifier needs at least two")
-    digest = key_digest({"source": fingerprint, "image_size": image_size, "version": _CACHE_VERSION})
-    items = {split: ImageFiles([f for _, f in pairs], image_size, shape, f"{digest}/{split}")
+    # "stretch" keys as before the option existed, so existing caches and level stores stay valid.
+    digest = key_digest({"source": fingerprint, "image_size": image_size, "version": _CACHE_VERSION,
+                         **({} if resize == "stretch" else {"resize": resize})})
+    items = {split: ImageFiles([f for _, f in pairs], image_size, shape, f"{digest}/{split}", resize)
              for split, pairs in kept.items()}
     if None in items:
         x, y = items[None], labels[None]
@@ -429,11 +480,12 @@ def _build(root: pathlib.Path, files, dirs, image_size, test_fraction, seed, fin
         for split, n in counts.items():
             missing = [c for c, k in zip(classes, n) if k == 0]
             if missing:
-                log.warning("%s: class(es) %s have no readable image in %s/", root, ", ".join(missing), split)
+                log.warning("%s: class(es) %s have no readable image in %s", root, ", ".join(missing),
+                            split_folders.get(split, f"{split}/"))
     if len(x_test) == 0 or len(x_train) == 0:
         raise UserError(f"{root}: the {'test' if len(x_test) == 0 else 'train'} split holds no readable image; "
                         "add images (or, for <class>/ folders, at least two per class)")
-    return ArrayDataset(_dataset_name(root), x_train, y_train, x_test, y_test, tuple(classes), skipped=len(bad))
+    return ArrayDataset(name, x_train, y_train, x_test, y_test, tuple(classes), skipped=len(bad))
 
 
 def _read_cache(path: pathlib.Path, key: str, count: int) -> Optional[Tuple[list, Tuple[int, ...]]]:
@@ -459,15 +511,17 @@ def _write_cache(path: pathlib.Path, key: str, verdicts: list, shape: Tuple[int,
 
 
 def load_image_folder(root: Union[str, os.PathLike], *, image_size=None, test_fraction: float = 0.2, seed: int = 0,
-                      cache_dir: Optional[Union[str, os.PathLike]] = None,
-                      workers: Optional[int] = None) -> ArrayDataset:
+                      cache_dir: Optional[Union[str, os.PathLike]] = None, workers: Optional[int] = None,
+                      resize: str = "stretch") -> ArrayDataset:
     """A directory or .tar/.tar.gz/.tgz of class folders -> ArrayDataset of `ImageFiles` (uint8 NHWC RGB, decoded
-    when read) and int32 labels. `workers`: processes of the check of a big set (default the local cores).
+    when read) and int32 labels. `workers`: processes of the check of a big set (default the local cores);
+    `resize`: how images reach `image_size` ("stretch", or "shorter_side" then the centre square).
 
     See the module docstring for layouts, conversions, sizes and bad files.
     """
     root = pathlib.Path(root).expanduser()
-    size = _normalise_size(image_size)
+    size = normalise_size(image_size)
+    _check_resize(resize, image_size)
     if not root.exists():
         raise UserError(f"image folder {root} does not exist; set data.root to a folder (or .tar/.tar.gz) of "
                         "class subfolders")
@@ -475,14 +529,15 @@ def load_image_folder(root: Union[str, os.PathLike], *, image_size=None, test_fr
         raise UserError(f"{root} is a file but not a .tar/.tar.gz/.tgz archive; point data.root at a folder of "
                         "class subfolders or an archive of one")
     if root.is_file():
-        fingerprint = _source_fingerprint(root, [])
+        fingerprint = source_fingerprint(root, [])
         files, dirs = _list_archive(root, _plain_tar(root, fingerprint, cache_dir))
     else:
-        files, dirs = _list_directory(root)
-        fingerprint = _source_fingerprint(root, files)
-    cache_path, key = None, None
-    if cache_dir is not None:
-        key = hashlib.sha256(repr((_CACHE_VERSION, fingerprint, size, float(test_fraction), int(seed))).encode()
-                             ).hexdigest()
-        cache_path = pathlib.Path(cache_dir).expanduser() / f"image_folder-{_dataset_name(root)}-{key[:16]}.json"
-    return _build(root, files, dirs, size, test_fraction, seed, fingerprint, cache_path, key, workers)
+        files, dirs = list_directory(root)
+        fingerprint = source_fingerprint(root, files)
+    # "stretch" keys as before the option existed, so existing caches stay valid.
+    cache_path, key = cache_location(cache_dir, f"image_folder-{_dataset_name(root)}",
+                                     (fingerprint, size, float(test_fraction), int(seed))
+                                     + (() if resize == "stretch" else (resize,)))
+    return dataset_from_layout(root, _layout(files, dirs, root), name=_dataset_name(root), fingerprint=fingerprint,
+                               image_size=size, resize=resize, test_fraction=test_fraction, seed=seed,
+                               cache_path=cache_path, key=key, workers=workers)

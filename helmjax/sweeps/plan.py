@@ -64,7 +64,7 @@ class DataPlan:
     def load(self, sweep_dir: pathlib.Path) -> ArrayDataset:
         """The data set; decoded copies of file-based sets are cached in the workdir's shared cache."""
         options = dict(self.options)
-        if self.name in ("cifar10", "image_folder"):
+        if self.name in ("cifar10", "image_folder", "ilsvrc"):
             options.setdefault("cache_dir", str(layout.shared_cache(sweep_dir) / layout.DATASETS_DIR))
         return catalog.load(self.name, **options)
 
