@@ -79,3 +79,11 @@ def test_a_large_set_not_on_this_machine_is_costed_from_its_published_sizes(tmp_
     assert cost.levels[1].bytes_per_item.value < cost.levels[0].bytes_per_item.value
     text = plan_text.format_sections(plan_text.cost_sections(config, tmp_path, measure_cpu=False))
     assert "estimated with stand-ins" in text and "1,281,167" in text.replace("\n    ", " ")
+
+
+def test_resnet50_at_224_is_costed_at_the_published_a100_rates(tmp_path, shared_data):
+    config = config_lib.apply_overrides(config_lib.load_experiment("imagenet_q_sweep"), [
+        f"data.root={tmp_path / 'no_ilsvrc'}", "grid.level=raw,50"])
+    text = plan_text.format_sections(plan_text.cost_sections(config, tmp_path, measure_cpu=False)).replace("\n    ", " ")
+    assert "resnet50 on one A100 80GB, TF32 at the published 938 images/s" in text
+    assert "NVIDIA DeepLearningExamples" in text and "1,281,167" in text

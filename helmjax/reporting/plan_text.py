@@ -269,7 +269,8 @@ def cost_sections(config, workdir: pathlib.Path, measure_cpu: bool = True) -> Li
                              f"{_hours(cost_lib.hours(cost, rate, runs))} for its "
                              f"{runs} runs, evaluation at {cost_lib.EVAL_COST:.2g} of a training image's cost")
             published = cost_lib.PUBLISHED
-            if arch == published["arch"] and cost.item_shape[:2] == (published["size"],) * 2:
+            side = getattr(setting.train, "crop_size", 0) or cost.item_shape[0]  # what the model takes
+            if arch == published["arch"] and side == published["size"]:
                 lines += [f"{arch} on one {gpu} at the published {rate:.0f} images/s: "
                           f"{_hours(cost_lib.hours(cost, rate, runs))} ({published['source']})"
                           for gpu, rate in published["rates"].items()]
