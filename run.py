@@ -71,6 +71,8 @@ def write_report(sweep_dir: pathlib.Path, budgets=None) -> str:
 
 
 def main(argv):
+    from helmjax import memory
+    memory.limit_heap_growth()  # first: every later allocation follows it (helmjax.memory)
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; flags look like --experiment=NAME")
     if LIST.value:

@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "helmjax"
 # Lowest first. The bottom holds small single-purpose modules that import no other layer.
 LAYERS = [
     {"errors", "trace", "atomic_io", "layout", "digests", "paths", "distributed", "config", "features",
-     "audio_decode", "machine"},
+     "audio_decode", "machine", "memory"},
     {"models"},
     {"training"},
     {"quantizers"},  # learned quantizers train classifiers through the one Trainer

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from helmjax import atomic_io, layout
+from helmjax import atomic_io, layout, memory
 from helmjax.distributed import RunClaim, is_primary
 from helmjax.errors import UserError
 from helmjax.layout import read_metrics, read_result, read_run_config
@@ -143,6 +143,7 @@ def run_plan(plan: SweepPlan, *, only: Optional[dict] = None, worker: Tuple[int,
     directory; the sweep's directory keeps sweep.json and the results of all settings. `worker=(i, n)` takes every
     n-th run of a setting's grid starting at i; runs another process is training (a claim is held) are left to it.
     """
+    memory.limit_heap_growth()  # a long run's peak memory no longer creeps up with its data (helmjax.memory)
     chosen = plan.choose(only)  # everything validated before anything is written
     _make_sweep_dir(plan.sweep_dir)
     if is_primary():
