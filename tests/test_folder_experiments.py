@@ -211,7 +211,8 @@ def test_imagenet_q_sweep_runs_end_to_end_on_a_fake_ilsvrc_folder(tmp_path, koda
         assert r["num_test"] == 12 and r["num_classes"] == 6
         assert r["test_acc"] is not None and r["test_top5_acc"] >= r["test_acc"]
     assert rows[0]["bpp"] == 24.0 and 0 < rows[1]["bpp"] < 24.0
-    assert _report(tmp_path / "work" / config.name).is_file()
+    report = _report(tmp_path / "work" / config.name).read_text().replace("\n", " ")
+    assert "What a level is" in report and "stored at 48x48" in report
 
 
 @pytest.mark.slow
@@ -231,3 +232,12 @@ def test_cowc_q_sweep_runs_end_to_end_on_a_fake_patch_folder(tmp_path, kodak, mo
     for r in rows:  # 2 classes: no top-5
         assert r["num_test"] == 4 and r["test_acc"] is not None and r.get("test_top5_acc") is None
     assert _report(tmp_path / "work" / config.name).is_file()
+
+
+def test_the_report_says_what_a_level_is_at_the_stored_resolution():
+    from helmjax.analysis.findings import level_meaning
+    record = {"data": {"name": "ilsvrc", "image_size": 256}, "train": {"crop_size": 224,
+                                                                      "augment_mode": "random_resized_crop"}}
+    text = level_meaning(record)
+    assert "stored at 256x256" in text and "random-resized 224x224 crops" in text and "centre 224x224" in text
+    assert level_meaning({"data": {"name": "image_folder", "image_size": None}, "train": {}}) == ""

@@ -436,8 +436,29 @@ def analyze(sweep_dir, *, resamples: Optional[int] = None, confidence: Optional[
         runs={"results": len(rows), "done": len(runs), "failed": len(failed), "missing": len(missing),
               "expected": len(rows) + len(missing) if sweep_record.get("grid") else None},
         missing=missing, failed=failed, warnings=warnings,
-        method={k: v.format(**figures) for k, v in METHOD.items()},
+        method=dict({k: v.format(**figures) for k, v in METHOD.items()},
+                    **({"What a level is": level_meaning(sweep_record)} if level_meaning(sweep_record) else {})),
         settings=settings, noise=noise_record.read(sweep_dir), at_chance=at_chance, family=report_family.to_dict())
+
+
+def level_meaning(sweep_record: dict) -> str:
+    """For data stored at a resolution of its own (ImageNet-style sets): what raw and a level are, and what the model
+    sees; "" for data compressed as it is."""
+    data, train = sweep_record.get("data") or {}, sweep_record.get("train") or {}
+    size, crop = data.get("image_size"), train.get("crop_size") or 0
+    parts = []
+    if size and (data.get("name") in ("ilsvrc", "tfds_images") or data.get("resize") == "shorter_side"):
+        parts.append(f"the images are stored at {size}x{size} (each original decoded, its shorter side resized to "
+                     f"{size} and the centre square kept); raw is that stored image kept losslessly, and each level "
+                     "compresses it, so rates are per pixel of the stored image and raw already carries any loss of "
+                     "the originals' own coding")
+    elif data.get("name") == "tfds_images":
+        parts.append("raw is the set's images as tfds stores them, kept losslessly; each level compresses them")
+    if crop:
+        parts.append(f"training takes random-resized {crop}x{crop} crops of the stored image and evaluation its "
+                     f"centre {crop}x{crop}" if train.get("augment_mode") == "random_resized_crop" else
+                     f"the model sees the centre {crop}x{crop} of the stored image")
+    return "; ".join(parts) + ("." if parts else "")
 
 
 def family_method(family: "families.Family") -> str:
