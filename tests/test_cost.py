@@ -87,3 +87,10 @@ def test_resnet50_at_224_is_costed_at_the_published_a100_rates(tmp_path, shared_
     text = plan_text.format_sections(plan_text.cost_sections(config, tmp_path, measure_cpu=False)).replace("\n    ", " ")
     assert "resnet50 on one A100 80GB, TF32 at the published 938 images/s" in text
     assert "NVIDIA DeepLearningExamples" in text and "1,281,167" in text
+
+
+def test_a_measured_accelerator_rate_is_used_for_its_arch(tmp_path, monkeypatch):
+    monkeypatch.setattr(cost_lib, "MEASURED_ACCELERATOR", {"A": ("H100", 16, 5000.0)})
+    text = plan_text.format_sections(plan_text.cost_sections(tiny_config(), tmp_path, measure_cpu=False))
+    assert "A on one H100 at 5,000 images/s measured by benchmarks/gpu_check.py" in text.replace("\n    ", " ")
+    assert "no figure here" not in text

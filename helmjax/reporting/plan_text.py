@@ -270,11 +270,16 @@ def cost_sections(config, workdir: pathlib.Path, measure_cpu: bool = True) -> Li
                              f"{runs} runs, evaluation at {cost_lib.EVAL_COST:.2g} of a training image's cost")
             published = cost_lib.PUBLISHED
             side = getattr(setting.train, "crop_size", 0) or cost.item_shape[0]  # what the model takes
+            measured = cost_lib.MEASURED_ACCELERATOR.get(arch)
+            if measured is not None and measured[1] == side:
+                device, _, rate = measured
+                lines.append(f"{arch} on one {device} at {rate:,.0f} images/s measured by benchmarks/gpu_check.py: "
+                             f"{_hours(cost_lib.hours(cost, rate, runs))} (BENCHMARKS.md)")
             if arch == published["arch"] and side == published["size"]:
                 lines += [f"{arch} on one {gpu} at the published {rate:.0f} images/s: "
                           f"{_hours(cost_lib.hours(cost, rate, runs))} ({published['source']})"
                           for gpu, rate in published["rates"].items()]
-            else:
+            elif measured is None:
                 lines.append(f"{arch} on an accelerator: no figure here; `benchmarks/gpu_check.py` on one measures it")
         sections.append(Section(f"{prefix}Cost: runs, level stores, compute", tuple(lines)))
     total = cost_lib.store_total(costs)

@@ -27,6 +27,9 @@ KNOWN_SETS = {"imagenet2012": (1_281_167, 50_000, 256, 1000), "ilsvrc": (1_281_1
 TIMED_STEPS = 3  # training steps timed per architecture (after one compiling and one warm step)
 # An evaluation image costs about a third of a training image (forward only, against forward and backward).
 EVAL_COST = 1.0 / 3.0
+# Accelerator training throughput measured by `benchmarks/gpu_check.py` (its `train` and `imagenet` parts), copied
+# here from BENCHMARKS.md once a session has a device: arch -> (device, input side, images/s). None measured yet.
+MEASURED_ACCELERATOR: Dict[str, Tuple[str, int, float]] = {}
 # Published single-GPU training throughput of ResNet-50 at 224x224 (ImageNet), images/s.
 PUBLISHED = {
     "arch": "resnet50",
