@@ -220,3 +220,22 @@ def test_one_run_with_the_whole_recipe_trains_on_crops_and_reports_top5(tmp_path
     with pytest.raises(ValueError, match="steps per epoch"):
         train_run(tmp_path / "other", Trainer(model, settings, is_image=True, steps_per_epoch=steps + 1), data,
                   seed=0, epochs=1)
+
+
+def test_bfloat16_compute_is_a_recorded_choice_that_shapes_the_run():
+    from helmjax.training import performance
+    from helmjax.training.step import apply_model
+    settings = TrainSettings(batch_size=4, performance="accelerator", compute_dtype="bfloat16", augment=False)
+    trainer = Trainer(models.build("imagenet", "resnet64", 10, width=0.125), settings, is_image=True)
+    x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    record = trainer.profile.record(trainer.model, x.astype(np.float32) / 255)
+    assert "dtype=bfloat16" in record["conv"] and "dtype=bfloat16" in record["dense"]
+    state = trainer.init(x[:1], jax.random.key(0))
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(state.params))
+    logits, _ = apply_model(trainer.model, state.params, state.batch_stats, jnp.asarray(x, jnp.float32) / 255, False)
+    assert logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(logits)))
+    with pytest.raises(UserError, match="compute_dtype"):
+        performance.check_settings(dataclasses.replace(settings, compute_dtype="float16"))
+    base = config_lib.load_experiment("imagenet64_q_sweep")
+    bf16 = config_lib.apply_overrides(base, ["train.compute_dtype=bfloat16"])
+    assert identity.digest(identity.shaping(bf16)) != identity.digest(identity.shaping(base))

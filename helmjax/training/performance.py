@@ -10,6 +10,8 @@ config.json (`record`). Profiles (`train.performance`; "auto" picks "cpu" on CPU
   207 images/s against 116 for "plain" (interleaved; BENCHMARKS.md has each trick's share).
 - "accelerator": flax's convolution and dense layers, one-bit dropout draws, XLA's default options.
 - "plain": flax's own layers and XLA's defaults everywhere: the reference a trick is measured against.
+`train.compute_dtype="bfloat16"` makes any profile's conv and dense layers compute in bfloat16 (for accelerators;
+parameters, batch norm and the loss stay float32); that one changes results, so it is part of a run's identity.
 """
 
 import dataclasses
@@ -18,6 +20,7 @@ from typing import Any, Optional
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from helmjax.errors import UserError
@@ -29,6 +32,7 @@ from helmjax.training.recipe import TrainSettings
 ModuleDef = Any
 PROFILES = ("auto", "cpu", "accelerator", "plain")
 STACK_MODES = ("unroll", "vmap")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 LAYER_FIELDS = ("conv", "dense", "dropout_layer")
 
 _LIBRARY_FUSION = "xla_cpu_experimental_ynn_fusion_type"
@@ -79,6 +83,8 @@ def _describe(module_def) -> str:
     if isinstance(module_def, functools.partial):
         args = ", ".join(f"{k}={_describe(v)}" for k, v in module_def.keywords.items())
         return f"{_describe(module_def.func)}({args})"
+    if not hasattr(module_def, "__qualname__"):  # a value such as a dtype
+        return str(module_def)
     return f"{module_def.__module__}.{module_def.__qualname__}"
 
 
@@ -108,6 +114,8 @@ def check_settings(settings: TrainSettings, num_devices: int = 1):
     if settings.stack_mode and settings.stack_mode not in STACK_MODES:
         raise UserError(f"train.stack_mode={settings.stack_mode!r}; use one of {', '.join(STACK_MODES)} (or '' "
                         f"for the platform's default)")
+    if settings.compute_dtype not in COMPUTE_DTYPES:
+        raise UserError(f"train.compute_dtype={settings.compute_dtype!r}; use one of {', '.join(COMPUTE_DTYPES)}")
     if settings.stack < 0:
         raise UserError(f"train.stack={settings.stack} must be >= 0 (0: the platform's default)")
     check_micro_batches(settings.batch_size, settings.micro_batches, num_devices)
@@ -126,6 +134,9 @@ def choose(settings: TrainSettings, platform: str, num_devices: int) -> Profile:
     layers = {"cpu": (functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated), nn.Dense, Dropout),
               "accelerator": (nn.Conv, nn.Dense, Dropout),
               "plain": (nn.Conv, nn.Dense, nn.Dropout)}[name]
+    if settings.compute_dtype != "float32":  # recorded with the layers (`Profile.record`)
+        dtype = jnp.dtype(settings.compute_dtype)
+        layers = (functools.partial(layers[0], dtype=dtype), functools.partial(layers[1], dtype=dtype), layers[2])
     return Profile(name, *layers, compiler_options=dict(options) if options else None,
                    micro_batches=settings.micro_batches or auto_slices,
                    stack_size=settings.stack or default_stack_size(platform),

@@ -45,6 +45,9 @@ class TrainSettings:
     # (and training without augmentation) the center crop of the stored ones; 0: the stored size.
     augment_mode: str = ""
     crop_size: int = 0
+    # What the conv and dense layers compute in: "float32", or "bfloat16" on accelerators (parameters, batch norm
+    # and the loss stay float32). It changes results, so it shapes a run's identity (unlike train.performance).
+    compute_dtype: str = "float32"
     standardize: bool = False  # per-image standardisation (zero mean, unit variance) instead of x / 255
     max_steps_per_epoch: int = 0  # > 0 caps an epoch (smoke tests); 0 = one pass over the training set
     # > 0: also a checkpoint (state, input position) every this many steps within an epoch, so a kill loses at most

@@ -15,10 +15,10 @@ from helmjax.training.recipe import TrainSettings, TrainState
 def apply_model(model: nn.Module, params, batch_stats, x, train: bool, rng=None):
     """(logits, batch statistics after the call): updated in training, as they were otherwise."""
     variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-    if not train:
-        return model.apply(variables, x, train=False), batch_stats
+    if not train:  # logits in float32 whatever the layers compute in (train.compute_dtype): no-op for float32
+        return model.apply(variables, x, train=False).astype(jnp.float32), batch_stats
     logits, updates = model.apply(variables, x, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
-    return logits, updates.get("batch_stats", batch_stats)
+    return logits.astype(jnp.float32), updates.get("batch_stats", batch_stats)
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, settings: TrainSettings,
