@@ -23,8 +23,9 @@ import numpy as np
 
 from helmjax import paths
 from helmjax.data.dataset import ArrayDataset
-from helmjax.data.items import LazyItems, npz_arrays
-from helmjax.digests import content_digest, key_digest
+from helmjax.data.items import npz_arrays
+from helmjax.data.tfds_images import TfdsItems
+from helmjax.digests import key_digest
 from helmjax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -134,30 +135,8 @@ def _records(source, n: int):
         yield from source.__getitems__(list(range(start, min(n, start + step))))
 
 
-class TfdsImages(LazyItems):
-    """A split of a prepared tfds cifar10 read record by record through tfds' data source (array_record, no
-    TensorFlow), in canonical id order (`order`: the records' positions). Picklable: each process opens its own
-    data source on first read."""
-
-    def __init__(self, data_dir: str, split: str, order: np.ndarray, digest: str):
-        self.data_dir, self.split, self.order = str(data_dir), split, np.asarray(order, np.int64)
-        self.shape, self.dtype, self.digest = (len(self.order), *_IMAGE_SHAPE), np.dtype(np.uint8), digest
-        self._source = None
-
-    def __getstate__(self):
-        return dict(self.__dict__, _source=None)
-
-    def _read(self, rows: np.ndarray) -> np.ndarray:
-        if self._source is None:
-            import tensorflow_datasets as tfds
-            self._source = tfds.builder_from_directory(self.data_dir).as_data_source(split=self.split)
-        records = self._source.__getitems__([int(r) for r in self.order[rows]])
-        return np.stack([np.asarray(r["image"], np.uint8) for r in records])
-
-    def take(self, rows) -> "TfdsImages":
-        rows = np.asarray(rows, np.int64)
-        return TfdsImages(self.data_dir, self.split, self.order[rows],
-                          key_digest({"of": self.digest, "rows": content_digest(rows)}))
+# A split of a prepared tfds cifar10 read on demand: the one tfds reader (`tfds_images.TfdsItems`).
+TfdsImages = TfdsItems
 
 
 def _files_fingerprint(folder: pathlib.Path) -> str:
@@ -169,7 +148,7 @@ def _files_fingerprint(folder: pathlib.Path) -> str:
     return h.hexdigest()
 
 
-def _split_arrays(builder, split: str, where) -> Tuple[TfdsImages, np.ndarray]:
+def _split_arrays(builder, split: str, where, tfds_dir) -> Tuple[TfdsItems, np.ndarray]:
     """(images read on demand, labels) of `split`: one pass reads ids and labels, the images left coded."""
     import tensorflow_datasets as tfds
     source = builder.as_data_source(split=split, decoders={"image": tfds.decode.SkipDecoding()})
@@ -180,7 +159,7 @@ def _split_arrays(builder, split: str, where) -> Tuple[TfdsImages, np.ndarray]:
         labels.append(int(np.asarray(record["label"])))
     order = np.argsort(np.asarray(ids), kind="stable")  # tfds stores records hash-shuffled; ids give the canonical order
     digest = key_digest({"tfds": _files_fingerprint(pathlib.Path(builder.data_dir)), "split": split})
-    x = TfdsImages(builder.data_dir, split, order, digest)
+    x = TfdsItems("cifar10", str(tfds_dir), split, order, None, _IMAGE_SHAPE, digest)
     y = np.asarray(labels, np.int64)[order]
     check_arrays(split, x, y, len(CLASSES), where)
     return x, y.astype(np.int32)
@@ -214,8 +193,8 @@ def load_tfds(data_dir=None, download=False) -> ArrayDataset:
                             f"or {_PREPARE_HINT}") from None
     file_format = builder.info.file_format.value if builder.info.file_format else "tfrecord"
     if file_format == "array_record":
-        x_train, y_train = _split_arrays(builder, "train", builder.data_dir)
-        x_test, y_test = _split_arrays(builder, "test", builder.data_dir)
+        x_train, y_train = _split_arrays(builder, "train", builder.data_dir, tfds_dir)
+        x_test, y_test = _split_arrays(builder, "test", builder.data_dir, tfds_dir)
     elif file_format == "tfrecord":
         _require_tensorflow(f"the tfds cifar10 in {builder.data_dir} is stored as tfrecord, which only TensorFlow "
                             f"reads; pip install tensorflow, or {_PREPARE_HINT} into another DIR")
