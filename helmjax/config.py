@@ -19,7 +19,8 @@ from helmjax.errors import UserError
 # Train keys added with the ImageNet-style recipe, and the defaults that keep the recipe as it was; left out of
 # sweep digests at these values (`sweeps.identity.DEFAULT_NOT_SHAPING`).
 RECIPE_DEFAULTS = {"lr_schedule": "", "warmup_epochs": 0.0, "lr_steps": (), "weight_decay": 0.0,
-                   "label_smoothing": 0.0, "augment_mode": "", "crop_size": 0, "compute_dtype": "float32"}
+                   "label_smoothing": 0.0, "augment_mode": "", "crop_size": 0, "compute_dtype": "float32",
+                   "best_epoch_by": "val_acc"}
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "experiments"
 

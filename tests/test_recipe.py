@@ -57,7 +57,7 @@ def test_the_default_schedule_is_the_keras_decay_and_epoch_schedules_need_the_st
     for bad, match in ((dict(lr_schedule="linear"), "lr_schedule"), (dict(lr_schedule="step"), "lr_steps"),
                        (dict(lr_schedule="step", lr_steps=[6, 3]), "lr_steps"), (dict(weight_decay=-1.0), "decay"),
                        (dict(label_smoothing=1.0), "label_smoothing"), (dict(augment_mode="crop"), "augment_mode"),
-                       (dict(crop_size=-1), "crop_size")):
+                       (dict(crop_size=-1), "crop_size"), (dict(best_epoch_by="val_top5_acc"), "best_epoch_by")):
         with pytest.raises(UserError, match=match):
             make_optimizer(TrainSettings(**bad), 10)
 

@@ -231,6 +231,15 @@ def test_the_best_epoch_is_the_highest_validation_accuracy_then_the_lowest_loss_
     assert best_epoch_row([]) is None
 
 
+def test_best_epoch_by_validation_loss_takes_the_lowest_loss_then_the_highest_accuracy_then_the_earliest():
+    row = lambda epoch, acc, loss: {"epoch": epoch, "val_acc": acc, "val_loss": loss}
+    history = [row(1, 0.9, 0.1), row(2, 1.0, 0.5), row(3, 1.0, 0.2), row(4, 0.95, 0.1)]
+    assert best_epoch_row(history, by="val_loss")["epoch"] == 4  # loss 0.1 twice: the higher accuracy
+    assert best_epoch_row(history)["epoch"] == 3  # the default ranks accuracy first
+    assert best_epoch_row([row(1, 0.9, 0.1), row(2, 0.9, 0.1)], by="val_loss")["epoch"] == 1
+    assert best_epoch_row([row(1, 1.0, float("nan")), row(2, 0.5, 9.0)], by="val_loss")["epoch"] == 2
+
+
 @pytest.mark.slow
 def test_epochs_tied_on_a_saturated_validation_split_go_to_the_lowest_validation_loss_across_a_resume(tmp_path):
     """64 validation images, all right from epoch 3 on: of the tied epochs the run picks the one with the lowest

@@ -32,3 +32,29 @@ def test_quantities_read_censored_knees_missing_q_star_and_q_n_beyond_the_range(
     assert read == {"knee": 5.0, "q_star": 51.0, "n_approx": None, "bits_not_needed": None, "lossless": None,
                     "sigma_estimate": 1.5,
                     "q_n": 101.0, "q_n_444": 87.0}
+
+
+def test_factorial_elasticities_recover_a_known_power_law_and_the_verdicts_follow_the_equivalence_bound():
+    from benchmarks import validate_factorial as vf
+    sigma = np.repeat([18.0, 7.8, 1.9], 3)
+    contrast = np.tile([0.0315, 0.045, 0.063], 3)
+    knees = np.exp(1.5 - 0.3 * np.log(sigma) + 0.8 * np.log(contrast))
+    fit = vf.elasticities(np.log(sigma), np.log(contrast), np.log(np.stack([knees, knees * 1.1])))
+    assert fit.shape == (2, 3)
+    assert np.allclose(fit[0], [1.5, -0.3, 0.8]) and np.allclose(fit[1], [1.5 + np.log(1.1), -0.3, 0.8])
+    bound = vf.EQUIVALENCE
+    assert vf.equivalence((-bound / 2, bound / 2)).startswith("within")
+    assert vf.equivalence((bound, 2 * bound)).startswith("outside")
+    assert vf.equivalence((-2 * bound, -bound)).startswith("outside")
+    assert vf.equivalence((-bound / 2, 2 * bound)).startswith("crosses")
+
+
+def test_the_papers_prediction_per_setting_reads_q_n_against_the_knee_or_against_q_star():
+    from benchmarks import validate_factorial as vf
+    row = lambda q_n, q_star: {"q_n": [{"subsampling": "4:2:0", "quality": q_n}], "q_star": q_star}
+    assert vf.prediction(row(18.0, 30), (12.0, 25.0), 50.0).startswith("consistent")
+    assert vf.prediction(row(88.0, 30), (12.0, 25.0), 50.0).startswith("contradicted")
+    # q_N above the grid: the prediction needs the least compressed level to fail against raw
+    assert vf.prediction(row("above 100", 20), (12.0, 25.0), 50.0).startswith("contradicted")
+    assert vf.prediction(row("above 100", None), (12.0, 25.0), 50.0).startswith("consistent")
+    assert vf.prediction({"q_n": None, "q_star": 20}, (12.0, 25.0), 50.0) == "no q_N"

@@ -118,7 +118,11 @@ class Analysis:
     family: Optional[dict] = None  # which sequences the report's α covers (`families.Family.to_dict`)
 
     def to_dict(self) -> dict:
-        return json_safe(dataclasses.asdict(self))
+        record = dataclasses.asdict(dataclasses.replace(
+            self, per_arch={arch: dataclasses.replace(r, curve=None) for arch, r in self.per_arch.items()}))
+        for result in record["per_arch"].values():
+            del result["curve"]  # the knee's replicates: arrays for analyses across sweeps, not the record
+        return json_safe(record)
 
     @property
     def exploratory(self) -> bool:

@@ -47,6 +47,9 @@ class ArchResult:
     bits_not_needed: Optional[dict] = None  # {"mean", "ci"}: lossless - payload at q*
     n_approx_at_q_star: Optional[dict] = None
     n_approx_at_knee: Optional[list] = None  # [{"level", "n_approx"}] at the sampled levels around the knee
+    # The knee's inputs, (axis positions, replicates (B, L), weights), for analyses across sweeps
+    # (`benchmarks.validate_factorial`); left out of analysis.json (`findings.Analysis.to_dict`).
+    curve: Optional[tuple] = dataclasses.field(default=None, repr=False)
 
 
 
@@ -110,8 +113,9 @@ def analyze_arch(arch, params, groups, scale: LevelScale, level_rates, lossless,
     if len(levels) >= 2:
         curve_replicates = np.stack([contrasts.level_replicates(groups[(arch, level)], rng) for level in levels], axis=1)
         positions = [scale.position(level) for level in levels]
-        call = curve.knee_call(positions, level_means, curve_replicates, margin, confidence,
-                               weights=[groups[(arch, level)].size for level in levels])
+        weights = [groups[(arch, level)].size for level in levels]
+        call = curve.knee_call(positions, level_means, curve_replicates, margin, confidence, weights=weights)
+        result.curve = (positions, curve_replicates, weights)
         # Back from axis positions to levels: ci and bracket read (more compression side, less compression side).
         level_of = dict(zip(positions, levels))
         result.knee = dict(dataclasses.asdict(call), knee=scale.level_at(call.knee),

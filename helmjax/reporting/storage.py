@@ -6,7 +6,7 @@ Written for a sweep whose settings differ in `data.train_fraction` (results with
 
 import json
 import pathlib
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 

@@ -26,7 +26,8 @@ DEFAULT_NOT_SHAPING = {"data.train_fraction": 1.0,
                        # the ImageNet-style recipe (`config.RECIPE_DEFAULTS`)
                        "train.lr_schedule": "", "train.warmup_epochs": 0.0, "train.lr_steps": [],
                        "train.weight_decay": 0.0, "train.label_smoothing": 0.0, "train.augment_mode": "",
-                       "train.crop_size": 0, "train.compute_dtype": "float32"}
+                       "train.crop_size": 0, "train.compute_dtype": "float32",
+                       "train.best_epoch_by": "val_acc"}
 
 
 class ConfigMismatch(UserError):

@@ -156,7 +156,7 @@ def _train_stack(run_dirs, checkpoints, trainer: Trainer, inputs: StackInput, tr
                                       restored[0].state)
     states = trainer.stack_states([c.state for c in restored])
     del restored
-    bests = [run_files.rewind_metrics(d, start_epoch) for d in run_dirs]
+    bests = [run_files.rewind_metrics(d, start_epoch, trainer.settings.best_epoch_by) for d in run_dirs]
     failures = [None] * members
 
     for run_dir in run_dirs:
@@ -198,7 +198,7 @@ def _train_stack(run_dirs, checkpoints, trainer: Trainer, inputs: StackInput, tr
                 if val_top5 is not None:  # models of more than 5 classes
                     row["val_top5_acc"] = val_top5
                 bests[m] = _record_epoch(run_dir, checkpoints[m], trainer.member_state(states, m), row, bests[m],
-                                         train_seconds[m])
+                                         train_seconds[m], trainer.settings.best_epoch_by)
                 if on_epoch is not None:
                     on_epoch(m, row)
             epoch_base_seconds = 0.0
@@ -242,13 +242,13 @@ def _stopping_step_hook(stop: Optional[StopFlag], on_step: Optional[Callable[[in
 
 
 def _record_epoch(run_dir: pathlib.Path, checkpoints: RunCheckpoints, state, row: dict, best: Optional[dict],
-                  train_seconds: float) -> Optional[dict]:
+                  train_seconds: float, by: str = "val_acc") -> Optional[dict]:
     """Writes an epoch's metrics row, its best checkpoint when it beats `best` (the best row so far, None when none)
-    by `run_files.best_epoch_key`, and its latest checkpoint, in that order; returns the best row so far."""
+    by `run_files.best_epoch_key` (ranked `by`), and its latest checkpoint, in that order; returns the best row so far."""
     epoch = row["epoch"]
     run_files.append_metrics(run_dir, row)
     meta = {"epoch": epoch, "train_seconds": train_seconds}
-    if best is None or run_files.best_epoch_key(row) > run_files.best_epoch_key(best):
+    if best is None or run_files.best_epoch_key(row, by) > run_files.best_epoch_key(best, by):
         best = row
         checkpoints.drop_best_from(epoch)  # a stale "future" best from before a kill
         checkpoints.save_best(epoch, state, meta)
@@ -269,7 +269,7 @@ def _finish(trainer: Trainer, run_dirs, checkpoints, template, inputs: StackInpu
         history = read_metrics(run_dir)
         if not history:
             raise ValueError(f"run {run_dir.name} has no epochs (train.epochs={epochs})")
-        best = run_files.best_epoch_row(history)
+        best = run_files.best_epoch_row(history, trainer.settings.best_epoch_by)
         restored = checkpoints[m].restore_best(template)
         if restored is None or restored.epoch != best["epoch"]:
             raise RuntimeError(f"best checkpoint of {run_dir} is missing; delete the run directory to retrain it")

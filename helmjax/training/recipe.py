@@ -48,6 +48,8 @@ class TrainSettings:
     # What the conv and dense layers compute in: "float32", or "bfloat16" on accelerators (parameters, batch norm
     # and the loss stay float32). It changes results, so it shapes a run's identity (unlike train.performance).
     compute_dtype: str = "float32"
+    # The best epoch (whose parameters are tested): "val_acc" (ties by loss) or "val_loss" (`run_files.best_epoch_key`)
+    best_epoch_by: str = "val_acc"
     standardize: bool = False  # per-image standardisation (zero mean, unit variance) instead of x / 255
     max_steps_per_epoch: int = 0  # > 0 caps an epoch (smoke tests); 0 = one pass over the training set
     # > 0: also a checkpoint (state, input position) every this many steps within an epoch, so a kill loses at most
@@ -68,6 +70,7 @@ class TrainSettings:
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 LR_SCHEDULES = ("", "cosine", "step")
 AUGMENT_MODES = ("", "random_resized_crop")
+BEST_EPOCH_BY = ("val_acc", "val_loss")  # as `run_files.best_epoch_key` ranks them
 STEP_DECAY = 0.1  # the "step" schedule's factor at each of `lr_steps`
 
 
@@ -92,6 +95,8 @@ def check_settings(settings: TrainSettings):
                         f"random shift and flip)")
     if settings.crop_size < 0:
         raise UserError(f"train.crop_size={settings.crop_size} must be >= 0 (0: the stored size)")
+    if settings.best_epoch_by not in BEST_EPOCH_BY:
+        raise UserError(f"train.best_epoch_by={settings.best_epoch_by!r}; use one of {', '.join(BEST_EPOCH_BY)}")
 
 
 def _needs_steps_per_epoch(settings: TrainSettings) -> bool:

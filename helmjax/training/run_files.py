@@ -19,26 +19,31 @@ from helmjax.distributed import is_primary
 from helmjax.layout import METRICS_FILE, RESULT_FILE, RUN_CONFIG_FILE, TEST_CORRECT_FILE, read_metrics
 
 
-def best_epoch_key(row: dict) -> tuple:
-    """A metrics row's rank as the run's best epoch (the greatest wins): the highest validation accuracy; on a tie
-    (a small validation split saturates: many epochs at 100%) the lower validation loss; then the earliest epoch. A
+def best_epoch_key(row: dict, by: str = "val_acc") -> tuple:
+    """A metrics row's rank as the run's best epoch (the greatest wins). `by="val_acc"` (`train.best_epoch_by`, the
+    default): the highest validation accuracy; on a tie (a small validation split saturates: many epochs at 100%)
+    the lower validation loss; then the earliest epoch. `by="val_loss"`: the lowest validation loss, then the
+    highest accuracy, then the earliest epoch (keeps improving after the accuracy saturates: the ladders' choice). A
     non-finite loss ranks below every finite one."""
     loss = row["val_loss"]
-    return row["val_acc"], -loss if math.isfinite(loss) else -math.inf, -row["epoch"]
+    loss_rank = -loss if math.isfinite(loss) else -math.inf
+    if by == "val_loss":
+        return loss_rank, row["val_acc"], -row["epoch"]
+    return row["val_acc"], loss_rank, -row["epoch"]
 
 
-def best_epoch_row(history: Sequence[dict]) -> Optional[dict]:
+def best_epoch_row(history: Sequence[dict], by: str = "val_acc") -> Optional[dict]:
     """The best epoch's metrics row by `best_epoch_key` (None when there are no rows)."""
-    return max(history, key=best_epoch_key, default=None)
+    return max(history, key=lambda row: best_epoch_key(row, by), default=None)
 
 
-def rewind_metrics(run_dir: pathlib.Path, start_epoch: int) -> Optional[dict]:
+def rewind_metrics(run_dir: pathlib.Path, start_epoch: int, by: str = "val_acc") -> Optional[dict]:
     """Drops rows past the resume point (those epochs are trained again); returns the best epoch's row so far (None
     when none)."""
     history = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     if is_primary():
         atomic_io.write_text(pathlib.Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
-    return best_epoch_row(history)
+    return best_epoch_row(history, by)
 
 
 def append_metrics(run_dir: pathlib.Path, row: dict):
