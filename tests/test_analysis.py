@@ -428,7 +428,7 @@ def test_codec_comparison_pairs_every_codec_with_jpeg_at_its_own_q_star():
     def facet(tag, quantizer, q_star):
         rates = [{"level": level, "file": {"mean": float(b["file"].mean())}} for level, b in bits[tag].items()]
         analysis = types.SimpleNamespace(quantizer=quantizer, per_arch={"A": types.SimpleNamespace(q_star=q_star)},
-                                         settings={"confidence": 0.95}, rates=rates, level_text=str)
+                                         settings={"confidence": 0.95}, rates=rates, level_text=str, accuracy=[])
         return {"tag": tag}, analysis
 
     facets = [facet("jpeg", "jax_jpeg", 18), facet("learned", "learned_jpeg", 0.6), facet("other", "webp", 0.5),
@@ -446,6 +446,64 @@ def test_codec_comparison_pairs_every_codec_with_jpeg_at_its_own_q_star():
         for key in ("saved", "saved_share", "payload_saved", "payload_saved_share"):
             low, high = row[key]["ci"]
             assert low < row[key]["mean"] < high, key
+
+
+def test_codec_comparison_bounds_the_saving_by_the_grid_and_compares_accuracy_at_equal_rate():
+    """The learned-table sweep's own numbers (BENCHMARKS.md): Annex K passes q=18 and fails q=16, the learned tables
+    pass 0.6 bpp and fail 0.5. The payload saving at the two q* (26.5%) is one point of 1 - 0.600/0.710 = 15.5% to
+    1 - 0.504/0.816 = 38.2%; at equal payload rate the learned q* (0.600) meets Annex K q=14 (0.613, the fewest bits
+    not below 0.600)."""
+    import types
+    from helmjax.analysis import bounded, codec_comparison
+    from helmjax.reporting import facets as facets_lib
+    rng = np.random.default_rng(3)
+    n = 300
+    # level: (payload bpp, accuracy, its interval), fixed sequence from the least compressed level down
+    annex = {20: (0.892, 0.999, (0.996, 1.0)), 18: (0.816, 0.997, (0.993, 1.0)), 16: (0.710, 0.979, (0.968, 0.990)),
+             14: (0.613, 0.950, (0.933, 0.966))}
+    learned = {0.7: (0.701, 0.995, (0.990, 1.0)), 0.6: (0.600, 0.996, (0.990, 1.0)), 0.5: (0.504, 0.985, (0.976, 0.995)),
+               0.4: (0.401, 0.95, (0.93, 0.98))}
+    header = 4.3
+
+    def facet(tag, quantizer, levels, q_star, failed):
+        rates = [{"level": level, "payload": {"mean": rate}, "file": {"mean": rate + header}}
+                 for level, (rate, _, _) in levels.items()]
+        accuracy = [{"arch": "A", "level": level, "mean": acc, "ci": ci} for level, (_, acc, ci) in levels.items()]
+        order = list(levels)
+        tests = [{"level": level, "tested": order.index(level) <= order.index(failed),
+                  "passed": order.index(level) < order.index(failed)} for level in order]
+        result = types.SimpleNamespace(q_star=q_star, tests=tests)
+        analysis = types.SimpleNamespace(quantizer=quantizer, per_arch={"A": result}, settings={"confidence": 0.95},
+                                         rates=rates, accuracy=accuracy, level_text=lambda level: f"q={level}")
+        return {"tag": tag}, analysis
+
+    def items(rate):
+        payload = rate + rng.normal(0, 0.05, n)
+        payload += rate - payload.mean()
+        return {"file": payload + header, "payload": payload}
+
+    facets = [facet("annex_k", "pillow_jpeg", annex, 18, 16), facet("learned", "learned_jpeg", learned, 0.6, 0.5)]
+    bits = {"annex_k": {18: items(0.816)}, "learned": {0.6: items(0.600)}}
+    reference, row = codec_comparison.compare_bits(facets, bits, resamples=200)
+    assert reference["saved_range"] is None and reference["equal_rate"] is None
+    assert row["payload_saved_share"]["mean"] == pytest.approx(1 - 0.600 / 0.816)
+    assert row["payload_saved_range"] == pytest.approx({"low": 1 - 0.600 / 0.710, "high": 1 - 0.504 / 0.816})
+    assert row["saved_range"] == pytest.approx({"low": 1 - 4.9 / 5.01, "high": 1 - 4.804 / 5.116})
+    low, high = row["payload_saved_range"]["low"], row["payload_saved_range"]["high"]
+    assert low < row["payload_saved_share"]["mean"] < high
+    equal = row["equal_rate"]
+    assert equal["kind"] == "payload" and equal["reference_level"] == 14 and equal["reference_rate"] == 0.613
+    assert equal["diff"] == pytest.approx(0.996 - 0.950)
+    assert equal["ci"] == pytest.approx(bounded.mover(0.996, (0.990, 1.0), 0.950, (0.933, 0.966)))
+    assert 0 < equal["ci"][0] < equal["diff"] < equal["ci"][1]
+    assert codec_comparison.rate_kind("webp", "pillow_jpeg") == "file"
+    # Without a failed level the saving has no lower bound from the grid: the reference's threshold may be tiny.
+    assert codec_comparison.saved_range({"low": 5.0, "high": 5.1}, {"low": None, "high": 5.5})["low"] is None
+    text = "\n".join(facets_lib.saving_lines(row, "bpp", 0.95))
+    assert "between 15% and 38%" in text and "q=14" in text
+    spread = facets_lib.spread_lines([row, dict(row, setting="learned_s1", q_star_text="0.7",
+                                                payload_saved_share={"mean": 0.14, "ci": (0.134, 0.146)})])
+    assert spread and "from 14% to 26%" in spread[0]
 
 
 def test_a_level_at_n_of_n_reports_intervals_inside_0_and_100_percent(tmp_path):

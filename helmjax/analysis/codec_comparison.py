@@ -16,12 +16,20 @@ The grid limits the ranking: a codec's threshold (its fewest bits not worse than
 between its first level that failed and its q*, two sampled levels (`bracket`). Codec X is said to need fewer bits
 than Y only when X's bracket lies wholly below Y's (`fewer_bits`): X is shown within δ at fewer file bits than a
 level at which Y was tested and not shown within δ. Where the brackets overlap, this grid cannot order them.
+The saving at the two q* is one point of what the grid allows: with both thresholds anywhere in their brackets the
+saving lies in `saved_range` (its grid bounds, beside the interval over images, which holds both q* fixed).
+
+At equal rate (`equal_rate`): a codec's accuracy at its q* against the reference's accuracy at its sampled level of
+the fewest bits not below that rate (so the reference spends at least as many bits), with a square-and-add interval
+(`bounded.mover`, independent runs). Payload bits where both formats' payloads are the same part of the file (JPEG's
+scan data: `SHARED_PAYLOAD`), else file bits.
 """
 
 from typing import List, Optional
 
 import numpy as np
 
+from helmjax.analysis import bounded
 from helmjax.analysis.findings import Analysis
 from helmjax.analysis.sweep_files import read_level_bits
 
@@ -43,6 +51,16 @@ PAYLOAD_INCLUDES = {
 }
 
 
+# Formats whose payload is the same part of the file (the scan data), so payloads compare across them.
+SHARED_PAYLOAD = frozenset({"pillow_jpeg", "jax_jpeg", "learned_jpeg"})
+
+
+def rate_kind(quantizer: str, reference: str) -> str:
+    """The bits two codecs are compared on at equal rate: "payload" when both formats' payloads are the same part
+    of the file, else "file"."""
+    return "payload" if {quantizer, reference} <= SHARED_PAYLOAD else "file"
+
+
 def payload_includes(quantizer: str) -> str:
     """What a format's payload holds, in words (see `PAYLOAD_INCLUDES`)."""
     return PAYLOAD_INCLUDES.get(quantizer, "what the format's payload parser separates (not described here)")
@@ -56,10 +74,51 @@ def bracket(a: Analysis, result) -> dict:
     tested = [t for t in getattr(result, "tests", None) or [] if t["tested"]]
     if not tested:  # nothing was compared with the reference: no threshold to place
         return {"low": None, "high": None, "failed": None, "failed_text": None}
-    file_rate = {row["level"]: (row.get("file") or {}).get("mean") for row in a.rates}
+    rate = lambda kind: {row["level"]: (row.get(kind) or {}).get("mean") for row in a.rates}
+    file_rate, payload_rate = rate("file"), rate("payload")
     failed = next((t["level"] for t in tested if not t["passed"]), None)
     return {"low": file_rate.get(failed), "high": file_rate.get(result.q_star), "failed": failed,
-            "failed_text": None if failed is None else a.level_text(failed)}
+            "failed_text": None if failed is None else a.level_text(failed),
+            "payload_low": payload_rate.get(failed), "payload_high": payload_rate.get(result.q_star)}
+
+
+def saved_range(own: dict, reference: dict, kind: str = "file") -> Optional[dict]:
+    """Where the share of bits saved, 1 - threshold / reference's threshold, can lie with both thresholds anywhere in
+    their brackets (`bracket`; `kind` "file" or "payload"): {"low", "high"}, None for an open end (a bracket with
+    no failed level reaches down to no bits at all), None when either codec has no q*."""
+    prefix = "" if kind == "file" else "payload_"
+    own_low, own_high = own.get(prefix + "low"), own.get(prefix + "high")
+    ref_low, ref_high = reference.get(prefix + "low"), reference.get(prefix + "high")
+    if own_high is None or ref_high is None:
+        return None
+    return {"low": None if ref_low is None else 1.0 - own_high / ref_low,
+            "high": None if own_low is None else 1.0 - own_low / ref_high}
+
+
+def equal_rate(a: Analysis, result, reference: Analysis, arch: str, kind: str) -> Optional[dict]:
+    """The codec's accuracy at its q* against the reference's at the sampled level of the fewest `kind` bits not
+    below q*'s (the reference spends at least as many bits), the difference with its interval (square and add,
+    independent runs); None without a q* or without such a reference level."""
+    if result.q_star is None:
+        return None
+    rates = lambda analysis: {row["level"]: (row.get(kind) or {}).get("mean") for row in analysis.rates}
+    own_rate = rates(a).get(result.q_star)
+    accuracy = lambda analysis, level: next((row for row in analysis.accuracy
+                                             if row["arch"] == arch and row["level"] == level), None)
+    own = accuracy(a, result.q_star)
+    if own_rate is None or own is None:
+        return None
+    candidates = [(rate, level) for level, rate in rates(reference).items()
+                  if rate is not None and rate >= own_rate and accuracy(reference, level) is not None]
+    if not candidates:
+        return None
+    rate, level = min(candidates, key=lambda pair: pair[0])
+    other = accuracy(reference, level)
+    diff = own["mean"] - other["mean"]
+    return {"kind": kind, "rate": own_rate, "accuracy": own["mean"], "accuracy_ci": tuple(own["ci"]),
+            "reference_level": level, "reference_level_text": reference.level_text(level), "reference_rate": rate,
+            "reference_accuracy": other["mean"], "reference_accuracy_ci": tuple(other["ci"]), "diff": diff,
+            "ci": bounded.mover(own["mean"], tuple(own["ci"]), other["mean"], tuple(other["ci"]))}
 
 
 def fewer_bits(x: dict, y: dict) -> bool:
@@ -123,7 +182,8 @@ def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int =
                    "q_star_text": "none" if result.q_star is None else a.level_text(result.q_star),
                    "reference": reference[0]["tag"], "bracket": bracket(a, result), "fewer_bits_than": [],
                    "file": None, "payload": None, "payload_includes": payload_includes(a.quantizer), "saved": None,
-                   "saved_share": None, "payload_saved": None, "payload_saved_share": None}
+                   "saved_share": None, "payload_saved": None, "payload_saved_share": None,
+                   "saved_range": None, "payload_saved_range": None, "equal_rate": None}
             items = None if result.q_star is None else _bpp_per_item(a, level_bits[setting["tag"]], result.q_star)
             if items is not None:
                 n = len(items["file"])
@@ -139,6 +199,12 @@ def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int =
                         payload_saved = ref_items["payload"] - items["payload"]
                         row["payload_saved"] = _interval(payload_saved, picks, confidence)
                         row["payload_saved_share"] = _share(payload_saved, ref_items["payload"], picks, confidence)
+            if setting is not reference[0] and ref_result is not None:
+                ref_bracket = bracket(reference[1], ref_result)
+                row["saved_range"] = saved_range(row["bracket"], ref_bracket, "file")
+                row["payload_saved_range"] = saved_range(row["bracket"], ref_bracket, "payload")
+                row["equal_rate"] = equal_rate(a, result, reference[1], arch,
+                                               rate_kind(a.quantizer, reference[1].quantizer))
             rows.append(row)
     for row in rows:
         row["fewer_bits_than"] = [other["setting"] for other in rows if other["arch"] == row["arch"]

@@ -168,6 +168,8 @@ def codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
         lines.append(f"- Arch {arch}: " + "; ".join(placed) + ". "
                      + ("; ".join(claims) + ". " if claims else "")
                      + (f"Not ordered by this grid: {', '.join(apart)}." if apart else ""))
+        lines += [f"  - {tag}: {text}" for tag, row in rows.items() for text in saving_lines(row, unit, confidence)]
+        lines += spread_lines(list(rows.values()))
     lines.append("")
     table = []
     for row in codecs:
@@ -184,6 +186,50 @@ def codec_lines(facets: List[Facet], codecs: List[dict]) -> List[str]:
     lines += ["", "¹ Payload, as each format's parser separates it: "
               + "; ".join(f"{quantizer}: {text}" for quantizer, text in formats) + "."]
     return lines + [""]
+
+
+def _share_text(value: Optional[float], open_end: str) -> str:
+    return open_end if value is None else f"{100 * value:.0f}%"
+
+
+def saving_lines(row: dict, unit: str, confidence: float) -> List[str]:
+    """What the grid allows the saving to be, and the accuracy at equal rate, for one codec against the reference."""
+    out = []
+    for key, share, kind in (("saved_range", "saved_share", "file"), ("payload_saved_range", "payload_saved_share",
+                                                                      "payload")):
+        bounds, point = row.get(key), row.get(share)
+        if bounds and point:
+            out.append(f"{kind} saved {number(point['mean'], point['ci'], scale=100)}% at the two q* (interval over "
+                       f"images); with both thresholds anywhere in their brackets, between "
+                       f"{_share_text(bounds['low'], 'no lower bound')} and "
+                       f"{_share_text(bounds['high'], 'no upper bound')} (the grid's bounds)")
+    equal = row.get("equal_rate")
+    if equal:
+        out.append(f"at equal {equal['kind']} rate: {number(equal['accuracy'], equal['accuracy_ci'], scale=100)}% at "
+                   f"its q* ({equal['rate']:.3g} {unit}) against the reference's "
+                   f"{number(equal['reference_accuracy'], equal['reference_accuracy_ci'], scale=100)}% at "
+                   f"{equal['reference_level_text']} ({equal['reference_rate']:.3g} {unit}, no fewer bits): "
+                   f"{number(equal['diff'], equal['ci'], scale=100, sign=True)} points ({confidence:.0%} interval, "
+                   f"independent runs)")
+    return out
+
+
+def spread_lines(rows: List[dict]) -> List[str]:
+    """Settings of one quantizer (learning seeds, say): how far their q* and savings spread."""
+    out = []
+    for quantizer in dict.fromkeys(row["quantizer"] for row in rows):
+        same = [row for row in rows if row["quantizer"] == quantizer]
+        if len(same) < 2:
+            continue
+        kind = "payload" if all(row["payload_saved_share"] for row in same if row["saved_share"]) else "file"
+        shares = [row["payload_saved_share" if kind == "payload" else "saved_share"]["mean"] for row in same
+                  if row["saved_share"]]
+        text = f"  - {quantizer} over its {len(same)} settings: q* " + ", ".join(row["q_star_text"] for row in same)
+        if shares:
+            text += (f"; {kind} saved at q* from {100 * min(shares):.0f}% to {100 * max(shares):.0f}% (the spread "
+                     f"between settings, beside each one's interval over images)")
+        out.append(text)
+    return out
 
 
 def report_markdown(sweep_dir: pathlib.Path, facets: List[Facet], plots: dict, codecs: List[dict] = (),
