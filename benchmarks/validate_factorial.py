@@ -31,7 +31,7 @@ from benchmarks import validate_noise
 from helmjax.analysis import analyze, curve
 from helmjax.analysis.sweep_files import read_config
 from helmjax.errors import UserError
-from helmjax.layout import RESULTS_JSONL, setting_dir
+from helmjax.layout import RESULTS_JSONL, read_jsonl, setting_dir
 
 NAME = "factorial_ladder"
 EQUIVALENCE = 0.2  # |b| below this: a doubling moves the knee by less than 2**0.2 - 1 = 15%
@@ -105,6 +105,12 @@ def analyse(sweep_dir: pathlib.Path, resamples: int) -> dict:
                "q_n": a.noise.get("q_n") if a.noise else None,
                "accuracy": {str(r["level"]): r["mean"] for r in a.accuracy if r["arch"] == "A"}}
         row["prediction"] = prediction(row, row["knee_ci"], levels[-1])
+        done = [r for r in read_jsonl(setting_dir(sweep_dir, setting["tag"]) / RESULTS_JSONL)
+                if r.get("status") == "done"]
+        # Still improving at the end: the best epoch (by validation loss) was the last one trained.
+        row["best_epoch_last"] = {str(level): sum(r["best_epoch"] == r["epochs"] for r in done
+                                                  if str(r["level"]) == str(level))
+                                  for level in ["raw"] + result.levels}
         rows.append(row)
         draws.append(knees)
     if len(rows) < 4:
@@ -136,12 +142,13 @@ def main(argv=None) -> int:
     sweep_dir = validate_noise.run_ladder(NAME, workdir, not args.no_train)
     record = analyse(sweep_dir, args.resamples)
     print(f"{NAME} ({sweep_dir})")
-    print(f"  {'setting':28s} {'σ':>5s} {'ref acc':>7s} {'q*':>4s} {'knee (95%)':>20s} {'censored':>8s}  "
-          f"paper's prediction")
+    print(f"  {'setting':28s} {'σ':>5s} {'ref acc':>7s} {'q*':>4s} {'knee (95%)':>20s} {'censored':>8s} "
+          f"{'last':>4s}  paper's prediction")
     for r in record["settings"]:
         knee = f"{_text(r['knee'], 1)} ({_text(r['knee_ci'][0], 1)}-{_text(r['knee_ci'][1], 1)})"
         print(f"  {r['setting']:28s} {r['true_sigma']:5.1f} {100 * r['reference_acc']:7.2f} {str(r['q_star']):>4s} "
-              f"{knee:>20s} {r['censored_share']:8.0%}  {r['prediction']}")
+              f"{knee:>20s} {r['censored_share']:8.0%} {sum(r['best_epoch_last'].values()):4d}  {r['prediction']}")
+    print("  (last: runs whose best epoch was their last, still improving when training stopped)")
     for name, label in (("b_sigma", "per unit ln σ"), ("b_contrast", "per unit ln contrast")):
         e = record["effects"][name]
         print(f"  ln knee {label:22s} {e['estimate']:+.2f} ({e['ci'][0]:+.2f} to {e['ci'][1]:+.2f}): {e['verdict']}")

@@ -1,9 +1,9 @@
 """How much of the learned tables' saving is the learning's luck: `learned_jpeg_demo` on camera scenes its settings
 were not tuned on (`data.seed=1`), with the tables learned at 3 learning seeds (`quantizer.seed`: another split of
 the training images between tables and fixed classifiers, other classifiers and batch orders); `--set
-quantizer.restarts=3` learns them with 3 descents instead of the default 6. The report's codec section gives each setting's q*, the
-payload saved against Annex K at the two q* with its interval over images, the range the grid allows, the accuracy
-at equal rate, and the spread over the learning seeds.
+quantizer.restarts=3` learns them with 3 descents instead of the default 6. The report's codec section gives each
+setting's q*, the payload saved against Annex K at the two q* with its interval over images, the range the grid
+allows, the accuracy at equal rate, and the spread over the learning seeds.
 
 Long on a CPU: three learned settings of about 25 minutes of learning each, then 5 seeds x 17 levels and 8 raw runs
 of 12 epochs; about 2.5 hours on 2 cores (BENCHMARKS.md), minutes on an accelerator."""

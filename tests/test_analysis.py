@@ -461,8 +461,8 @@ def test_codec_comparison_bounds_the_saving_by_the_grid_and_compares_accuracy_at
     # level: (payload bpp, accuracy, its interval), fixed sequence from the least compressed level down
     annex = {20: (0.892, 0.999, (0.996, 1.0)), 18: (0.816, 0.997, (0.993, 1.0)), 16: (0.710, 0.979, (0.968, 0.990)),
              14: (0.613, 0.950, (0.933, 0.966))}
-    learned = {0.7: (0.701, 0.995, (0.990, 1.0)), 0.6: (0.600, 0.996, (0.990, 1.0)), 0.5: (0.504, 0.985, (0.976, 0.995)),
-               0.4: (0.401, 0.95, (0.93, 0.98))}
+    learned = {0.7: (0.701, 0.995, (0.990, 1.0)), 0.6: (0.600, 0.996, (0.990, 1.0)),
+               0.5: (0.504, 0.985, (0.976, 0.995)), 0.4: (0.401, 0.95, (0.93, 0.98))}
     header = 4.3
 
     def facet(tag, quantizer, levels, q_star, failed):
