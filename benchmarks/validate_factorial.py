@@ -124,6 +124,16 @@ def analyse(sweep_dir: pathlib.Path, resamples: int) -> dict:
     for name, column in (("b_sigma", 1), ("b_contrast", 2)):
         ci = tuple(float(v) for v in np.percentile(fits[:, column], [tail, 100 - tail]))
         effects[name] = {"estimate": float(point[column]), "ci": ci, "verdict": equivalence(ci)}
+    # The paper's rule in slope form: were the knee at q_N, its elasticities would be q_N's (at 4:4:4, where q_N
+    # stays inside 1-100 on this data; at 4:2:0 it is "above 100" from 400 photons on).
+    q_n = np.array([validate_noise._q_n_value(r, "4:4:4") or np.nan for r in rows], float)
+    if np.all((q_n > 0) & (q_n <= 100)):
+        predicted = elasticities(log_sigma, log_contrast, np.log(q_n))[0]
+        for name, column in (("b_sigma", 1), ("b_contrast", 2)):
+            low, high = effects[name]["ci"]
+            effects[name]["predicted_by_q_n_444"] = float(predicted[column])
+            inside = low <= predicted[column] <= high
+            effects[name]["prediction"] = f"{'inside' if inside else 'outside'} the interval"
     return {"settings": rows, "effects": effects, "equivalence_bound": EQUIVALENCE, "confidence": CONFIDENCE,
             "resamples": resamples}
 
@@ -151,7 +161,9 @@ def main(argv=None) -> int:
     print("  (last: runs whose best epoch was their last, still improving when training stopped)")
     for name, label in (("b_sigma", "per unit ln σ"), ("b_contrast", "per unit ln contrast")):
         e = record["effects"][name]
-        print(f"  ln knee {label:22s} {e['estimate']:+.2f} ({e['ci'][0]:+.2f} to {e['ci'][1]:+.2f}): {e['verdict']}")
+        print(f"  ln knee {label:22s} {e['estimate']:+.2f} ({e['ci'][0]:+.2f} to {e['ci'][1]:+.2f}): {e['verdict']}"
+              + (f"; knee = q_N (4:4:4) predicts {e['predicted_by_q_n_444']:+.2f}, {e['prediction']}"
+                 if "prediction" in e else ""))
     out = workdir / "validate_factorial.json"
     out.write_text(json.dumps(record, indent=1, default=str))
     print(f"numbers: {out}")
