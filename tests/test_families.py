@@ -160,7 +160,7 @@ def _codec_facets():
         analysis = types.SimpleNamespace(
             quantizer=quantizer, per_arch={"A": types.SimpleNamespace(q_star=q_star, tests=tests)},
             settings={"confidence": 0.95, "margin_points": 1.0}, rates=rows, level_text=lambda l: f"L{l:g}",
-            rate_name="bpp", rate_label="bits per pixel")
+            rate_name="bpp", rate_label="bits per pixel", accuracy=[])
         out.append(({"tag": tag}, analysis))
     return out, bits
 
