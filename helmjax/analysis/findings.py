@@ -70,14 +70,14 @@ METHOD = {
              "bootstrap over items",
     "bits_not_needed": "lossless rate minus payload rate at q*, paired item by item, bootstrap interval over items: "
                        "the bits this classifier did not need (the paper's 'noise bits'). On data whose noise is known "
-                       "(the camera's noise ladder, VALIDATION.md) they rank with the noise but exceed its entropy "
-                       "by 1.5-4.6 bits per pixel, and are 4.6 with no noise at all: an upper bound on the noise, "
-                       "not a measure of it",
+                       "(the camera's noise ladder, VALIDATION.md) they ranked with the noise but exceeded its "
+                       "entropy by 1.5-4.6 bits per pixel on 5 settings, and were 4.6 with no noise at all: not a "
+                       "measure of the noise, nor shown to bound it",
     "n_approx": "the quantization step at each level as the quantizer's spec gives it (recorded in sweep.json with "
                 "the quantizer's version); an audio codec without one shows the bits per sample of its measured rate "
                 "instead; at the knee, the values at the two sampled levels it lies between. The paper reads it as "
-                "the data's noise; on the camera's noise ladder (VALIDATION.md) q*, the knee and N_approx at q* did "
-                "not follow the sensor noise, so here it is the step this task tolerates",
+                "the data's noise; on the camera's factorial ladder (VALIDATION.md) the knee moved far more with the "
+                "content than with the sensor noise, so here it is the step this task tolerates",
     "model_size": "difference in differences: (acc(arch, L) - acc(largest, L)) - (acc(arch, raw) - acc(largest, "
                   "raw)), what compression costs a smaller model beyond what it costs the largest; two-sided tests "
                   "with a Holm correction over the models compared at each level",

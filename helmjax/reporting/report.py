@@ -197,8 +197,9 @@ def _noise_sentences(analysis: Analysis) -> List[str]:
              if r.q_star not in (None, RAW)]
     if stars:
         out.append(f"The classifier tolerates compression down to {', '.join(stars)}. On data whose noise is known "
-                   f"(the camera's noise ladder, VALIDATION.md) q* and the knee did not follow the noise while σ and "
-                   f"q_N did: q* says which compression this task tolerates, not how much noise the data hold.")
+                   f"(the camera's factorial ladder, VALIDATION.md) the knee moved far more with the content than "
+                   f"with the noise and was never at q_N, while σ tracked the noise: q* says which compression this "
+                   f"task tolerates, not how much noise the data hold.")
     return out
 
 
