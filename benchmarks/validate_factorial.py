@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import pathlib
-import sys
 from typing import Optional
 
 import numpy as np
@@ -171,8 +170,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    validate_noise.cli(main)

@@ -198,9 +198,14 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli(entry) -> None:
+    """Runs a validation command's `main`: a UserError is one line on stderr and exit status 2."""
     try:
-        sys.exit(main())
+        sys.exit(entry())
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -173,6 +173,7 @@ def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int =
         ref_result = reference[1].per_arch.get(arch)
         ref_items = None if ref_result is None or ref_result.q_star is None else \
             _bpp_per_item(reference[1], level_bits[reference[0]["tag"]], ref_result.q_star)
+        ref_bracket = None if ref_result is None else bracket(reference[1], ref_result)
         for setting, a in facets:
             result = a.per_arch.get(arch)
             if result is None:
@@ -200,7 +201,6 @@ def compare_bits(facets, level_bits: dict, *, resamples: int = 1000, seed: int =
                         row["payload_saved"] = _interval(payload_saved, picks, confidence)
                         row["payload_saved_share"] = _share(payload_saved, ref_items["payload"], picks, confidence)
             if setting is not reference[0] and ref_result is not None:
-                ref_bracket = bracket(reference[1], ref_result)
                 row["saved_range"] = saved_range(row["bracket"], ref_bracket, "file")
                 row["payload_saved_range"] = saved_range(row["bracket"], ref_bracket, "payload")
                 row["equal_rate"] = equal_rate(a, result, reference[1], arch,
